@@ -1,0 +1,27 @@
+//! Sockets on the shard's io_uring: the glommio types under Cairn's names.
+
+use std::io;
+use std::net::SocketAddr;
+
+/// A TCP connection driven by the current shard's ring.
+pub type TcpStream = glommio::net::TcpStream;
+/// A TCP listener bound with SO_REUSEPORT on the current shard.
+pub type TcpListener = glommio::net::TcpListener;
+/// A UDP socket bound with SO_REUSEPORT on the current shard.
+pub type UdpSocket = glommio::net::UdpSocket;
+
+/// Binds a TCP listener on this shard. Every shard binds the same address
+/// (SO_REUSEPORT) and the kernel spreads connections between them.
+pub fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
+    TcpListener::bind(addr).map_err(io::Error::from)
+}
+
+/// Binds a UDP socket on this shard (SO_REUSEPORT, as for TCP).
+pub fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
+    UdpSocket::bind(addr).map_err(io::Error::from)
+}
+
+/// Connects to a TCP peer from this shard.
+pub async fn connect_tcp(addr: SocketAddr) -> io::Result<TcpStream> {
+    TcpStream::connect(addr).await.map_err(io::Error::from)
+}
