@@ -1,1 +1,25 @@
-fn main() {}
+//! `cairn`: the collaboration appliance in one binary. This file only parses
+//! the command line and hands over to the command's module.
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+mod admin_credential;
+mod cli;
+mod config_cmd;
+mod http_service;
+mod logging;
+mod run;
+mod tls;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    match cli.command {
+        cli::Command::Run(args) => run::run(args),
+        cli::Command::Config(cmd) => config_cmd::run(cmd),
+    }
+}

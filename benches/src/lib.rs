@@ -1,1 +1,8 @@
-//! placeholder
+//! The benchmark harness: latency histograms, a run's summary, and the
+//! writer of `benches/RESULTS.md`, where each scenario keeps one section
+//! that a new run of it replaces (with the command that made it).
+
+pub mod report;
+pub mod rr_protocol;
+
+pub use report::{Measurement, ResultsFile};

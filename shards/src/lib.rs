@@ -7,8 +7,11 @@
 //! timers, [`BlockingPool`] for CPU-heavy work and [`Shutdown`] to stop.
 
 pub mod blocking;
+pub mod fs;
 pub mod listener;
+pub mod local;
 pub mod memlock;
+pub mod metrics;
 pub mod net;
 pub mod runtime;
 pub mod shutdown;

@@ -1,1 +1,203 @@
-//! placeholder
+//! The end-to-end harness: builds the real `cairn` binary once, starts it on
+//! a temporary data directory with free ports, waits for its banner, and
+//! stops it with a signal. The tests in `tests/` drive it with real clients.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use cairn_config::Service;
+
+/// The `cairn` binary of this workspace, built on first use.
+pub fn cairn_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("tests/ sits in the workspace")
+            .to_path_buf();
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "-p", "cairn", "--bin", "cairn"])
+            .current_dir(&workspace)
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "cargo build -p cairn failed");
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| workspace.join("target"));
+        target.join("debug").join("cairn")
+    })
+}
+
+/// A port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A configuration file giving every service a free port on 127.0.0.1,
+/// plus `extra` TOML appended verbatim.
+pub struct TestConfig {
+    pub ports: Vec<(Service, u16)>,
+    pub text: String,
+}
+
+impl TestConfig {
+    /// Every listener on a fresh free port, two shards, and `extra`.
+    pub fn new(data_dir: &Path, extra: &str) -> Self {
+        let mut text = format!(
+            "version = 1\ndata_dir = {:?}\n\n[shards]\ncount = 2\npin = false\nshutdown_grace_secs = 5\n\n",
+            data_dir.display().to_string()
+        );
+        let mut ports = Vec::new();
+        for service in Service::ALL {
+            let port = free_port();
+            text.push_str(&format!(
+                "[listeners.{}]\nport = {port}\n\n",
+                service.name()
+            ));
+            ports.push((service, port));
+        }
+        text.push_str(extra);
+        Self { ports, text }
+    }
+
+    /// The port given to `service`.
+    pub fn port(&self, service: Service) -> u16 {
+        self.ports
+            .iter()
+            .find(|(s, _)| *s == service)
+            .map(|(_, p)| *p)
+            .expect("every service has a port")
+    }
+}
+
+/// A running appliance. Killed (SIGKILL) on drop if still running.
+pub struct Appliance {
+    child: Child,
+    /// Every line the appliance printed on standard output up to its banner.
+    pub banner: Vec<String>,
+    stderr: mpsc::Receiver<String>,
+    pub http: SocketAddr,
+    pub https: SocketAddr,
+}
+
+impl Appliance {
+    /// Starts `cairn run --config FILE` and waits (up to 60 s) for its
+    /// banner's last line.
+    pub fn start(config_path: &Path, config: &TestConfig) -> Self {
+        Self::start_with(
+            Command::new(cairn_bin())
+                .args(["run", "--config"])
+                .arg(config_path),
+            config,
+        )
+    }
+
+    /// Starts an already prepared command (its arguments set) and waits for
+    /// the banner.
+    pub fn start_with(cmd: &mut Command, config: &TestConfig) -> Self {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn cairn");
+        let stderr = drain_lines(child.stderr.take().expect("stderr"));
+        let stdout = drain_lines(child.stdout.take().expect("stdout"));
+        let mut banner = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match stdout.recv_timeout(left) {
+                Ok(line) => {
+                    let done = line.starts_with("Stop with");
+                    banner.push(line);
+                    if done {
+                        break;
+                    }
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    let errors: Vec<String> = stderr.try_iter().collect();
+                    panic!(
+                        "cairn did not print its banner; stdout: {banner:?}; stderr: {errors:?}"
+                    );
+                }
+            }
+        }
+        let local = |s| SocketAddr::from(([127, 0, 0, 1], config.port(s)));
+        Self {
+            child,
+            banner,
+            stderr,
+            http: local(Service::Http),
+            https: local(Service::Https),
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Sends `signal` and waits up to `within` for the exit.
+    pub fn stop(mut self, signal: i32, within: Duration) -> Option<ExitStatus> {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.pid(), signal) };
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// What the appliance wrote on standard error so far.
+    pub fn stderr_so_far(&self) -> Vec<String> {
+        self.stderr.try_iter().collect()
+    }
+}
+
+impl Drop for Appliance {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn drain_lines(stream: impl Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Runs `cairn ARGS` to completion with no standard input and returns its
+/// exit status, standard output and standard error.
+pub fn run_cairn(args: &[&str]) -> (ExitStatus, String, String) {
+    let out = Command::new(cairn_bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run cairn");
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

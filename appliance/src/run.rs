@@ -1,0 +1,299 @@
+//! `cairn run`: load and check the configuration, open the data directory,
+//! make first-start material (certificate, admin credential), check every
+//! listening address, start the shards, print what listens, and wait for
+//! SIGTERM/SIGINT to stop gracefully.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::rc::Rc;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cairn_config::{Config, ConfigErrors, Service, TlsMode};
+use cairn_shards::metrics::{Metrics, ShardSample};
+use cairn_shards::{
+    net, probe_bind, ConnectionTracker, Runtime, RuntimeConfig, ShardContext, Shutdown,
+};
+use cairn_storage::DataDir;
+
+use crate::cli::RunArgs;
+use crate::http_service::{self, HttpListener};
+use crate::{admin_credential, logging, tls};
+
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// How long the shards may take to bind their listeners.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Runs the appliance until it is stopped; exit 0 after a clean stop.
+pub fn run(args: RunArgs) -> ExitCode {
+    match run_until_stopped(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("cairn: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// One listener the shards will open.
+#[derive(Clone)]
+struct Planned {
+    service: Service,
+    addr: SocketAddr,
+    tls: TlsMode,
+}
+
+/// The services this build serves; a configured listener of another service
+/// is reported and not opened (no placeholder servers).
+fn is_built(service: Service) -> bool {
+    matches!(service, Service::Http | Service::Https)
+}
+
+fn load_config(args: &RunArgs) -> Result<Config, String> {
+    let mut config = match &args.config {
+        Some(path) => Config::load(path).map_err(|e| format!("invalid configuration:\n{e}"))?,
+        None => Config::embedded_default(),
+    };
+    if let Some(dir) = &args.data_dir {
+        config.data_dir = dir.clone();
+    }
+    let problems = config.validate();
+    if !problems.is_empty() {
+        return Err(format!(
+            "invalid configuration:\n{}",
+            ConfigErrors(problems)
+        ));
+    }
+    Ok(config)
+}
+
+fn plan_listeners(config: &Config) -> Result<(Vec<Planned>, Vec<&'static str>), String> {
+    let mut planned = Vec::new();
+    let mut not_built = Vec::new();
+    for (service, listener) in &config.listeners {
+        if !listener.enabled {
+            continue;
+        }
+        if !is_built(*service) {
+            not_built.push(service.name());
+            continue;
+        }
+        if listener.tls == TlsMode::Starttls {
+            return Err(format!(
+                "listeners.{}.tls: HTTP has no STARTTLS; use \"none\" or \"implicit\"",
+                service.name()
+            ));
+        }
+        let addr = SocketAddr::new(listener.address, listener.port);
+        probe_bind(addr).map_err(|e| {
+            let why = if e.kind() == std::io::ErrorKind::AddrInUse {
+                "the port is already in use".to_string()
+            } else {
+                e.to_string()
+            };
+            format!("cannot listen for {} on {addr}: {why}", service.name())
+        })?;
+        planned.push(Planned {
+            service: *service,
+            addr,
+            tls: listener.tls,
+        });
+    }
+    Ok((planned, not_built))
+}
+
+fn run_until_stopped(args: RunArgs) -> Result<(), String> {
+    let config = load_config(&args)?;
+    logging::init(&config.log);
+    let data_dir = DataDir::open(&config.data_dir).map_err(|e| e.to_string())?;
+    let identity = tls::load_or_generate(&config, &data_dir)?;
+    let https = identity.server_config(&[b"http/1.1"])?;
+    let new_password = admin_credential::ensure(&data_dir)?;
+    let (planned, not_built) = plan_listeners(&config)?;
+
+    let runtime_config = RuntimeConfig {
+        shards: config.shards.count,
+        pin: config.shards.pin,
+        blocking_threads: config.shards.blocking_threads,
+        ..RuntimeConfig::default()
+    };
+    let shards = runtime_config.shard_count();
+    let metrics = Metrics::new(shards, VERSION);
+    let shutdown = Shutdown::new();
+    shutdown
+        .on_signals()
+        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+
+    let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
+    let shard_main = ShardMain {
+        planned: planned.clone(),
+        https,
+        metrics,
+        ready: ready_tx,
+        metrics_path: config.metrics.enabled.then(|| config.metrics.path.clone()),
+        grace: Duration::from_secs(config.shards.shutdown_grace_secs),
+        max_head_bytes: config.limits.max_line_length,
+    };
+    let runtime = Runtime::start(&runtime_config, shutdown.clone(), move |ctx| {
+        shard_main.clone().run(ctx)
+    })
+    .map_err(|e| e.to_string())?;
+
+    for _ in 0..shards {
+        let outcome = ready_rx
+            .recv_timeout(START_TIMEOUT)
+            .unwrap_or_else(|_| Err("the shards did not start in time".to_string()));
+        if let Err(message) = outcome {
+            shutdown.trigger();
+            let _ = runtime.join();
+            return Err(message);
+        }
+    }
+    print_banner(
+        &config,
+        shards,
+        &planned,
+        &not_built,
+        new_password.as_deref(),
+    );
+    runtime.join().map_err(|e| e.to_string())?;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+/// What each shard runs: bind, serve, and drain on shutdown.
+#[derive(Clone)]
+struct ShardMain {
+    planned: Vec<Planned>,
+    https: Arc<rustls::ServerConfig>,
+    metrics: Arc<Metrics>,
+    ready: mpsc::Sender<Result<(), String>>,
+    metrics_path: Option<String>,
+    grace: Duration,
+    max_head_bytes: usize,
+}
+
+impl ShardMain {
+    async fn run(self, ctx: ShardContext) {
+        let mut listeners = Vec::new();
+        for p in &self.planned {
+            match net::bind_tcp(p.addr) {
+                Ok(listener) => listeners.push(HttpListener {
+                    service: p.service.name(),
+                    listener,
+                    tls: (p.tls == TlsMode::Implicit).then(|| self.https.clone()),
+                }),
+                Err(e) => {
+                    let _ = self.ready.send(Err(format!(
+                        "cannot listen for {} on {} (shard {}): {e}",
+                        p.service.name(),
+                        p.addr,
+                        ctx.id()
+                    )));
+                    return;
+                }
+            }
+        }
+        let tracker = ConnectionTracker::default();
+        let router = Rc::new(http_service::router(
+            self.metrics.clone(),
+            self.metrics_path.as_deref(),
+            &ctx,
+        ));
+        for listener in listeners {
+            cairn_shards::spawn_detached(http_service::accept_loop(
+                listener,
+                router.clone(),
+                ctx.clone(),
+                self.metrics.clone(),
+                tracker.clone(),
+                self.max_head_bytes,
+            ));
+        }
+        let (metrics, id) = (self.metrics.clone(), ctx.id());
+        cairn_shards::spawn_detached(async move {
+            let mut last = ShardSample::default();
+            loop {
+                metrics.sample_shard(id, &mut last);
+                cairn_shards::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+        let _ = self.ready.send(Ok(()));
+        ctx.shutdown().wait().await;
+        let left = tracker.drain(self.grace).await;
+        if left > 0 {
+            tracing::warn!(
+                shard = id,
+                left,
+                "closing connections still open at the deadline"
+            );
+        }
+    }
+}
+
+fn print_banner(
+    config: &Config,
+    shards: usize,
+    planned: &[Planned],
+    not_built: &[&str],
+    new_password: Option<&str>,
+) {
+    println!(
+        "Cairn {VERSION} running on {shards} shard(s); data in {}",
+        config.data_dir.display()
+    );
+    for p in planned {
+        let scheme = if p.tls == TlsMode::Implicit {
+            "https"
+        } else {
+            "http"
+        };
+        println!(
+            "  listening  {:<11} {:<22} tls={:<9} {scheme}://{}/",
+            p.service.name(),
+            p.addr,
+            tls_name(p.tls),
+            p.addr
+        );
+    }
+    if !not_built.is_empty() {
+        println!(
+            "  not started (no server in this build yet): {}",
+            not_built.join(", ")
+        );
+    }
+    if let Some(p) = planned.first() {
+        let scheme = if p.tls == TlsMode::Implicit {
+            "https"
+        } else {
+            "http"
+        };
+        println!("  health: {scheme}://{}/healthz", p.addr);
+        if config.metrics.enabled {
+            println!("  metrics: {scheme}://{}{}", p.addr, config.metrics.path);
+        }
+    }
+    let file = config.data_dir.join(admin_credential::FILE);
+    match new_password {
+        Some(password) => println!(
+            "First start: log in as user \"{}\" with password \"{password}\"\n  (shown only now; kept hashed in {})",
+            admin_credential::USER,
+            file.display()
+        ),
+        None => println!(
+            "Log in as user \"{}\" with the password printed at first start (hashed in {})",
+            admin_credential::USER,
+            file.display()
+        ),
+    }
+    println!("Stop with Ctrl-C or SIGTERM.");
+}
+
+fn tls_name(mode: TlsMode) -> &'static str {
+    match mode {
+        TlsMode::None => "none",
+        TlsMode::Starttls => "starttls",
+        TlsMode::Implicit => "implicit",
+    }
+}

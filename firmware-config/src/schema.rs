@@ -1,0 +1,242 @@
+//! The schema of `appliance.toml`: one struct per section, each with the
+//! embedded development default as its `Default`. Every field has a default,
+//! so a file need only say what differs.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::listener::{self, ListenerConfig};
+use crate::service::Service;
+use crate::values;
+
+/// The schema version this Cairn writes and reads; older files are migrated.
+pub const CURRENT_VERSION: u32 = 1;
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Schema version; a file without one is taken as [`CURRENT_VERSION`].
+    pub version: u32,
+    /// `[node]`
+    pub node: NodeConfig,
+    /// Where every shard keeps its data (default `./cairn-data`).
+    pub data_dir: PathBuf,
+    /// `[shards]`
+    pub shards: ShardsConfig,
+    /// `[tls]`
+    pub tls: TlsConfig,
+    /// `[listeners.<service>]`: always one entry per service of
+    /// [`Service::ALL`]; a file's table overrides only the keys it gives.
+    #[serde(deserialize_with = "listener::deserialize_over_defaults")]
+    pub listeners: BTreeMap<Service, ListenerConfig>,
+    /// `[limits]`
+    pub limits: Limits,
+    /// `[log]`
+    pub log: LogConfig,
+    /// `[metrics]`
+    pub metrics: MetricsConfig,
+    /// `[media]`
+    pub media: MediaConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            version: CURRENT_VERSION,
+            node: NodeConfig::default(),
+            data_dir: PathBuf::from("./cairn-data"),
+            shards: ShardsConfig::default(),
+            tls: TlsConfig::default(),
+            listeners: listener::dev_defaults(),
+            limits: Limits::default(),
+            log: LogConfig::default(),
+            metrics: MetricsConfig::default(),
+            media: MediaConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    /// The certificate and key files: the configured ones (relative paths
+    /// are relative to `data_dir`), else `data_dir/tls/cert.pem` and
+    /// `data_dir/tls/key.pem`, where a generated pair is kept.
+    pub fn tls_paths(&self) -> (PathBuf, PathBuf) {
+        let resolve = |configured: &Option<PathBuf>, generated: &str| match configured {
+            Some(path) => self.data_dir.join(path),
+            None => self.data_dir.join("tls").join(generated),
+        };
+        (
+            resolve(&self.tls.cert, "cert.pem"),
+            resolve(&self.tls.key, "key.pem"),
+        )
+    }
+}
+
+/// `[node]`: who this node is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NodeConfig {
+    /// A display name for the node (default `cairn`).
+    pub name: String,
+    /// The host name it greets with and puts in its certificate
+    /// (default `localhost`).
+    pub hostname: String,
+    /// The mail domains it serves (default none).
+    pub domains: Vec<String>,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            name: "cairn".to_string(),
+            hostname: "localhost".to_string(),
+            domains: Vec::new(),
+        }
+    }
+}
+
+/// `[shards]`: the thread-per-core runtime.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ShardsConfig {
+    /// Number of shards; 0 = one per core.
+    pub count: usize,
+    /// Pin each shard to its core (default `true`).
+    pub pin: bool,
+    /// Threads of the blocking-work pool; 0 = one per core.
+    pub blocking_threads: usize,
+    /// Seconds that open connections get to finish at shutdown (default 10).
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for ShardsConfig {
+    fn default() -> Self {
+        ShardsConfig {
+            count: 0,
+            pin: true,
+            blocking_threads: 0,
+            shutdown_grace_secs: 10,
+        }
+    }
+}
+
+/// `[tls]`: the certificate every TLS listener presents. Both absent: a
+/// self-signed pair is generated at first start; relative paths are
+/// relative to `data_dir`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TlsConfig {
+    /// PEM certificate chain.
+    pub cert: Option<PathBuf>,
+    /// PEM private key.
+    pub key: Option<PathBuf>,
+}
+
+/// `[limits]`: bounds on everything that comes from outside (DESIGN §5).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Limits {
+    /// Bytes of one message (default 50 MiB).
+    pub max_message_size: u64,
+    /// Bytes of one protocol line or request head (default 8192).
+    pub max_line_length: usize,
+    /// Concurrent connections from one IP address (default 100).
+    pub max_connections_per_ip: u32,
+    /// Failed logins before an account and IP are locked out (default 10).
+    pub max_auth_failures: u32,
+    /// Bytes of one HTTP request body (default 10 MiB).
+    pub max_request_body: u64,
+    /// Recipients of one message (default 1000).
+    pub max_recipients: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message_size: 50 * 1024 * 1024,
+            max_line_length: 8192,
+            max_connections_per_ip: 100,
+            max_auth_failures: 10,
+            max_request_body: 10 * 1024 * 1024,
+            max_recipients: 1000,
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[log]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LogConfig {
+    /// A level (`error`, `warn`, `info`, `debug`, `trace`, `off`) or a
+    /// directive list such as `info,cairn_http=debug` (default `info`).
+    pub level: String,
+    /// `text` (default) or `json`.
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".to_string(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// `[metrics]`: the Prometheus text exposition on the HTTP listeners.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MetricsConfig {
+    /// Serve metrics (default `true`).
+    pub enabled: bool,
+    /// The HTTP path (default `/metrics`).
+    pub path: String,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            enabled: true,
+            path: "/metrics".to_string(),
+        }
+    }
+}
+
+/// `[media]`: the UDP ports of the video server (ICE, DTLS-SRTP).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MediaConfig {
+    /// The address media sockets bind (default 127.0.0.1).
+    #[serde(deserialize_with = "values::address")]
+    pub address: IpAddr,
+    /// Lowest UDP port (default 30000).
+    #[serde(deserialize_with = "values::port")]
+    pub port_min: u16,
+    /// Highest UDP port (default 30999).
+    #[serde(deserialize_with = "values::port")]
+    pub port_max: u16,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig {
+            address: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port_min: 30000,
+            port_max: 30999,
+        }
+    }
+}

@@ -1,0 +1,341 @@
+//! Semantic checks on a built [`Config`]: what types alone cannot say
+//! (version, names, TLS pairs, clashing ports, limits, ranges). Run by the
+//! loader and again by the appliance after command-line overrides.
+
+use std::net::IpAddr;
+
+use crate::error::ConfigError;
+use crate::schema::{Config, CURRENT_VERSION};
+use crate::service::TlsMode;
+use crate::{log_filter, names};
+
+/// The most shards or blocking threads that make sense on one node.
+const MAX_THREADS: usize = 1024;
+
+impl Config {
+    /// Every semantic problem of this configuration, in schema order; an
+    /// empty list means it is fit to run. These errors carry no file or
+    /// line: the loader adds them where the key was written.
+    pub fn validate(&self) -> Vec<ConfigError> {
+        let mut errors = Vec::new();
+        self.check_version(&mut errors);
+        self.check_node(&mut errors);
+        if self.data_dir.as_os_str().is_empty() {
+            errors.push(ConfigError::semantic(
+                "data_dir",
+                "empty; expected a directory",
+            ));
+        }
+        self.check_shards(&mut errors);
+        self.check_tls(&mut errors);
+        self.check_listeners(&mut errors);
+        self.check_limits(&mut errors);
+        if let Err(reason) = log_filter::check(&self.log.level) {
+            errors.push(ConfigError::semantic("log.level", reason));
+        }
+        self.check_metrics(&mut errors);
+        self.check_media(&mut errors);
+        errors
+    }
+
+    fn check_version(&self, errors: &mut Vec<ConfigError>) {
+        if self.version > CURRENT_VERSION {
+            errors.push(ConfigError::semantic(
+                "version",
+                format!(
+                    "version {} was written by a newer Cairn; this one reads up to version \
+                     {CURRENT_VERSION}",
+                    self.version
+                ),
+            ));
+        } else if self.version < CURRENT_VERSION {
+            errors.push(ConfigError::semantic(
+                "version",
+                format!(
+                    "version {} is older than {CURRENT_VERSION} and was not migrated; \
+                     load it from a file",
+                    self.version
+                ),
+            ));
+        }
+    }
+
+    fn check_node(&self, errors: &mut Vec<ConfigError>) {
+        if self.node.name.trim().is_empty() {
+            errors.push(ConfigError::semantic(
+                "node.name",
+                "empty; expected a display name",
+            ));
+        }
+        if let Err(reason) = names::check_host(&self.node.hostname) {
+            errors.push(ConfigError::semantic("node.hostname", reason));
+        }
+        for (i, domain) in self.node.domains.iter().enumerate() {
+            let key = format!("node.domains[{i}]");
+            if let Err(reason) = names::check_host(domain) {
+                errors.push(ConfigError::semantic(key, reason));
+            } else if self
+                .node
+                .domains
+                .iter()
+                .take(i)
+                .any(|earlier| earlier.eq_ignore_ascii_case(domain))
+            {
+                errors.push(ConfigError::semantic(
+                    key,
+                    format!("{domain:?} is listed twice"),
+                ));
+            }
+        }
+    }
+
+    fn check_shards(&self, errors: &mut Vec<ConfigError>) {
+        for (key, value) in [
+            ("shards.count", self.shards.count),
+            ("shards.blocking_threads", self.shards.blocking_threads),
+        ] {
+            if value > MAX_THREADS {
+                errors.push(ConfigError::semantic(
+                    key,
+                    format!("{value} is absurd; expected 0 (one per core) up to {MAX_THREADS}"),
+                ));
+            }
+        }
+    }
+
+    fn check_tls(&self, errors: &mut Vec<ConfigError>) {
+        match (&self.tls.cert, &self.tls.key) {
+            (Some(_), None) => errors.push(ConfigError::semantic(
+                "tls.cert",
+                "a certificate without a key: set tls.key too, or neither to generate a pair",
+            )),
+            (None, Some(_)) => errors.push(ConfigError::semantic(
+                "tls.key",
+                "a key without a certificate: set tls.cert too, or neither to generate a pair",
+            )),
+            _ => {}
+        }
+        for (key, path) in [("tls.cert", &self.tls.cert), ("tls.key", &self.tls.key)] {
+            if path.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+                errors.push(ConfigError::semantic(key, "empty path"));
+            }
+        }
+    }
+
+    fn check_listeners(&self, errors: &mut Vec<ConfigError>) {
+        let enabled: Vec<_> = self.listeners.iter().filter(|(_, l)| l.enabled).collect();
+        for (i, (service, listener)) in enabled.iter().enumerate() {
+            let key = format!("listeners.{service}");
+            if listener.port == 0 {
+                errors.push(ConfigError::semantic(
+                    format!("{key}.port"),
+                    "invalid value 0, expected a port 1..=65535",
+                ));
+            }
+            if !service.has_starttls() && listener.tls == TlsMode::Starttls {
+                errors.push(ConfigError::semantic(
+                    format!("{key}.tls"),
+                    "HTTP has no STARTTLS; use \"none\" or \"implicit\"",
+                ));
+            }
+            let clash = enabled.iter().take(i).find(|(_, earlier)| {
+                earlier.port == listener.port && overlap(earlier.address, listener.address)
+            });
+            if let Some((earlier, _)) = clash {
+                errors.push(ConfigError::semantic(
+                    format!("{key}.port"),
+                    format!(
+                        "{}:{} is already taken by listeners.{earlier}",
+                        listener.address, listener.port
+                    ),
+                ));
+            }
+            let media = self.media.port_min..=self.media.port_max;
+            if media.contains(&listener.port) {
+                errors.push(ConfigError::semantic(
+                    format!("{key}.port"),
+                    format!(
+                        "port {} is inside the media port range {}..={}",
+                        listener.port, self.media.port_min, self.media.port_max
+                    ),
+                ));
+            }
+        }
+    }
+
+    fn check_limits(&self, errors: &mut Vec<ConfigError>) {
+        let limits = &self.limits;
+        for (name, value) in [
+            ("max_message_size", limits.max_message_size),
+            ("max_line_length", limits.max_line_length as u64),
+            (
+                "max_connections_per_ip",
+                u64::from(limits.max_connections_per_ip),
+            ),
+            ("max_auth_failures", u64::from(limits.max_auth_failures)),
+            ("max_request_body", limits.max_request_body),
+            ("max_recipients", u64::from(limits.max_recipients)),
+        ] {
+            if value == 0 {
+                errors.push(ConfigError::semantic(
+                    format!("limits.{name}"),
+                    "0 would refuse everything; expected at least 1",
+                ));
+            }
+        }
+    }
+
+    fn check_metrics(&self, errors: &mut Vec<ConfigError>) {
+        let path = &self.metrics.path;
+        if !path.starts_with('/') {
+            errors.push(ConfigError::semantic(
+                "metrics.path",
+                format!("{path:?} must start with '/', e.g. \"/metrics\""),
+            ));
+        } else if path
+            .chars()
+            .any(|c| !c.is_ascii_graphic() || c == '?' || c == '#')
+        {
+            errors.push(ConfigError::semantic(
+                "metrics.path",
+                format!("{path:?} must be a plain URL path (no spaces, '?' or '#')"),
+            ));
+        }
+    }
+
+    fn check_media(&self, errors: &mut Vec<ConfigError>) {
+        let media = &self.media;
+        for (key, port) in [
+            ("media.port_min", media.port_min),
+            ("media.port_max", media.port_max),
+        ] {
+            if port == 0 {
+                errors.push(ConfigError::semantic(
+                    key,
+                    "invalid value 0, expected a port 1..=65535",
+                ));
+            }
+        }
+        if media.port_min > media.port_max {
+            errors.push(ConfigError::semantic(
+                "media.port_min",
+                format!(
+                    "{} is above media.port_max {}; the range is empty",
+                    media.port_min, media.port_max
+                ),
+            ));
+        }
+    }
+}
+
+/// Whether binding both addresses on one port would collide: the same
+/// address, or a wildcard covering the other (`0.0.0.0` covers IPv4, `::`
+/// covers both families on a dual-stack host).
+fn overlap(a: IpAddr, b: IpAddr) -> bool {
+    let covers =
+        |wild: IpAddr, other: IpAddr| wild.is_unspecified() && (wild.is_ipv6() || other.is_ipv4());
+    a == b || covers(a, b) || covers(b, a)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Service;
+    use std::net::Ipv4Addr;
+    use std::path::PathBuf;
+
+    fn keys(config: &Config) -> Vec<String> {
+        config.validate().into_iter().map(|e| e.key).collect()
+    }
+
+    #[test]
+    fn the_embedded_default_is_clean() {
+        assert_eq!(Config::embedded_default().validate(), Vec::new());
+    }
+
+    #[test]
+    fn wildcards_overlap_their_family() {
+        let any4 = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+        let any6: IpAddr = "::".parse().expect("::");
+        let local4 = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let local6: IpAddr = "::1".parse().expect("::1");
+        assert!(overlap(local4, local4));
+        assert!(overlap(any4, local4) && overlap(local4, any4));
+        assert!(overlap(any6, local4) && overlap(any6, local6) && overlap(any4, any6));
+        assert!(!overlap(any4, local6));
+        assert!(!overlap(local4, IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1))));
+    }
+
+    #[test]
+    fn clashing_listeners_name_the_earlier_one() {
+        let mut config = Config::embedded_default();
+        let imap = config.listeners.get(&Service::Imap).cloned().expect("imap");
+        let imaps = config.listeners.get_mut(&Service::Imaps).expect("imaps");
+        imaps.port = imap.port;
+        imaps.address = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+        let errors = config.validate();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].key, "listeners.imaps.port");
+        assert_eq!(
+            errors[0].reason,
+            "0.0.0.0:10143 is already taken by listeners.imap"
+        );
+        // A disabled listener takes no port.
+        if let Some(imaps) = config.listeners.get_mut(&Service::Imaps) {
+            imaps.enabled = false;
+        }
+        assert_eq!(config.validate(), Vec::new());
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let mut config = Config::embedded_default();
+        config.version = CURRENT_VERSION + 1;
+        config.node.hostname = "bad host".to_string();
+        config.node.domains = vec!["example.com".into(), "EXAMPLE.com".into(), "x..y".into()];
+        config.shards.count = 5000;
+        config.tls.key = Some(PathBuf::from("key.pem"));
+        config.limits.max_recipients = 0;
+        config.log.level = "loud".to_string();
+        config.metrics.path = "metrics".to_string();
+        config.media.port_min = 31000;
+        if let Some(http) = config.listeners.get_mut(&Service::Http) {
+            http.tls = TlsMode::Starttls;
+            http.port = 30500;
+        }
+        assert_eq!(
+            keys(&config),
+            [
+                "version",
+                "node.hostname",
+                "node.domains[1]",
+                "node.domains[2]",
+                "shards.count",
+                "tls.key",
+                "listeners.http.tls",
+                "limits.max_recipients",
+                "log.level",
+                "metrics.path",
+                "media.port_min",
+            ]
+        );
+        let errors = config.validate();
+        assert!(errors[0].reason.contains("newer Cairn"), "{}", errors[0]);
+        assert!(errors.iter().all(|e| e.file.is_empty() && e.line.is_none()));
+    }
+
+    #[test]
+    fn a_listener_inside_the_media_range_is_an_error() {
+        let mut config = Config::embedded_default();
+        if let Some(smtp) = config.listeners.get_mut(&Service::Smtp) {
+            smtp.port = 30025;
+        }
+        let errors = config.validate();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].key, "listeners.smtp.port");
+        assert_eq!(
+            errors[0].reason,
+            "port 30025 is inside the media port range 30000..=30999"
+        );
+    }
+}

@@ -1,0 +1,373 @@
+//! The segment log of one shard: append-only segment files of framed
+//! records written through the shard's io_uring with O_DIRECT, and group
+//! commit — concurrent appenders are batched into one write and one
+//! `fdatasync`, and each append resolves only once its bytes are durable.
+//!
+//! Opening the log replays every intact record to the caller (who rebuilds
+//! its in-memory state from them), reports damage with its file and offset,
+//! and cuts a torn tail off the last segment.
+
+mod committer;
+mod scan;
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::Duration;
+
+use cairn_shards::fs::DirectFile;
+use event_listener::Event;
+use futures_channel::oneshot;
+
+use crate::record::{encode, encoded_len, Record, MAX_PAYLOAD};
+use committer::{Pending, Writer};
+pub use scan::{scan, Damage, Scan};
+
+/// How the log batches and cuts its segments.
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// A segment is closed and a new one started past this size.
+    pub segment_bytes: u64,
+    /// The most bytes one group commit writes.
+    pub max_batch_bytes: usize,
+    /// How long the committer waits for more appenders before writing a
+    /// batch that is not full (0: write as soon as the previous commit ends;
+    /// appenders arriving during a commit form the next batch anyway).
+    pub max_batch_wait: Duration,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            segment_bytes: 64 * 1024 * 1024,
+            max_batch_bytes: 4 * 1024 * 1024,
+            max_batch_wait: Duration::ZERO,
+        }
+    }
+}
+
+/// Where a durable record lies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Location {
+    /// Its sequence number.
+    pub seq: u64,
+    /// The segment file's index.
+    pub segment: u64,
+    /// The offset of its frame in that file.
+    pub offset: u64,
+    /// Its payload's length.
+    pub len: u32,
+}
+
+/// A record handed back by recovery.
+pub struct Replayed<'a> {
+    /// Where it lies.
+    pub location: Location,
+    /// Its kind.
+    pub kind: u8,
+    /// Its payload.
+    pub payload: &'a [u8],
+}
+
+/// Why an operation of the log failed. Cloneable: one failed group commit
+/// is reported to every appender in it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LogError {
+    /// The filesystem is full; nothing of this append was acknowledged.
+    #[error("no space left on the device holding {0}")]
+    DiskFull(PathBuf),
+    /// Any other I/O failure.
+    #[error("I/O error on {path}: {message}")]
+    Io {
+        path: PathBuf,
+        kind: io::ErrorKind,
+        message: String,
+    },
+    /// The payload is larger than a record or a segment may hold.
+    #[error("record of {len} bytes is larger than the limit of {max}")]
+    TooLarge { len: usize, max: usize },
+    /// A stored record does not read back intact.
+    #[error("corrupt record in {file} at offset {offset}: {reason}")]
+    Corrupt {
+        file: PathBuf,
+        offset: u64,
+        reason: String,
+    },
+    /// The log was closed.
+    #[error("the log is closed")]
+    Closed,
+}
+
+impl LogError {
+    fn io(path: &Path, e: &io::Error) -> Self {
+        if e.raw_os_error() == Some(libc::ENOSPC) || e.kind() == io::ErrorKind::StorageFull {
+            LogError::DiskFull(path.to_path_buf())
+        } else {
+            LogError::Io {
+                path: path.to_path_buf(),
+                kind: e.kind(),
+                message: e.to_string(),
+            }
+        }
+    }
+}
+
+/// What opening the log found and did.
+#[derive(Debug, Default, Clone)]
+pub struct RecoveryReport {
+    /// Segment files read.
+    pub segments: usize,
+    /// Intact records replayed.
+    pub records: u64,
+    /// Damaged ranges skipped: file, offset, reason.
+    pub damaged: Vec<(PathBuf, u64, String)>,
+    /// The torn tail cut off the last segment: file, offset, reason, bytes cut.
+    pub torn_tail: Option<(PathBuf, u64, String, u64)>,
+}
+
+/// Counters of a log since it was opened.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct LogStats {
+    /// Group commits written (one write and one fdatasync each).
+    pub commits: u64,
+    /// Records made durable.
+    pub records: u64,
+    /// Record bytes made durable (frames, without block padding).
+    pub bytes: u64,
+    /// Group commits that failed.
+    pub failed_commits: u64,
+}
+
+/// The log. Cheap to clone; every clone appends to the same files.
+#[derive(Clone)]
+pub struct SegmentLog {
+    shared: Rc<Shared>,
+}
+
+struct Shared {
+    dir: PathBuf,
+    config: LogConfig,
+    queue: RefCell<Queue>,
+    wake: Event,
+    closed: Cell<bool>,
+    stats: Cell<LogStats>,
+    readers: RefCell<HashMap<u64, Rc<DirectFile>>>,
+    committer: RefCell<Option<cairn_shards::Task<()>>>,
+}
+
+#[derive(Default)]
+struct Queue {
+    pending: Vec<Pending>,
+    bytes: usize,
+    next_seq: u64,
+}
+
+fn segment_name(index: u64) -> String {
+    format!("{index:016}.seg")
+}
+
+fn segment_index(name: &str) -> Option<u64> {
+    name.strip_suffix(".seg")?.parse().ok()
+}
+
+impl SegmentLog {
+    /// Opens (or creates) the log in `dir`, replaying every intact record
+    /// to `replay` in order, and starts its committer on this shard.
+    pub async fn open(
+        dir: &Path,
+        config: LogConfig,
+        mut replay: impl FnMut(Replayed<'_>),
+    ) -> Result<(Self, RecoveryReport), LogError> {
+        let config = LogConfig {
+            max_batch_bytes: config
+                .max_batch_bytes
+                .clamp(1, config.segment_bytes as usize),
+            ..config
+        };
+        std::fs::create_dir_all(dir).map_err(|e| LogError::io(dir, &e))?;
+        let mut indexes: Vec<u64> = std::fs::read_dir(dir)
+            .map_err(|e| LogError::io(dir, &e))?
+            .filter_map(|entry| segment_index(entry.ok()?.file_name().to_str()?))
+            .collect();
+        indexes.sort_unstable();
+        let mut report = RecoveryReport::default();
+        let mut next_seq = 1;
+        let mut writer = None;
+        let last = indexes.last().copied();
+        for index in indexes {
+            let path = dir.join(segment_name(index));
+            let io_err = |e: io::Error| LogError::io(&path, &e);
+            let file = DirectFile::open(&path).await.map_err(io_err)?;
+            let size = file.size().await.map_err(io_err)?;
+            let bytes = file.read_at(0, size as usize).await.map_err(io_err)?;
+            let found = scan(&bytes);
+            report.segments += 1;
+            for (offset, record) in &found.records {
+                next_seq = next_seq.max(record.seq + 1);
+                report.records += 1;
+                replay(Replayed {
+                    location: Location {
+                        seq: record.seq,
+                        segment: index,
+                        offset: *offset,
+                        len: record.payload.len() as u32,
+                    },
+                    kind: record.kind,
+                    payload: record.payload,
+                });
+            }
+            for (offset, damage) in &found.damaged {
+                tracing::error!(file = %path.display(), offset, %damage, "corrupt record skipped");
+                report
+                    .damaged
+                    .push((path.clone(), *offset, damage.to_string()));
+            }
+            if Some(index) == last {
+                if let Some((offset, damage)) = found.torn_tail {
+                    let cut = size - offset;
+                    tracing::warn!(file = %path.display(), offset, %damage, cut, "torn tail cut off");
+                    report.torn_tail = Some((path.clone(), offset, damage.to_string(), cut));
+                }
+                writer = Some(Writer::resume(file, path, index, found.end, &bytes).await?);
+            } else {
+                if let Some((offset, damage)) = found.torn_tail {
+                    tracing::error!(file = %path.display(), offset, %damage, "corrupt end of a closed segment");
+                    report
+                        .damaged
+                        .push((path.clone(), offset, damage.to_string()));
+                }
+                file.close().await.map_err(io_err)?;
+            }
+        }
+        let writer = match writer {
+            Some(w) => w,
+            None => Writer::create(dir, 0).await?,
+        };
+        let shared = Rc::new(Shared {
+            dir: dir.to_path_buf(),
+            config,
+            queue: RefCell::new(Queue {
+                next_seq,
+                ..Queue::default()
+            }),
+            wake: Event::new(),
+            closed: Cell::new(false),
+            stats: Cell::new(LogStats::default()),
+            readers: RefCell::new(HashMap::new()),
+            committer: RefCell::new(None),
+        });
+        let task = cairn_shards::spawn(committer::run(shared.clone(), writer));
+        *shared.committer.borrow_mut() = Some(task);
+        Ok((Self { shared }, report))
+    }
+
+    /// Appends a record; resolves with its location once it is durable.
+    pub fn append(
+        &self,
+        kind: u8,
+        payload: &[u8],
+    ) -> impl std::future::Future<Output = Result<Location, LogError>> + 'static {
+        let rx = self.enqueue(kind, payload);
+        async move {
+            match rx {
+                Ok(rx) => rx.await.unwrap_or(Err(LogError::Closed)),
+                Err(e) => Err(e),
+            }
+        }
+    }
+
+    fn enqueue(
+        &self,
+        kind: u8,
+        payload: &[u8],
+    ) -> Result<oneshot::Receiver<Result<Location, LogError>>, LogError> {
+        let max = MAX_PAYLOAD.min(self.shared.config.max_batch_bytes - encoded_len(0));
+        if payload.len() > max {
+            return Err(LogError::TooLarge {
+                len: payload.len(),
+                max,
+            });
+        }
+        if self.shared.closed.get() {
+            return Err(LogError::Closed);
+        }
+        let (tx, rx) = oneshot::channel();
+        let mut q = self.shared.queue.borrow_mut();
+        let seq = q.next_seq;
+        q.next_seq += 1;
+        let mut frame = Vec::with_capacity(encoded_len(payload.len()));
+        encode(&Record { kind, seq, payload }, &mut frame);
+        q.bytes += frame.len();
+        q.pending.push(Pending {
+            frame,
+            seq,
+            reply: tx,
+        });
+        drop(q);
+        self.shared.wake.notify(1);
+        Ok(rx)
+    }
+
+    /// Reads a durable record's payload back, checking its frame.
+    pub async fn read(&self, at: Location) -> Result<Vec<u8>, LogError> {
+        let path = self.shared.dir.join(segment_name(at.segment));
+        let file = self.reader(at.segment, &path).await?;
+        let want = encoded_len(at.len as usize);
+        let bytes = file
+            .read_at(at.offset, want)
+            .await
+            .map_err(|e| LogError::io(&path, &e))?;
+        let corrupt = |reason: String| LogError::Corrupt {
+            file: path.clone(),
+            offset: at.offset,
+            reason,
+        };
+        match crate::record::decode(&bytes) {
+            crate::record::Decoded::Record { record, .. } if record.seq == at.seq => {
+                Ok(record.payload.to_vec())
+            }
+            crate::record::Decoded::Record { record, .. } => Err(corrupt(format!(
+                "expected record {} and found {}",
+                at.seq, record.seq
+            ))),
+            crate::record::Decoded::Corrupt(c) => Err(corrupt(c.to_string())),
+            crate::record::Decoded::Incomplete | crate::record::Decoded::End => {
+                Err(corrupt("no record there".into()))
+            }
+        }
+    }
+
+    async fn reader(&self, segment: u64, path: &Path) -> Result<Rc<DirectFile>, LogError> {
+        if let Some(f) = self.shared.readers.borrow().get(&segment) {
+            return Ok(f.clone());
+        }
+        let file = Rc::new(
+            DirectFile::open(path)
+                .await
+                .map_err(|e| LogError::io(path, &e))?,
+        );
+        self.shared
+            .readers
+            .borrow_mut()
+            .insert(segment, file.clone());
+        Ok(file)
+    }
+
+    /// What the log has done since it was opened.
+    pub fn stats(&self) -> LogStats {
+        self.shared.stats.get()
+    }
+
+    /// Stops accepting appends, lets the committer write what is queued,
+    /// and waits for it to end.
+    pub async fn close(&self) {
+        self.shared.closed.set(true);
+        self.shared.wake.notify(usize::MAX);
+        let task = self.shared.committer.borrow_mut().take();
+        if let Some(task) = task {
+            task.await;
+        }
+    }
+}

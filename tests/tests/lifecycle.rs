@@ -1,0 +1,170 @@
+//! Start, first-start material, clean stop on SIGTERM, and the refusals at
+//! start: a busy port, an unusable data directory, a locked one, too little
+//! locked memory.
+
+use std::io::{Read, Write};
+use std::process::Command;
+use std::time::Duration;
+
+use cairn_config::Service;
+use cairn_tests::{cairn_bin, run_cairn, Appliance, TestConfig};
+
+fn write_config(dir: &std::path::Path, extra: &str) -> (std::path::PathBuf, TestConfig) {
+    let config = TestConfig::new(&dir.join("data"), extra);
+    let path = dir.join("appliance.toml");
+    std::fs::write(&path, &config.text).expect("write config");
+    (path, config)
+}
+
+#[test]
+fn sigterm_stops_cleanly_even_with_an_open_connection() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (path, config) = write_config(tmp.path(), "");
+    let appliance = Appliance::start(&path, &config);
+    // A keep-alive connection that has been served once and stays open.
+    let mut conn = std::net::TcpStream::connect(appliance.http).expect("connect");
+    conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .expect("request");
+    let mut buf = [0u8; 512];
+    let n = conn.read(&mut buf).expect("reply");
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+
+    let status = appliance
+        .stop(libc::SIGTERM, Duration::from_secs(10))
+        .expect("exited within 10 s");
+    assert_eq!(status.code(), Some(0), "exit status {status:?}");
+}
+
+#[test]
+fn first_start_prints_the_admin_credential_once() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (path, config) = write_config(tmp.path(), "");
+    let first = Appliance::start(&path, &config);
+    let banner = first.banner.join("\n");
+    assert!(banner.contains("with password \""), "{banner}");
+    assert!(
+        banner.contains(&format!("http://127.0.0.1:{}/", config.port(Service::Http))),
+        "{banner}"
+    );
+    assert!(banner.contains("not started"), "{banner}");
+    let password = banner
+        .split("with password \"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("password in banner")
+        .to_string();
+    assert!(password.len() >= 16);
+    let stored = std::fs::read_to_string(tmp.path().join("data/admin.json")).expect("admin.json");
+    assert!(
+        !stored.contains(&password),
+        "the clear password must not be stored"
+    );
+
+    // While it runs, a second appliance on the same data directory is refused.
+    let (status, _, stderr) = run_cairn(&["run", "--config", path.to_str().expect("utf-8")]);
+    assert_eq!(status.code(), Some(1));
+    assert!(
+        stderr.contains("in use by another Cairn process"),
+        "{stderr}"
+    );
+
+    assert_eq!(
+        first
+            .stop(libc::SIGINT, Duration::from_secs(10))
+            .and_then(|s| s.code()),
+        Some(0)
+    );
+    let second = Appliance::start(&path, &config);
+    let banner = second.banner.join("\n");
+    assert!(!banner.contains(&password), "{banner}");
+    assert!(
+        banner.contains("password printed at first start"),
+        "{banner}"
+    );
+}
+
+#[test]
+fn a_busy_port_is_named_with_its_service() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (path, config) = write_config(tmp.path(), "");
+    let held = std::net::TcpListener::bind(("127.0.0.1", config.port(Service::Https)))
+        .expect("hold the port");
+    let (status, _, stderr) = run_cairn(&["run", "--config", path.to_str().expect("utf-8")]);
+    drop(held);
+    assert_eq!(status.code(), Some(1));
+    let addr = format!("127.0.0.1:{}", config.port(Service::Https));
+    assert!(
+        stderr.contains("https") && stderr.contains(&addr) && stderr.contains("already in use"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_unusable_data_directory_is_a_clear_error() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (path, _config) = write_config(tmp.path(), "");
+    let file = tmp.path().join("a-file");
+    std::fs::write(&file, b"not a directory").expect("write");
+    let data_dir = file.join("data");
+    let (status, _, stderr) = run_cairn(&[
+        "run",
+        "--config",
+        path.to_str().expect("utf-8"),
+        "--data-dir",
+        data_dir.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(status.code(), Some(1));
+    assert!(
+        stderr.contains("cannot create the data directory"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(data_dir.to_str().expect("utf-8")),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn too_little_locked_memory_says_what_to_set() {
+    use std::os::unix::process::CommandExt;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (path, _config) = write_config(tmp.path(), "");
+    // The data directory and config must be usable by the unprivileged user.
+    for p in [tmp.path(), path.as_path()] {
+        Command::new("chmod")
+            .arg("a+rwx")
+            .arg(p)
+            .status()
+            .expect("chmod");
+    }
+    let mut cmd = Command::new(cairn_bin());
+    cmd.args(["run", "--config"]).arg(&path);
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 64 * 1024,
+                rlim_max: 64 * 1024,
+            };
+            if libc::setrlimit(libc::RLIMIT_MEMLOCK, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        cmd.uid(65534).gid(65534); // root is exempt from the limit: run as nobody
+    }
+    let out = cmd.output().expect("run cairn");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("locked memory") && stderr.contains("LimitMEMLOCK"),
+        "{stderr}"
+    );
+}
