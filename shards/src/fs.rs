@@ -41,15 +41,34 @@ impl DirectFile {
         buf
     }
 
-    /// Writes the whole buffer at `pos` (both aligned).
+    /// Writes the whole buffer at `pos` (both aligned). A short write (the
+    /// device filling up midway) is continued, so that the caller sees the
+    /// error that stopped it rather than a silent partial write.
     pub async fn write_at(&self, buf: AlignedBuffer, pos: u64) -> io::Result<()> {
-        let want = buf.len();
-        let wrote = self.file.write_at(buf, pos).await?;
-        if wrote != want {
-            return Err(io::Error::new(
-                io::ErrorKind::WriteZero,
-                format!("short direct write: {wrote} of {want} bytes"),
-            ));
+        let buf = std::rc::Rc::new(buf);
+        let mut done = 0usize;
+        while done < buf.len() {
+            let wrote = if done == 0 {
+                self.file.write_rc_at(buf.clone(), pos).await?
+            } else {
+                let rest = &buf.as_bytes()[done..];
+                let mut more = self.buffer(rest.len());
+                more.as_bytes_mut().copy_from_slice(rest);
+                self.file.write_at(more, pos + done as u64).await?
+            };
+            if wrote == 0
+                || (!(wrote as u64).is_multiple_of(self.alignment()) && done + wrote < buf.len())
+            {
+                return Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    format!(
+                        "direct write stopped at {} of {} bytes",
+                        done + wrote,
+                        buf.len()
+                    ),
+                ));
+            }
+            done += wrote;
         }
         Ok(())
     }
