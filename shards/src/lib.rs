@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod net;
 pub mod runtime;
 pub mod shutdown;
+pub mod sync;
 pub mod time;
 
 pub use blocking::BlockingPool;

@@ -6,7 +6,9 @@
 //! share one.
 
 pub mod data_dir;
+pub mod kinds;
 pub mod log;
+pub mod mailbox;
 pub mod record;
 
 pub use data_dir::{DataDir, DataDirError};

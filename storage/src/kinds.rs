@@ -1,0 +1,10 @@
+//! The record kinds of a shard's segment log: every component that persists
+//! through the log owns one kind, and recovery hands each record to the
+//! component that owns its kind.
+
+/// A batch of typed key-value table changes (`table`).
+pub const TABLE_BATCH: u8 = 2;
+/// A message body stored once per shard (`mailbox::blobs`).
+pub const BLOB: u8 = 3;
+/// A mailbox operation (`mailbox`).
+pub const MAILBOX_OP: u8 = 4;

@@ -1,0 +1,584 @@
+//! The mailstore of one shard: accounts, mailboxes (UIDVALIDITY, UIDNEXT,
+//! HIGHESTMODSEQ, SPECIAL-USE roles, subscriptions), messages (UID, MODSEQ,
+//! flags and keywords, internal date, size, body) and per-account quotas,
+//! persisted as operations in the shard's segment log.
+//!
+//! Every change is planned against the current state under the account's
+//! lock (names, quota, UIDs, MODSEQs), appended to the log, and applied to
+//! the in-memory state only once durable; so nothing is visible, and no
+//! caller is answered, before it is on disk. Operations on different
+//! accounts proceed concurrently and share group commits.
+
+mod blobs;
+pub mod flags;
+mod model;
+mod ops;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use cairn_shards::sync::LocalMutex;
+
+use crate::kinds;
+use crate::log::{Location, SegmentLog};
+use blobs::Blobs;
+pub use flags::{FlagAction, Flags};
+pub use model::{
+    canonical, validate_name, Account, MailError, Mailbox, Message, State, Status,
+    DEFAULT_MAILBOXES, SEPARATOR,
+};
+pub use ops::{BlobRef, MailOp, Role};
+
+/// Where a delivered or appended message went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivered {
+    pub uidvalidity: u32,
+    pub uid: u32,
+}
+
+/// What a flag change did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    /// The MODSEQ of the change (unchanged when nothing changed).
+    pub modseq: u64,
+    /// The messages whose flags changed, with their new flags.
+    pub changed: Vec<(u32, Flags)>,
+    /// The messages left alone because they changed after UNCHANGEDSINCE.
+    pub modified_since: Vec<u32>,
+}
+
+/// Changes in a mailbox since a MODSEQ (CONDSTORE/QRESYNC, sync protocols).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Changes {
+    pub changed: Vec<Message>,
+    pub vanished: Vec<u32>,
+}
+
+/// One shard's mail. Cheap to clone.
+#[derive(Clone)]
+pub struct MailStore {
+    inner: Rc<Inner>,
+}
+
+struct Inner {
+    log: SegmentLog,
+    state: RefCell<State>,
+    blobs: Blobs,
+    locks: RefCell<HashMap<String, LocalMutex>>,
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+impl MailStore {
+    /// A mailstore writing to `log`; feed it the log's records with
+    /// [`MailStore::replay`] while the log opens.
+    pub fn new(log: SegmentLog) -> Self {
+        Self {
+            inner: Rc::new(Inner {
+                log,
+                state: RefCell::new(State::default()),
+                blobs: Blobs::default(),
+                locks: RefCell::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// Takes one record found by recovery; records of other kinds are not
+    /// this store's and are ignored.
+    pub fn replay(&self, kind: u8, at: Location, payload: &[u8]) -> Result<(), MailError> {
+        match kind {
+            kinds::BLOB => self.inner.blobs.replay(at, payload),
+            kinds::MAILBOX_OP => {
+                let op = MailOp::decode(payload).map_err(MailError::Corrupt)?;
+                self.inner.state.borrow_mut().apply(&op)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn lock_of(&self, account: &str) -> LocalMutex {
+        self.inner
+            .locks
+            .borrow_mut()
+            .entry(account.to_string())
+            .or_default()
+            .clone()
+    }
+
+    async fn commit(&self, op: MailOp) -> Result<(), MailError> {
+        self.inner
+            .log
+            .append(kinds::MAILBOX_OP, &op.encode())
+            .await?;
+        self.inner.state.borrow_mut().apply(&op)
+    }
+
+    fn read<T>(
+        &self,
+        account: &str,
+        f: impl FnOnce(&Account) -> Result<T, MailError>,
+    ) -> Result<T, MailError> {
+        f(self.inner.state.borrow().account(account)?)
+    }
+
+    fn next_uidvalidity(&self, account: &str) -> Result<u32, MailError> {
+        self.read(account, |a| {
+            Ok((now_secs() as u32).max(a.last_uidvalidity.wrapping_add(1)))
+        })
+    }
+
+    /// A copy of the whole state (for checks and tests).
+    pub fn snapshot(&self) -> State {
+        self.inner.state.borrow().clone()
+    }
+
+    /// Creates an account with the default mailboxes (quota 0 = unlimited).
+    pub async fn create_account(
+        &self,
+        account: &str,
+        quota_bytes: u64,
+        quota_messages: u64,
+    ) -> Result<(), MailError> {
+        let _guard = self.lock_of(account).lock().await;
+        if self.inner.state.borrow().accounts.contains_key(account) {
+            return Err(MailError::AccountExists(account.to_string()));
+        }
+        self.commit(MailOp::CreateAccount {
+            account: account.to_string(),
+            quota_bytes,
+            quota_messages,
+            uidvalidity: now_secs() as u32,
+        })
+        .await
+    }
+
+    /// Changes an account's quota.
+    pub async fn set_quota(
+        &self,
+        account: &str,
+        bytes: u64,
+        messages: u64,
+    ) -> Result<(), MailError> {
+        let _guard = self.lock_of(account).lock().await;
+        self.read(account, |_| Ok(()))?;
+        self.commit(MailOp::SetQuota {
+            account: account.to_string(),
+            quota_bytes: bytes,
+            quota_messages: messages,
+        })
+        .await
+    }
+
+    /// The account's mailboxes: name, role, subscribed.
+    pub fn mailboxes(&self, account: &str) -> Result<Vec<(String, Option<Role>, bool)>, MailError> {
+        self.read(account, |a| {
+            Ok(a.mailboxes
+                .iter()
+                .map(|(n, m)| (n.clone(), m.role, m.subscribed))
+                .collect())
+        })
+    }
+
+    /// A mailbox's counters.
+    pub fn status(&self, account: &str, mailbox: &str) -> Result<Status, MailError> {
+        self.read(account, |a| Ok(a.mailbox(mailbox)?.status()))
+    }
+
+    /// Bytes and messages used, and the limits (0 = unlimited).
+    pub fn quota(&self, account: &str) -> Result<(u64, u64, u64, u64), MailError> {
+        self.read(account, |a| {
+            Ok((
+                a.used_bytes,
+                a.quota_bytes,
+                a.used_messages,
+                a.quota_messages,
+            ))
+        })
+    }
+
+    /// The messages of a mailbox in UID order.
+    pub fn messages(&self, account: &str, mailbox: &str) -> Result<Vec<Message>, MailError> {
+        self.read(account, |a| {
+            Ok(a.mailbox(mailbox)?.messages.values().cloned().collect())
+        })
+    }
+
+    /// What changed after `modseq`: messages with a higher MODSEQ, and UIDs
+    /// expunged after it.
+    pub fn changes_since(
+        &self,
+        account: &str,
+        mailbox: &str,
+        modseq: u64,
+    ) -> Result<Changes, MailError> {
+        self.read(account, |a| {
+            let mb = a.mailbox(mailbox)?;
+            Ok(Changes {
+                changed: mb
+                    .messages
+                    .values()
+                    .filter(|m| m.modseq > modseq)
+                    .cloned()
+                    .collect(),
+                vanished: mb
+                    .expunged
+                    .iter()
+                    .filter(|(_, at)| *at > modseq)
+                    .map(|(uid, _)| *uid)
+                    .collect(),
+            })
+        })
+    }
+
+    /// Creates a mailbox, and any missing parent of it.
+    pub async fn create_mailbox(
+        &self,
+        account: &str,
+        name: &str,
+        role: Option<Role>,
+    ) -> Result<(), MailError> {
+        validate_name(name)?;
+        let name = canonical(name);
+        let _guard = self.lock_of(account).lock().await;
+        if self.read(account, |a| Ok(a.mailboxes.contains_key(&name)))? {
+            return Err(MailError::MailboxExists(name));
+        }
+        let levels: Vec<&str> = name.split(SEPARATOR).collect();
+        for depth in 1..=levels.len() {
+            let path = levels[..depth].join(&SEPARATOR.to_string());
+            if self.read(account, |a| Ok(a.mailboxes.contains_key(&path)))? {
+                continue;
+            }
+            let uidvalidity = self.next_uidvalidity(account)?;
+            let role = if depth == levels.len() { role } else { None };
+            self.commit(MailOp::CreateMailbox {
+                account: account.to_string(),
+                name: path,
+                role,
+                uidvalidity,
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Renames a mailbox and the mailboxes below it. INBOX cannot be renamed.
+    pub async fn rename_mailbox(
+        &self,
+        account: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<(), MailError> {
+        validate_name(to)?;
+        let (from, to) = (canonical(from), canonical(to));
+        if from == "INBOX" || to == "INBOX" {
+            return Err(MailError::Protected("INBOX".into()));
+        }
+        let _guard = self.lock_of(account).lock().await;
+        let prefix = format!("{from}{SEPARATOR}");
+        let moves: Vec<(String, String)> = self.read(account, |a| {
+            a.mailbox(&from)?;
+            if a.mailboxes.contains_key(&to) {
+                return Err(MailError::MailboxExists(to.clone()));
+            }
+            Ok(a.mailboxes
+                .keys()
+                .filter(|n| **n == from || n.starts_with(&prefix))
+                .map(|n| (n.clone(), format!("{to}{}", &n[from.len()..])))
+                .collect())
+        })?;
+        for (old, new) in moves {
+            self.commit(MailOp::RenameMailbox {
+                account: account.to_string(),
+                from: old,
+                to: new,
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes a mailbox and its messages. INBOX cannot be deleted.
+    pub async fn delete_mailbox(&self, account: &str, name: &str) -> Result<(), MailError> {
+        let name = canonical(name);
+        if name == "INBOX" {
+            return Err(MailError::Protected(name));
+        }
+        let _guard = self.lock_of(account).lock().await;
+        self.read(account, |a| a.mailbox(&name).map(|_| ()))?;
+        self.commit(MailOp::DeleteMailbox {
+            account: account.to_string(),
+            name,
+        })
+        .await
+    }
+
+    /// Subscribes to or unsubscribes from a mailbox.
+    pub async fn subscribe(
+        &self,
+        account: &str,
+        name: &str,
+        subscribed: bool,
+    ) -> Result<(), MailError> {
+        let name = canonical(name);
+        let _guard = self.lock_of(account).lock().await;
+        self.read(account, |a| a.mailbox(&name).map(|_| ()))?;
+        self.commit(MailOp::Subscribe {
+            account: account.to_string(),
+            name,
+            subscribed,
+        })
+        .await
+    }
+
+    /// Appends one message (IMAP APPEND).
+    pub async fn append(
+        &self,
+        account: &str,
+        mailbox: &str,
+        body: &[u8],
+        flags: Flags,
+        internal_date: i64,
+    ) -> Result<Delivered, MailError> {
+        self.read(account, |a| {
+            a.mailbox(mailbox)?;
+            a.check_quota(body.len() as u64, 1)
+        })?;
+        let blob = self.inner.blobs.put(&self.inner.log, body).await?;
+        self.append_blob(
+            account,
+            mailbox,
+            blob,
+            body.len() as u64,
+            flags,
+            internal_date,
+        )
+        .await
+    }
+
+    async fn append_blob(
+        &self,
+        account: &str,
+        mailbox: &str,
+        blob: BlobRef,
+        size: u64,
+        flags: Flags,
+        internal_date: i64,
+    ) -> Result<Delivered, MailError> {
+        if flags.keywords.len() > flags::MAX_KEYWORDS {
+            return Err(MailError::TooManyKeywords(flags::MAX_KEYWORDS));
+        }
+        let mailbox = canonical(mailbox);
+        let _guard = self.lock_of(account).lock().await;
+        let (uid, modseq, uidvalidity) = self.read(account, |a| {
+            let mb = a.mailbox(&mailbox)?;
+            a.check_quota(size, 1)?;
+            Ok((mb.uidnext, mb.highest_modseq + 1, mb.uidvalidity))
+        })?;
+        self.commit(MailOp::Append {
+            account: account.to_string(),
+            mailbox,
+            uid,
+            modseq,
+            flags,
+            internal_date,
+            size,
+            blob,
+        })
+        .await?;
+        Ok(Delivered { uidvalidity, uid })
+    }
+
+    /// Delivers one message to several local recipients (account, mailbox):
+    /// the body is stored once, then each recipient's append is committed
+    /// concurrently with the others. One result per recipient, in order.
+    pub async fn deliver(
+        &self,
+        recipients: &[(String, String)],
+        body: &[u8],
+        internal_date: i64,
+    ) -> Vec<Result<Delivered, MailError>> {
+        let blob = match self.inner.blobs.put(&self.inner.log, body).await {
+            Ok(b) => b,
+            Err(e) => return recipients.iter().map(|_| Err(e.clone())).collect(),
+        };
+        let tasks: Vec<_> = recipients
+            .iter()
+            .map(|(account, mailbox)| {
+                let (store, account, mailbox) = (self.clone(), account.clone(), mailbox.clone());
+                let size = body.len() as u64;
+                cairn_shards::spawn(async move {
+                    store
+                        .append_blob(
+                            &account,
+                            &mailbox,
+                            blob,
+                            size,
+                            Flags::default(),
+                            internal_date,
+                        )
+                        .await
+                })
+            })
+            .collect();
+        let mut out = Vec::with_capacity(tasks.len());
+        for t in tasks {
+            out.push(t.await);
+        }
+        out
+    }
+
+    /// Reads a message body.
+    pub async fn body(&self, blob: &BlobRef) -> Result<Vec<u8>, MailError> {
+        self.inner.blobs.get(&self.inner.log, blob).await
+    }
+
+    /// Distinct bodies stored on this shard.
+    pub fn blob_count(&self) -> usize {
+        self.inner.blobs.len()
+    }
+
+    /// Changes the flags of `uids` (IMAP STORE); with `unchanged_since`,
+    /// messages modified after that MODSEQ are left alone and reported.
+    pub async fn store_flags(
+        &self,
+        account: &str,
+        mailbox: &str,
+        uids: &[u32],
+        action: FlagAction,
+        with: &Flags,
+        unchanged_since: Option<u64>,
+    ) -> Result<Stored, MailError> {
+        let mailbox = canonical(mailbox);
+        let _guard = self.lock_of(account).lock().await;
+        let (modseq, changed, modified_since) = self.read(account, |a| {
+            let mb = a.mailbox(&mailbox)?;
+            let mut changed = Vec::new();
+            let mut skipped = Vec::new();
+            for uid in uids {
+                let Some(m) = mb.messages.get(uid) else {
+                    continue;
+                };
+                if unchanged_since.is_some_and(|since| m.modseq > since) {
+                    skipped.push(*uid);
+                    continue;
+                }
+                let next = m.flags.apply(action, with);
+                if next.keywords.len() > flags::MAX_KEYWORDS {
+                    return Err(MailError::TooManyKeywords(flags::MAX_KEYWORDS));
+                }
+                if next != m.flags {
+                    changed.push((*uid, next));
+                }
+            }
+            Ok((mb.highest_modseq + 1, changed, skipped))
+        })?;
+        if changed.is_empty() {
+            let modseq = self.status(account, &mailbox)?.highest_modseq;
+            return Ok(Stored {
+                modseq,
+                changed,
+                modified_since,
+            });
+        }
+        self.commit(MailOp::SetFlags {
+            account: account.to_string(),
+            mailbox,
+            modseq,
+            changes: changed.clone(),
+        })
+        .await?;
+        Ok(Stored {
+            modseq,
+            changed,
+            modified_since,
+        })
+    }
+
+    /// Removes the messages flagged `\Deleted` (all of them, or those among
+    /// `uids` for UID EXPUNGE); returns the UIDs removed.
+    pub async fn expunge(
+        &self,
+        account: &str,
+        mailbox: &str,
+        uids: Option<&[u32]>,
+    ) -> Result<Vec<u32>, MailError> {
+        let mailbox = canonical(mailbox);
+        let _guard = self.lock_of(account).lock().await;
+        let (modseq, gone) = self.read(account, |a| {
+            let mb = a.mailbox(&mailbox)?;
+            let gone: Vec<u32> = mb
+                .messages
+                .values()
+                .filter(|m| m.flags.deleted() && uids.is_none_or(|set| set.contains(&m.uid)))
+                .map(|m| m.uid)
+                .collect();
+            Ok((mb.highest_modseq + 1, gone))
+        })?;
+        if gone.is_empty() {
+            return Ok(gone);
+        }
+        self.commit(MailOp::Expunge {
+            account: account.to_string(),
+            mailbox,
+            modseq,
+            uids: gone.clone(),
+        })
+        .await?;
+        Ok(gone)
+    }
+
+    /// Copies (or moves) messages to another mailbox of the same account;
+    /// returns (source UID, new UID) pairs (COPYUID).
+    pub async fn copy(
+        &self,
+        account: &str,
+        from: &str,
+        to: &str,
+        uids: &[u32],
+        moving: bool,
+    ) -> Result<Vec<(u32, u32)>, MailError> {
+        let (from, to) = (canonical(from), canonical(to));
+        let _guard = self.lock_of(account).lock().await;
+        let (pairs, modseq, expunge_at) = self.read(account, |a| {
+            let src = a.mailbox(&from)?;
+            let dst = a.mailbox(&to)?;
+            let found: Vec<&Message> = uids.iter().filter_map(|u| src.messages.get(u)).collect();
+            if !moving {
+                a.check_quota(found.iter().map(|m| m.size).sum(), found.len() as u64)?;
+            }
+            let pairs: Vec<(u32, u32)> = found
+                .iter()
+                .zip(dst.uidnext..)
+                .map(|(m, new)| (m.uid, new))
+                .collect();
+            let modseq = dst.highest_modseq + 1;
+            // Moving within one mailbox expunges right after the copy.
+            let expunge_at = moving.then_some(if from == to {
+                modseq + 1
+            } else {
+                src.highest_modseq + 1
+            });
+            Ok((pairs, modseq, expunge_at))
+        })?;
+        if pairs.is_empty() {
+            return Ok(pairs);
+        }
+        self.commit(MailOp::Copy {
+            account: account.to_string(),
+            from,
+            to,
+            pairs: pairs.clone(),
+            modseq,
+            expunge_at,
+        })
+        .await?;
+        Ok(pairs)
+    }
+}
