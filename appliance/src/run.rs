@@ -15,6 +15,8 @@ use cairn_shards::metrics::{Metrics, ShardSample};
 use cairn_shards::{
     net, probe_bind, ConnectionTracker, Runtime, RuntimeConfig, ShardContext, Shutdown,
 };
+use cairn_storage::metrics::StorageMetrics;
+use cairn_storage::shard_store::{shards_on_disk, ShardStore};
 use cairn_storage::DataDir;
 
 use crate::cli::RunArgs;
@@ -119,7 +121,15 @@ fn run_until_stopped(args: RunArgs) -> Result<(), String> {
         ..RuntimeConfig::default()
     };
     let shards = runtime_config.shard_count();
+    let on_disk = shards_on_disk(data_dir.path());
+    if on_disk > shards {
+        return Err(format!(
+            "the data directory {} holds {on_disk} shards but {shards} are configured;              moving accounts between shards is not built yet, so run with shards.count = {on_disk}",
+            data_dir.path().display()
+        ));
+    }
     let metrics = Metrics::new(shards, VERSION);
+    let storage_metrics = Arc::new(StorageMetrics::new(&metrics));
     let shutdown = Shutdown::new();
     shutdown
         .on_signals()
@@ -130,6 +140,8 @@ fn run_until_stopped(args: RunArgs) -> Result<(), String> {
         planned: planned.clone(),
         https,
         metrics,
+        storage_metrics,
+        data_dir: data_dir.path().to_path_buf(),
         ready: ready_tx,
         metrics_path: config.metrics.enabled.then(|| config.metrics.path.clone()),
         grace: Duration::from_secs(config.shards.shutdown_grace_secs),
@@ -168,6 +180,8 @@ struct ShardMain {
     planned: Vec<Planned>,
     https: Arc<rustls::ServerConfig>,
     metrics: Arc<Metrics>,
+    storage_metrics: Arc<StorageMetrics>,
+    data_dir: std::path::PathBuf,
     ready: mpsc::Sender<Result<(), String>>,
     metrics_path: Option<String>,
     grace: Duration,
@@ -176,6 +190,26 @@ struct ShardMain {
 
 impl ShardMain {
     async fn run(self, ctx: ShardContext) {
+        let store = match ShardStore::open(&self.data_dir, ctx.id()).await {
+            Ok((store, report)) => {
+                self.storage_metrics.recovered(ctx.id(), &report);
+                tracing::info!(
+                    shard = ctx.id(),
+                    records = report.records,
+                    damaged = report.damaged.len(),
+                    torn_tail = report.torn_tail.is_some(),
+                    "storage recovered"
+                );
+                store
+            }
+            Err(e) => {
+                let _ = self.ready.send(Err(format!(
+                    "shard {}: cannot open its storage: {e}",
+                    ctx.id()
+                )));
+                return;
+            }
+        };
         let mut listeners = Vec::new();
         for p in &self.planned {
             match net::bind_tcp(p.addr) {
@@ -191,6 +225,7 @@ impl ShardMain {
                         p.addr,
                         ctx.id()
                     )));
+                    store.log.close().await;
                     return;
                 }
             }
@@ -211,11 +246,18 @@ impl ShardMain {
                 self.max_head_bytes,
             ));
         }
-        let (metrics, id) = (self.metrics.clone(), ctx.id());
+        let (metrics, storage_metrics, log, id) = (
+            self.metrics.clone(),
+            self.storage_metrics.clone(),
+            store.log.clone(),
+            ctx.id(),
+        );
         cairn_shards::spawn_detached(async move {
             let mut last = ShardSample::default();
+            let mut last_log = Default::default();
             loop {
                 metrics.sample_shard(id, &mut last);
+                storage_metrics.sample(id, log.stats(), &mut last_log);
                 cairn_shards::time::sleep(Duration::from_secs(1)).await;
             }
         });

@@ -156,6 +156,12 @@ impl Metrics {
         Arc::new(m)
     }
 
+    /// Registers a family defined elsewhere (storage, protocols) so that it
+    /// is exposed with the others.
+    pub fn register<C: prometheus::core::Collector + Clone + 'static>(&self, family: &C) {
+        must(self.registry.register(Box::new(family.clone())));
+    }
+
     /// The handles of `service` on `shard`.
     pub fn service(&self, service: &str, shard: ShardId) -> ServiceMetrics {
         let shard = shard.to_string();

@@ -9,6 +9,8 @@ pub mod data_dir;
 pub mod kinds;
 pub mod log;
 pub mod mailbox;
+pub mod metrics;
 pub mod record;
+pub mod shard_store;
 
 pub use data_dir::{DataDir, DataDirError};

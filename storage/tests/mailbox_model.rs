@@ -7,21 +7,19 @@ use std::path::Path;
 
 use cairn_shards::local::block_on;
 use cairn_storage::log::{LogConfig, SegmentLog};
-use cairn_storage::mailbox::{flags, FlagAction, Flags, MailError, MailStore, State};
+use cairn_storage::mailbox::{flags, FlagAction, Flags, MailError, MailRecovery, MailStore, State};
 use proptest::prelude::*;
 
 async fn open(dir: &Path) -> (MailStore, SegmentLog) {
-    let mut records = Vec::new();
+    let mut recovery = MailRecovery::new();
     let (log, _) = SegmentLog::open(dir, LogConfig::default(), |r| {
-        records.push((r.kind, r.location, r.payload.to_vec()))
+        recovery
+            .replay(r.kind, r.location, r.payload)
+            .expect("replay")
     })
     .await
     .expect("open log");
-    let store = MailStore::new(log.clone());
-    for (kind, at, payload) in records {
-        store.replay(kind, at, &payload).expect("replay");
-    }
-    (store, log)
+    (recovery.finish(log.clone()), log)
 }
 
 /// The reference: what an account's mail should look like, written as

@@ -77,6 +77,11 @@ fn healthz_metrics_and_errors_over_http_and_https() {
         text.contains("cairn_request_duration_seconds_bucket"),
         "{text}"
     );
+    // Every shard opened its storage and reported its recovery.
+    for shard in ["0", "1"] {
+        let line = format!("cairn_storage_recovered_records_total{{shard=\"{shard}\"}} 0");
+        assert!(text.contains(&line), "no {line} in:\n{text}");
+    }
     // Both the plain and the TLS listener accepted at least one connection.
     for service in ["http", "https"] {
         assert!(

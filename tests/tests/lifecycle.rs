@@ -168,3 +168,34 @@ fn too_little_locked_memory_says_what_to_set() {
         "{stderr}"
     );
 }
+
+#[test]
+fn fewer_shards_than_the_data_directory_holds_is_refused() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (path, config) = write_config(tmp.path(), "");
+    let appliance = Appliance::start(&path, &config);
+    assert_eq!(
+        appliance
+            .stop(libc::SIGTERM, Duration::from_secs(10))
+            .and_then(|s| s.code()),
+        Some(0)
+    );
+    for shard in ["0", "1"] {
+        assert!(tmp
+            .path()
+            .join("data/shards")
+            .join(shard)
+            .join("log")
+            .is_dir());
+    }
+    let text = std::fs::read_to_string(&path)
+        .expect("read config")
+        .replace("count = 2", "count = 1");
+    std::fs::write(&path, text).expect("write config");
+    let (status, _, stderr) = run_cairn(&["run", "--config", path.to_str().expect("utf-8")]);
+    assert_eq!(status.code(), Some(1));
+    assert!(
+        stderr.contains("holds 2 shards but 1 are configured"),
+        "{stderr}"
+    );
+}

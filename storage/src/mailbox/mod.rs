@@ -55,6 +55,46 @@ pub struct Changes {
     pub vanished: Vec<u32>,
 }
 
+/// The mail state being rebuilt from the log while it opens; turns into
+/// the [`MailStore`] once the log is open.
+#[derive(Default)]
+pub struct MailRecovery {
+    state: State,
+    blobs: Blobs,
+}
+
+impl MailRecovery {
+    /// An empty state.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Takes one record found by recovery; records of other kinds are not
+    /// the mailstore's and are ignored.
+    pub fn replay(&mut self, kind: u8, at: Location, payload: &[u8]) -> Result<(), MailError> {
+        match kind {
+            kinds::BLOB => self.blobs.replay(at, payload),
+            kinds::MAILBOX_OP => {
+                let op = MailOp::decode(payload).map_err(MailError::Corrupt)?;
+                self.state.apply(&op)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The mailstore, writing to `log` from now on.
+    pub fn finish(self, log: SegmentLog) -> MailStore {
+        MailStore {
+            inner: Rc::new(Inner {
+                log,
+                state: RefCell::new(self.state),
+                blobs: self.blobs,
+                locks: RefCell::new(HashMap::new()),
+            }),
+        }
+    }
+}
+
 /// One shard's mail. Cheap to clone.
 #[derive(Clone)]
 pub struct MailStore {
@@ -76,32 +116,6 @@ fn now_secs() -> i64 {
 }
 
 impl MailStore {
-    /// A mailstore writing to `log`; feed it the log's records with
-    /// [`MailStore::replay`] while the log opens.
-    pub fn new(log: SegmentLog) -> Self {
-        Self {
-            inner: Rc::new(Inner {
-                log,
-                state: RefCell::new(State::default()),
-                blobs: Blobs::default(),
-                locks: RefCell::new(HashMap::new()),
-            }),
-        }
-    }
-
-    /// Takes one record found by recovery; records of other kinds are not
-    /// this store's and are ignored.
-    pub fn replay(&self, kind: u8, at: Location, payload: &[u8]) -> Result<(), MailError> {
-        match kind {
-            kinds::BLOB => self.inner.blobs.replay(at, payload),
-            kinds::MAILBOX_OP => {
-                let op = MailOp::decode(payload).map_err(MailError::Corrupt)?;
-                self.inner.state.borrow_mut().apply(&op)
-            }
-            _ => Ok(()),
-        }
-    }
-
     fn lock_of(&self, account: &str) -> LocalMutex {
         self.inner
             .locks

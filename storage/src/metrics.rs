@@ -1,0 +1,98 @@
+//! Storage's metric families: what each shard's log has written and what
+//! recovery found at start.
+
+use cairn_shards::metrics::Metrics;
+use cairn_shards::ShardId;
+use prometheus::{IntCounterVec, Opts};
+
+use crate::log::{LogStats, RecoveryReport};
+
+/// The storage families, registered with the appliance's metrics.
+pub struct StorageMetrics {
+    commits: IntCounterVec,
+    records: IntCounterVec,
+    bytes: IntCounterVec,
+    failed: IntCounterVec,
+    recovered: IntCounterVec,
+    damaged: IntCounterVec,
+    torn: IntCounterVec,
+}
+
+fn family(name: &str, help: &str) -> IntCounterVec {
+    IntCounterVec::new(Opts::new(name, help), &["shard"])
+        .unwrap_or_else(|e| panic!("metric definition {name}: {e}"))
+}
+
+impl StorageMetrics {
+    /// Defines the families and registers them.
+    pub fn new(metrics: &Metrics) -> Self {
+        let m = Self {
+            commits: family(
+                "cairn_storage_group_commits_total",
+                "Group commits (one write and one fdatasync each).",
+            ),
+            records: family("cairn_storage_records_total", "Records made durable."),
+            bytes: family("cairn_storage_bytes_total", "Record bytes made durable."),
+            failed: family(
+                "cairn_storage_failed_commits_total",
+                "Group commits that failed (disk full, I/O errors).",
+            ),
+            recovered: family(
+                "cairn_storage_recovered_records_total",
+                "Records replayed at start.",
+            ),
+            damaged: family(
+                "cairn_storage_recovery_damaged_records_total",
+                "Corrupt records skipped at start.",
+            ),
+            torn: family(
+                "cairn_storage_recovery_torn_tails_total",
+                "Torn tails cut off at start.",
+            ),
+        };
+        for f in [
+            &m.commits,
+            &m.records,
+            &m.bytes,
+            &m.failed,
+            &m.recovered,
+            &m.damaged,
+            &m.torn,
+        ] {
+            metrics.register(f);
+        }
+        m
+    }
+
+    /// Counts what recovery did on `shard`.
+    pub fn recovered(&self, shard: ShardId, report: &RecoveryReport) {
+        let s = shard.to_string();
+        self.recovered
+            .with_label_values(&[&s])
+            .inc_by(report.records);
+        self.damaged
+            .with_label_values(&[&s])
+            .inc_by(report.damaged.len() as u64);
+        self.torn
+            .with_label_values(&[&s])
+            .inc_by(u64::from(report.torn_tail.is_some()));
+    }
+
+    /// Adds what the log did since the last sample.
+    pub fn sample(&self, shard: ShardId, now: LogStats, last: &mut LogStats) {
+        let s = shard.to_string();
+        self.commits
+            .with_label_values(&[&s])
+            .inc_by(now.commits - last.commits);
+        self.records
+            .with_label_values(&[&s])
+            .inc_by(now.records - last.records);
+        self.bytes
+            .with_label_values(&[&s])
+            .inc_by(now.bytes - last.bytes);
+        self.failed
+            .with_label_values(&[&s])
+            .inc_by(now.failed_commits - last.failed_commits);
+        *last = now;
+    }
+}

@@ -1,0 +1,69 @@
+//! Everything one shard persists, opened together: its segment log under
+//! `DATA/shards/N/log` and the services rebuilt from it at start.
+
+use std::path::{Path, PathBuf};
+
+use cairn_shards::ShardId;
+
+use crate::log::{LogConfig, LogError, RecoveryReport, SegmentLog};
+use crate::mailbox::{MailError, MailRecovery, MailStore};
+
+/// A shard's storage.
+#[derive(Clone)]
+pub struct ShardStore {
+    /// The shard's log.
+    pub log: SegmentLog,
+    /// The shard's mail.
+    pub mail: MailStore,
+}
+
+/// The directory of shard `shard` under the data directory.
+pub fn shard_dir(data_dir: &Path, shard: ShardId) -> PathBuf {
+    data_dir.join("shards").join(shard.to_string())
+}
+
+/// How many shard directories the data directory holds.
+pub fn shards_on_disk(data_dir: &Path) -> usize {
+    std::fs::read_dir(data_dir.join("shards"))
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<usize>().ok())
+                .map(|n| n + 1)
+                .max()
+                .unwrap_or(0)
+        })
+        .unwrap_or(0)
+}
+
+/// Why a shard's storage did not open.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error("shard {shard}: {error}")]
+    Replay { shard: ShardId, error: MailError },
+}
+
+impl ShardStore {
+    /// Opens shard `shard`'s log, replaying it into the services.
+    pub async fn open(
+        data_dir: &Path,
+        shard: ShardId,
+    ) -> Result<(Self, RecoveryReport), OpenError> {
+        let mut mail = MailRecovery::new();
+        let mut failed = None;
+        let dir = shard_dir(data_dir, shard).join("log");
+        let (log, report) = SegmentLog::open(&dir, LogConfig::default(), |r| {
+            if failed.is_none() {
+                failed = mail.replay(r.kind, r.location, r.payload).err();
+            }
+        })
+        .await?;
+        if let Some(error) = failed {
+            log.close().await;
+            return Err(OpenError::Replay { shard, error });
+        }
+        let mail = mail.finish(log.clone());
+        Ok((Self { log, mail }, report))
+    }
+}
