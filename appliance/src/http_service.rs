@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use cairn_http::{serve_connection, ConnectionOptions, Router};
+use cairn_shards::ip_limit::IpLimiter;
 use cairn_shards::metrics::{Metrics, Outcome, ServiceMetrics};
 use cairn_shards::net::TcpListener;
 use cairn_shards::{time, ConnectionTracker, ShardContext};
@@ -20,6 +21,15 @@ use hyper::{header, Method, Response, StatusCode};
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a connection may stay silent (while we wait for a request).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The limits an HTTP listener enforces on its clients.
+#[derive(Clone, Copy)]
+pub struct HttpLimits {
+    /// Largest request head, in bytes.
+    pub max_head_bytes: usize,
+    /// Connections per client address, appliance-wide (0 = no limit).
+    pub max_connections_per_ip: u32,
+}
 
 /// Everything one HTTP listener of one shard needs.
 pub struct HttpListener {
@@ -61,15 +71,16 @@ pub async fn accept_loop(
     shard: ShardContext,
     metrics: Arc<Metrics>,
     tracker: ConnectionTracker,
-    max_head_bytes: usize,
+    limits: HttpLimits,
 ) {
     let service_metrics = metrics.service(http.service, shard.id());
+    let per_ip = IpLimiter::new(limits.max_connections_per_ip, shard.count());
     let acceptor = http.tls.map(TlsAcceptor::from);
     let observer_metrics = metrics.clone();
     let observed = service_metrics.clone();
     let options = ConnectionOptions {
         shutdown: shard.shutdown().clone(),
-        max_head_bytes,
+        max_head_bytes: limits.max_head_bytes,
         observer: Rc::new(move |route, status, took| {
             let outcome = if status.is_server_error() {
                 Outcome::ServerError
@@ -101,6 +112,17 @@ pub async fn accept_loop(
             }
         };
         let peer: Option<SocketAddr> = stream.peer_addr().ok();
+        let admitted = match peer {
+            Some(addr) => per_ip.try_enter(addr.ip()),
+            None => None,
+        };
+        let Some(admitted) = admitted else {
+            service_metrics.refused.inc();
+            if acceptor.is_none() {
+                cairn_shards::spawn_detached(refuse(stream));
+            }
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let _ = stream.set_read_timeout(Some(IDLE_TIMEOUT));
         let _ = stream.set_write_timeout(Some(IDLE_TIMEOUT));
@@ -113,12 +135,23 @@ pub async fn accept_loop(
             acceptor.clone(),
         );
         cairn_shards::spawn_detached(async move {
-            let _guard = guard;
+            let _guards = (guard, admitted);
             m.active.inc();
             serve_one(stream, acceptor, router, options, &m, peer).await;
             m.active.dec();
         });
     }
+}
+
+/// Answers a connection over the per-address limit with a 429 and closes it.
+async fn refuse(mut stream: cairn_shards::net::TcpStream) {
+    use futures_lite::AsyncWriteExt;
+    const BODY: &str = r#"{"error":{"code":"too_many_connections","message":"too many connections from your address"}}"#;
+    let reply = format!(
+        "HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{BODY}",
+        BODY.len()
+    );
+    let _ = time::timeout(Duration::from_secs(2), stream.write_all(reply.as_bytes())).await;
 }
 
 async fn serve_one(

@@ -20,7 +20,7 @@ use cairn_storage::shard_store::{shards_on_disk, ShardStore};
 use cairn_storage::DataDir;
 
 use crate::cli::RunArgs;
-use crate::http_service::{self, HttpListener};
+use crate::http_service::{self, HttpLimits, HttpListener};
 use crate::{admin_credential, logging, tls};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -145,7 +145,10 @@ fn run_until_stopped(args: RunArgs) -> Result<(), String> {
         ready: ready_tx,
         metrics_path: config.metrics.enabled.then(|| config.metrics.path.clone()),
         grace: Duration::from_secs(config.shards.shutdown_grace_secs),
-        max_head_bytes: config.limits.max_line_length,
+        limits: HttpLimits {
+            max_head_bytes: config.limits.max_line_length,
+            max_connections_per_ip: config.limits.max_connections_per_ip,
+        },
     };
     let runtime = Runtime::start(&runtime_config, shutdown.clone(), move |ctx| {
         shard_main.clone().run(ctx)
@@ -185,7 +188,7 @@ struct ShardMain {
     ready: mpsc::Sender<Result<(), String>>,
     metrics_path: Option<String>,
     grace: Duration,
-    max_head_bytes: usize,
+    limits: HttpLimits,
 }
 
 impl ShardMain {
@@ -243,7 +246,7 @@ impl ShardMain {
                 ctx.clone(),
                 self.metrics.clone(),
                 tracker.clone(),
-                self.max_head_bytes,
+                self.limits,
             ));
         }
         let (metrics, storage_metrics, log, id) = (

@@ -8,6 +8,7 @@
 
 pub mod blocking;
 pub mod fs;
+pub mod ip_limit;
 pub mod listener;
 pub mod local;
 pub mod memlock;

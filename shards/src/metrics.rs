@@ -24,6 +24,7 @@ const LATENCY_BUCKETS: [f64; 16] = [
 pub struct Metrics {
     registry: Registry,
     accepted: IntCounterVec,
+    refused: IntCounterVec,
     active: IntGaugeVec,
     requests: IntCounterVec,
     duration: HistogramVec,
@@ -38,6 +39,8 @@ pub struct Metrics {
 pub struct ServiceMetrics {
     /// Connections accepted.
     pub accepted: IntCounter,
+    /// Connections refused at accept (over the per-address limit).
+    pub refused: IntCounter,
     /// Connections open now.
     pub active: IntGauge,
     requests_ok: IntCounter,
@@ -93,6 +96,13 @@ impl Metrics {
                 Opts::new("cairn_connections_accepted_total", "Connections accepted."),
                 &["service", "shard"],
             )),
+            refused: must(IntCounterVec::new(
+                Opts::new(
+                    "cairn_connections_refused_total",
+                    "Connections refused at accept: over the per-address limit.",
+                ),
+                &["service", "shard"],
+            )),
             active: must(IntGaugeVec::new(
                 Opts::new("cairn_connections_active", "Connections open now."),
                 &["service", "shard"],
@@ -143,6 +153,7 @@ impl Metrics {
             Box::new(shard_count) as Box<dyn prometheus::core::Collector>,
             Box::new(build),
             Box::new(m.accepted.clone()),
+            Box::new(m.refused.clone()),
             Box::new(m.active.clone()),
             Box::new(m.requests.clone()),
             Box::new(m.duration.clone()),
@@ -168,6 +179,7 @@ impl Metrics {
         let l = [service, shard.as_str()];
         ServiceMetrics {
             accepted: self.accepted.with_label_values(&l),
+            refused: self.refused.with_label_values(&l),
             active: self.active.with_label_values(&l),
             requests_ok: self.requests.with_label_values(&[service, &shard, "ok"]),
             requests_client_error: self.requests.with_label_values(&[

@@ -1,9 +1,10 @@
 //! `cairn-storage`: the data model and its persistence.
 //!
-//! The segment log, mailboxes and tables arrive with the storage issue; what
-//! lives here now is the [`DataDir`]: the appliance's data directory, made on
-//! first start, checked for writing, and locked so that two appliances never
-//! share one.
+//! Each shard persists everything it owns through one segment log
+//! ([`log`]): records framed by [`record`], group-committed, replayed at
+//! start into the mailstore ([`mailbox`]) and the typed tables ([`table`]);
+//! [`shard_store`] opens them together. [`DataDir`] is the appliance's data
+//! directory, locked so that two appliances never share one.
 
 pub mod data_dir;
 pub mod kinds;
@@ -12,5 +13,6 @@ pub mod mailbox;
 pub mod metrics;
 pub mod record;
 pub mod shard_store;
+pub mod table;
 
 pub use data_dir::{DataDir, DataDirError};

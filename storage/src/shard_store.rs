@@ -5,8 +5,10 @@ use std::path::{Path, PathBuf};
 
 use cairn_shards::ShardId;
 
+use crate::kinds;
 use crate::log::{LogConfig, LogError, RecoveryReport, SegmentLog};
 use crate::mailbox::{MailError, MailRecovery, MailStore};
+use crate::table::{TableData, TableError, Tables};
 
 /// A shard's storage.
 #[derive(Clone)]
@@ -15,6 +17,8 @@ pub struct ShardStore {
     pub log: SegmentLog,
     /// The shard's mail.
     pub mail: MailStore,
+    /// The shard's typed tables (directory, placement, queues …).
+    pub tables: Tables,
 }
 
 /// The directory of shard `shard` under the data directory.
@@ -41,7 +45,9 @@ pub enum OpenError {
     #[error(transparent)]
     Log(#[from] LogError),
     #[error("shard {shard}: {error}")]
-    Replay { shard: ShardId, error: MailError },
+    Mail { shard: ShardId, error: MailError },
+    #[error("shard {shard}: {error}")]
+    Table { shard: ShardId, error: TableError },
 }
 
 impl ShardStore {
@@ -51,19 +57,31 @@ impl ShardStore {
         shard: ShardId,
     ) -> Result<(Self, RecoveryReport), OpenError> {
         let mut mail = MailRecovery::new();
+        let mut tables = TableData::new();
         let mut failed = None;
         let dir = shard_dir(data_dir, shard).join("log");
         let (log, report) = SegmentLog::open(&dir, LogConfig::default(), |r| {
-            if failed.is_none() {
-                failed = mail.replay(r.kind, r.location, r.payload).err();
+            if failed.is_some() {
+                return;
             }
+            failed = if r.kind == kinds::TABLE_BATCH {
+                tables
+                    .replay(r.payload)
+                    .err()
+                    .map(|error| OpenError::Table { shard, error })
+            } else {
+                mail.replay(r.kind, r.location, r.payload)
+                    .err()
+                    .map(|error| OpenError::Mail { shard, error })
+            };
         })
         .await?;
         if let Some(error) = failed {
             log.close().await;
-            return Err(OpenError::Replay { shard, error });
+            return Err(error);
         }
         let mail = mail.finish(log.clone());
-        Ok((Self { log, mail }, report))
+        let tables = Tables::new(log.clone(), tables);
+        Ok((Self { log, mail, tables }, report))
     }
 }

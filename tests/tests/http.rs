@@ -134,3 +134,52 @@ fn a_failed_tls_handshake_is_counted_and_the_listener_survives() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn connections_over_the_per_address_limit_get_429() {
+    use std::io::Read;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let config = TestConfig::new(
+        &tmp.path().join("data"),
+        "[limits]\nmax_connections_per_ip = 2\n",
+    );
+    let path = tmp.path().join("appliance.toml");
+    std::fs::write(&path, &config.text).expect("write config");
+    let appliance = Appliance::start(&path, &config);
+
+    // Two shards: each admits one connection per address.
+    let conns: Vec<std::net::TcpStream> = (0..6)
+        .map(|_| std::net::TcpStream::connect(appliance.http).expect("connect"))
+        .collect();
+    let mut refused = 0;
+    for mut c in conns.iter() {
+        c.set_read_timeout(Some(Duration::from_millis(500)))
+            .expect("timeout");
+        let mut buf = Vec::new();
+        if c.read_to_end(&mut buf).is_ok() && buf.starts_with(b"HTTP/1.1 429") {
+            assert!(String::from_utf8_lossy(&buf).contains("too_many_connections"));
+            refused += 1;
+        }
+    }
+    assert!((4..=5).contains(&refused), "{refused} of 6 refused");
+    drop(conns);
+    // The server notices the closes asynchronously: retry until admitted.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let text = loop {
+        let r = client()
+            .get(format!("http://{}/metrics", appliance.http))
+            .send()
+            .expect("metrics");
+        if r.status() == 200 {
+            break r.text().expect("text");
+        }
+        assert!(std::time::Instant::now() < deadline, "still refused");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let counted: u64 = text
+        .lines()
+        .filter(|l| l.starts_with("cairn_connections_refused_total{service=\"http\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert_eq!(counted, refused, "{text}");
+}
