@@ -4,23 +4,32 @@
 //! and talks to the others by message. This crate is the only one that names
 //! glommio, so the rest of Cairn sees a small vocabulary: [`Runtime`] to start
 //! shards, [`ShardContext`] inside one, [`net`] for sockets, [`time`] for
-//! timers, [`BlockingPool`] for CPU-heavy work and [`Shutdown`] to stop.
+//! timers, [`BlockingPool`] for CPU-heavy work and [`Shutdown`] to stop;
+//! [`Mesh`] carries typed requests between shards, [`PlacementTable`] says
+//! which shard owns an account or a room, and [`hand_off`] moves an accepted
+//! connection to the shard that owns it.
 
 pub mod blocking;
 pub mod fs;
+pub mod handoff;
 pub mod ip_limit;
 pub mod listener;
 pub mod local;
 pub mod memlock;
+pub mod mesh;
 pub mod metrics;
 pub mod net;
+pub mod placement;
 pub mod runtime;
 pub mod shutdown;
 pub mod sync;
 pub mod time;
 
 pub use blocking::BlockingPool;
+pub use handoff::{hand_off, HandedOffSocket};
 pub use listener::{probe_bind, ConnectionTracker};
+pub use mesh::{Mesh, MeshEndpoint, MeshError};
+pub use placement::{PlacementKey, PlacementTable, PlacementUpdate};
 pub use runtime::{Runtime, RuntimeConfig, RuntimeError, ShardContext, ShardId};
 pub use shutdown::Shutdown;
 

@@ -12,6 +12,7 @@ pub mod log;
 pub mod mailbox;
 pub mod metrics;
 pub mod record;
+pub mod service;
 pub mod shard_store;
 pub mod table;
 
