@@ -7,6 +7,7 @@
 //! directory, locked so that two appliances never share one.
 
 pub mod data_dir;
+pub mod directory;
 pub mod kinds;
 pub mod log;
 pub mod mailbox;

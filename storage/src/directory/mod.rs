@@ -1,0 +1,417 @@
+//! The directory: served domains (with alias domains and catch-alls),
+//! accounts, aliases and distribution lists, kept in typed tables so that
+//! every change is one atomic, durable batch. Duplicate addresses of any
+//! kind are refused by one batch condition on the address index.
+//!
+//! Password hashing is the caller's (on the blocking pool): records only
+//! ever hold argon2id hashes.
+
+pub mod names;
+pub mod records;
+
+use crate::table::{Batch, TableError, Tables};
+pub use records::{Account, Accounts, Domain, List, Status};
+use records::{AddressUse, Addresses, Aliases, ByDomain, Domains, Lists};
+
+/// Why a directory operation was refused. The admin API maps these to
+/// 400 (with the field), 404, 409.
+#[derive(Debug, thiserror::Error)]
+pub enum DirectoryError {
+    #[error("{field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+    #[error("{what} {name} exists already")]
+    Exists { what: &'static str, name: String },
+    #[error("no such {what}: {name}")]
+    NotFound { what: &'static str, name: String },
+    #[error("the domain {domain} still has {addresses} addresses or alias domains; delete them first or force")]
+    NotEmpty { domain: String, addresses: usize },
+    #[error(transparent)]
+    Storage(TableError),
+}
+
+/// A new account: the address and the already-hashed password, the rest
+/// optional.
+#[derive(Debug, Clone, Default)]
+pub struct NewAccount {
+    pub address: String,
+    pub password_hash: String,
+    pub display_name: String,
+    pub given_name: String,
+    pub surname: String,
+    pub phone: String,
+    pub quota_bytes: u64,
+    pub class_of_service: Option<String>,
+    pub shard: u32,
+}
+
+/// Where mail for an address goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recipient {
+    /// The account with this primary address.
+    Account(String),
+    /// A distribution list.
+    List(List),
+    /// Nobody here.
+    Unknown,
+}
+
+fn storage(e: TableError) -> DirectoryError {
+    DirectoryError::Storage(e)
+}
+
+/// The directory of the appliance, on the shard that keeps it.
+#[derive(Clone)]
+pub struct Directory {
+    tables: Tables,
+}
+
+impl Directory {
+    /// The directory kept in `tables`.
+    pub fn new(tables: Tables) -> Self {
+        Self { tables }
+    }
+
+    /// Commits `batch`; a failed condition becomes `conflict`.
+    async fn commit(&self, batch: Batch, conflict: DirectoryError) -> Result<(), DirectoryError> {
+        match self.tables.commit(batch).await {
+            Ok(()) => Ok(()),
+            Err(TableError::Conflict { .. }) => Err(conflict),
+            Err(e) => Err(storage(e)),
+        }
+    }
+
+    /// Adds a served domain.
+    pub async fn add_domain(
+        &self,
+        name: &str,
+        alias_of: Option<&str>,
+        catch_all: Option<&str>,
+    ) -> Result<Domain, DirectoryError> {
+        let name = names::domain(name)?;
+        let alias_of = alias_of.map(names::domain).transpose()?;
+        let catch_all = catch_all
+            .map(|a| names::address(a).map(|(a, _)| a))
+            .transpose()?;
+        let domain = Domain {
+            name: name.clone(),
+            alias_of: alias_of.clone(),
+            catch_all,
+        };
+        let mut batch = self.tables.batch();
+        batch.require_absent::<Domains>(&name);
+        if let Some(target) = &alias_of {
+            if self.domain(target)?.is_none() {
+                return Err(DirectoryError::NotFound {
+                    what: "domain",
+                    name: target.clone(),
+                });
+            }
+            batch.require_present::<Domains>(target);
+        }
+        batch.put::<Domains>(&name, &domain);
+        let exists = DirectoryError::Exists {
+            what: "domain",
+            name,
+        };
+        self.commit(batch, exists).await?;
+        Ok(domain)
+    }
+
+    /// A domain by name.
+    pub fn domain(&self, name: &str) -> Result<Option<Domain>, DirectoryError> {
+        let name = name.to_ascii_lowercase();
+        self.tables.get::<Domains>(&name).map_err(storage)
+    }
+
+    /// Domains in name order, `limit` after `after`.
+    pub fn domains(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Domain>, DirectoryError> {
+        let after = after.map(str::to_string);
+        Ok(self
+            .tables
+            .scan::<Domains>(after.as_ref(), limit)
+            .map_err(storage)?
+            .into_iter()
+            .map(|(_, d)| d)
+            .collect())
+    }
+
+    fn addresses_of(&self, domain: &str) -> Result<Vec<(String, AddressUse)>, DirectoryError> {
+        Ok(self
+            .tables
+            .scan_prefix::<ByDomain, _>(&domain.to_string(), None, usize::MAX)
+            .map_err(storage)?
+            .into_iter()
+            .map(|((_, addr), kind)| (addr, kind))
+            .collect())
+    }
+
+    /// Deletes a domain; one that still has addresses, or that alias
+    /// domains point at, is refused unless `force`, which deletes those
+    /// with it.
+    pub async fn delete_domain(&self, name: &str, force: bool) -> Result<(), DirectoryError> {
+        let name = names::domain(name)?;
+        let addresses = self.addresses_of(&name)?;
+        let aliases: Vec<String> = self
+            .domains(None, usize::MAX)?
+            .into_iter()
+            .filter(|d| d.alias_of.as_deref() == Some(name.as_str()))
+            .map(|d| d.name)
+            .collect();
+        let empty = addresses.is_empty() && aliases.is_empty();
+        if !empty && !force {
+            return Err(DirectoryError::NotEmpty {
+                domain: name,
+                addresses: addresses.len() + aliases.len(),
+            });
+        }
+        let mut batch = self.tables.batch();
+        for alias in &aliases {
+            batch.delete::<Domains>(alias);
+        }
+        batch.require_present::<Domains>(&name);
+        for (addr, kind) in &addresses {
+            batch.delete::<Addresses>(addr);
+            batch.delete::<ByDomain>(&(name.clone(), addr.clone()));
+            match kind {
+                AddressUse::Account => batch.delete::<Accounts>(addr),
+                AddressUse::Alias => batch.delete::<Aliases>(addr),
+                AddressUse::List => batch.delete::<Lists>(addr),
+            };
+        }
+        batch.delete::<Domains>(&name);
+        let missing = DirectoryError::NotFound {
+            what: "domain",
+            name,
+        };
+        self.commit(batch, missing).await
+    }
+
+    /// Reserves `address` for `kind` in `batch`, requiring its domain.
+    fn claim(
+        &self,
+        batch: &mut Batch,
+        address: &str,
+        kind: AddressUse,
+    ) -> Result<String, DirectoryError> {
+        let (address, domain) = names::address(address)?;
+        match self.domain(&domain)? {
+            None => {
+                return Err(DirectoryError::NotFound {
+                    what: "domain",
+                    name: domain,
+                })
+            }
+            Some(Domain {
+                alias_of: Some(target),
+                ..
+            }) => {
+                return Err(DirectoryError::Invalid {
+                    field: "address",
+                    reason: format!("{domain} is an alias of {target}: add the address there"),
+                })
+            }
+            Some(_) => {}
+        }
+        batch.require_present::<Domains>(&domain);
+        batch.require_absent::<Addresses>(&address);
+        batch.put::<Addresses>(&address, &kind);
+        batch.put::<ByDomain>(&(domain, address.clone()), &kind);
+        Ok(address)
+    }
+
+    /// Adds an account.
+    pub async fn add_account(&self, new: NewAccount) -> Result<Account, DirectoryError> {
+        if !new.password_hash.starts_with("$argon2") {
+            return Err(DirectoryError::Invalid {
+                field: "password_hash",
+                reason: "not an argon2 hash".into(),
+            });
+        }
+        let mut batch = self.tables.batch();
+        let address = self.claim(&mut batch, &new.address, AddressUse::Account)?;
+        let account = Account {
+            address: address.clone(),
+            display_name: new.display_name,
+            given_name: new.given_name,
+            surname: new.surname,
+            phone: new.phone,
+            password_hash: new.password_hash,
+            status: Status::Active,
+            quota_bytes: new.quota_bytes,
+            class_of_service: new.class_of_service,
+            shard: new.shard,
+            aliases: Vec::new(),
+        };
+        batch.put::<Accounts>(&address, &account);
+        let exists = DirectoryError::Exists {
+            what: "address",
+            name: address,
+        };
+        self.commit(batch, exists).await?;
+        Ok(account)
+    }
+
+    /// An account by primary address or alias.
+    pub fn account(&self, address: &str) -> Result<Option<Account>, DirectoryError> {
+        let Ok((address, _)) = names::address(address) else {
+            return Ok(None);
+        };
+        let primary = match self.tables.get::<Aliases>(&address).map_err(storage)? {
+            Some(primary) => primary,
+            None => address,
+        };
+        self.tables.get::<Accounts>(&primary).map_err(storage)
+    }
+
+    /// Accounts in address order, `limit` after `after`, keeping those whose
+    /// address or display name contains `search` (case-insensitive).
+    pub fn accounts(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+        search: Option<&str>,
+    ) -> Result<Vec<Account>, DirectoryError> {
+        let needle = search.map(str::to_lowercase);
+        let mut out = Vec::new();
+        let mut cursor = after.map(str::to_string);
+        while out.len() < limit {
+            let page = self
+                .tables
+                .scan::<Accounts>(cursor.as_ref(), 256)
+                .map_err(storage)?;
+            let Some((last, _)) = page.last() else { break };
+            cursor = Some(last.clone());
+            out.extend(page.into_iter().map(|(_, a)| a).filter(|a| {
+                needle.as_ref().is_none_or(|n| {
+                    a.address.contains(n.as_str())
+                        || a.display_name.to_lowercase().contains(n.as_str())
+                })
+            }));
+        }
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    /// Changes an account with `change` and stores it.
+    pub async fn update_account(
+        &self,
+        address: &str,
+        change: impl FnOnce(&mut Account),
+    ) -> Result<Account, DirectoryError> {
+        let not_found = || DirectoryError::NotFound {
+            what: "account",
+            name: address.to_string(),
+        };
+        let mut account = self.account(address)?.ok_or_else(not_found)?;
+        let primary = account.address.clone();
+        change(&mut account);
+        account.address = primary.clone();
+        let mut batch = self.tables.batch();
+        batch.require_present::<Accounts>(&primary);
+        batch.put::<Accounts>(&primary, &account);
+        self.commit(batch, not_found()).await?;
+        Ok(account)
+    }
+
+    /// Deletes an account and its aliases.
+    pub async fn delete_account(&self, address: &str) -> Result<(), DirectoryError> {
+        let not_found = || DirectoryError::NotFound {
+            what: "account",
+            name: address.to_string(),
+        };
+        let account = self.account(address)?.ok_or_else(not_found)?;
+        let mut batch = self.tables.batch();
+        batch.require_present::<Accounts>(&account.address);
+        for addr in account
+            .aliases
+            .iter()
+            .chain(std::iter::once(&account.address))
+        {
+            let domain = addr
+                .rsplit_once('@')
+                .map(|(_, d)| d.to_string())
+                .unwrap_or_default();
+            batch.delete::<Addresses>(addr);
+            batch.delete::<ByDomain>(&(domain, addr.clone()));
+            batch.delete::<Aliases>(addr);
+        }
+        batch.delete::<Accounts>(&account.address);
+        self.commit(batch, not_found()).await
+    }
+
+    /// Adds `alias` as another address of the account `primary`.
+    pub async fn add_alias(&self, alias: &str, primary: &str) -> Result<(), DirectoryError> {
+        let not_found = || DirectoryError::NotFound {
+            what: "account",
+            name: primary.to_string(),
+        };
+        let mut account = self.account(primary)?.ok_or_else(not_found)?;
+        let mut batch = self.tables.batch();
+        let alias = self.claim(&mut batch, alias, AddressUse::Alias)?;
+        batch.put::<Aliases>(&alias, &account.address);
+        account.aliases.push(alias.clone());
+        batch.require_present::<Accounts>(&account.address);
+        batch.put::<Accounts>(&account.address, &account);
+        let exists = DirectoryError::Exists {
+            what: "address",
+            name: alias,
+        };
+        self.commit(batch, exists).await
+    }
+
+    /// Adds a distribution list.
+    pub async fn add_list(&self, list: List) -> Result<List, DirectoryError> {
+        let mut batch = self.tables.batch();
+        let address = self.claim(&mut batch, &list.address, AddressUse::List)?;
+        let members = list
+            .members
+            .iter()
+            .map(|m| names::address(m).map(|(a, _)| a))
+            .collect::<Result<Vec<_>, _>>()?;
+        let list = List {
+            address: address.clone(),
+            members,
+            ..list
+        };
+        batch.put::<Lists>(&address, &list);
+        let exists = DirectoryError::Exists {
+            what: "address",
+            name: address,
+        };
+        self.commit(batch, exists).await?;
+        Ok(list)
+    }
+
+    /// Where mail for `address` goes: an account (directly or by alias, also
+    /// through an alias domain), a list, the domain's catch-all, or nobody.
+    pub fn resolve(&self, address: &str) -> Result<Recipient, DirectoryError> {
+        let Ok((address, domain)) = names::address(address) else {
+            return Ok(Recipient::Unknown);
+        };
+        let Some(dom) = self.domain(&domain)? else {
+            return Ok(Recipient::Unknown);
+        };
+        if let Some(account) = self.account(&address)? {
+            return Ok(Recipient::Account(account.address));
+        }
+        if let Some(list) = self.tables.get::<Lists>(&address).map_err(storage)? {
+            return Ok(Recipient::List(list));
+        }
+        if let Some(target) = &dom.alias_of {
+            let local = address.rsplit_once('@').map(|(l, _)| l).unwrap_or_default();
+            if let Some(account) = self.account(&format!("{local}@{target}"))? {
+                return Ok(Recipient::Account(account.address));
+            }
+        }
+        match &dom.catch_all {
+            Some(catch_all) => Ok(self
+                .account(catch_all)?
+                .map_or(Recipient::Unknown, |a| Recipient::Account(a.address))),
+            None => Ok(Recipient::Unknown),
+        }
+    }
+}
