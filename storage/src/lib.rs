@@ -6,6 +6,7 @@
 //! [`shard_store`] opens them together. [`DataDir`] is the appliance's data
 //! directory, locked so that two appliances never share one.
 
+pub mod checkpoint;
 pub mod data_dir;
 pub mod directory;
 pub mod kinds;

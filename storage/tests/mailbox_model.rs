@@ -485,3 +485,47 @@ fn one_body_for_many_recipients_and_typed_refusals() {
     })
     .expect("executor");
 }
+
+#[test]
+fn a_caller_dropped_mid_append_never_leaves_memory_behind_the_log() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    block_on(async {
+        let (store, log) = open(tmp.path()).await;
+        store
+            .create_account("dora@example.org", 0, 0)
+            .await
+            .expect("account");
+        // Drop appends after 1..12 polls, with the committer running in
+        // between, so that some are dropped while their operation is in
+        // flight; each is followed by a normal append.
+        for polls in 1..12u32 {
+            let bytes = body(polls as usize + 20);
+            let mut fut =
+                Box::pin(store.append("dora@example.org", "INBOX", &bytes, Flags::default(), 0));
+            for _ in 0..polls {
+                if futures_lite::future::poll_once(&mut fut).await.is_some() {
+                    break;
+                }
+                cairn_shards::time::sleep(std::time::Duration::from_micros(200)).await;
+            }
+            drop(fut);
+            store
+                .append(
+                    "dora@example.org",
+                    "INBOX",
+                    &body(polls as usize + 100),
+                    Flags::default(),
+                    0,
+                )
+                .await
+                .expect("the next append works");
+        }
+        cairn_shards::time::sleep(std::time::Duration::from_millis(20)).await;
+        let before = store.snapshot();
+        log.close().await;
+        let (reopened, log) = open(tmp.path()).await;
+        assert_eq!(reopened.snapshot(), before, "memory and log disagree");
+        log.close().await;
+    })
+    .expect("executor");
+}

@@ -9,7 +9,7 @@ use std::rc::Rc;
 use cairn_shards::fs::{sync_dir, DirectFile};
 use futures_channel::oneshot;
 
-use super::{segment_name, Location, LogError, Shared};
+use super::{segment_name, Location, LogError, Position, Shared};
 
 /// An append waiting for its batch.
 pub(super) struct Pending {
@@ -178,6 +178,13 @@ pub(super) async fn run(shared: Rc<Shared>, mut writer: Writer) {
                 stats.records += batch.len() as u64;
                 stats.bytes += batch.iter().map(|p| p.frame.len() as u64).sum::<u64>();
                 shared.stats.set(stats);
+                if let Some(last) = batch.last() {
+                    shared.durable.set(Position {
+                        seq: last.seq,
+                        segment: writer.segment,
+                        offset: writer.pos,
+                    });
+                }
                 for (p, offset) in batch.into_iter().zip(offsets) {
                     let location = Location {
                         seq: p.seq,
@@ -185,7 +192,10 @@ pub(super) async fn run(shared: Rc<Shared>, mut writer: Writer) {
                         offset,
                         len: (p.frame.len() - crate::record::HEADER_LEN) as u32,
                     };
-                    let _ = p.reply.send(Ok(location));
+                    // An appender gone away takes no answer (and applies nothing).
+                    if p.reply.send(Ok(location)).is_ok() {
+                        shared.answered.set(shared.answered.get() + 1);
+                    }
                 }
             }
             Err(e) => {

@@ -5,7 +5,9 @@
 //!
 //! Opening the log replays every intact record to the caller (who rebuilds
 //! its in-memory state from them), reports damage with its file and offset,
-//! and cuts a torn tail off the last segment.
+//! and cuts a torn tail off the last segment. Opened after a [`Position`]
+//! (a checkpoint's), it does not read the segments before that position's
+//! and replays its segment from its offset only.
 
 mod committer;
 mod scan;
@@ -59,6 +61,18 @@ pub struct Location {
     pub offset: u64,
     /// Its payload's length.
     pub len: u32,
+}
+
+/// A point in the log: everything up to and including record `seq` lies
+/// before it, and the log goes on at `offset` in segment `segment`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Position {
+    /// The last record before this point (0: none).
+    pub seq: u64,
+    /// The segment the log goes on in.
+    pub segment: u64,
+    /// Where in that segment.
+    pub offset: u64,
 }
 
 /// A record handed back by recovery.
@@ -125,6 +139,11 @@ pub struct RecoveryReport {
     pub damaged: Vec<(PathBuf, u64, String)>,
     /// The torn tail cut off the last segment: file, offset, reason, bytes cut.
     pub torn_tail: Option<(PathBuf, u64, String, u64)>,
+    /// The checkpoint the state was loaded from before replaying (`records`
+    /// counts the records replayed after it); `None`: a full replay.
+    pub checkpoint: Option<PathBuf>,
+    /// Segments not read at all because the checkpoint covers them.
+    pub skipped_segments: usize,
 }
 
 /// Counters of a log since it was opened.
@@ -155,6 +174,51 @@ struct Shared {
     stats: Cell<LogStats>,
     readers: RefCell<HashMap<u64, Rc<DirectFile>>>,
     committer: RefCell<Option<cairn_shards::Task<()>>>,
+    /// The end of the last successful group commit.
+    durable: Cell<Position>,
+    /// Successful appends answered by the committer, and those whose
+    /// appenders have taken the answer (or gone away): while the two differ,
+    /// some durable record may not be applied to memory yet.
+    answered: Cell<u64>,
+    taken: Cell<u64>,
+    /// Notified when `taken` catches up with `answered`.
+    settled: Event,
+}
+
+/// An appender's wait for its answer; counts the answer as taken when it
+/// is taken, or when the appender goes away without taking it.
+struct Answer {
+    shared: Rc<Shared>,
+    rx: oneshot::Receiver<Result<Location, LogError>>,
+    done: bool,
+}
+
+impl Answer {
+    async fn wait(mut self) -> Result<Location, LogError> {
+        let result = (&mut self.rx).await.unwrap_or(Err(LogError::Closed));
+        self.done = true;
+        if result.is_ok() {
+            self.shared.take_answer();
+        }
+        result
+    }
+}
+
+impl Drop for Answer {
+    fn drop(&mut self) {
+        if !self.done && matches!(self.rx.try_recv(), Ok(Some(Ok(_)))) {
+            self.shared.take_answer();
+        }
+    }
+}
+
+impl Shared {
+    fn take_answer(&self) {
+        self.taken.set(self.taken.get() + 1);
+        if self.taken.get() == self.answered.get() {
+            self.settled.notify(usize::MAX);
+        }
+    }
 }
 
 #[derive(Default)]
@@ -178,6 +242,21 @@ impl SegmentLog {
     pub async fn open(
         dir: &Path,
         config: LogConfig,
+        replay: impl FnMut(Replayed<'_>),
+    ) -> Result<(Self, RecoveryReport), LogError> {
+        Self::open_after(dir, config, None, replay).await
+    }
+
+    /// Like [`SegmentLog::open`], replaying only the records after `after`
+    /// when given: the segments before its segment are not read (they stay,
+    /// and [`SegmentLog::read`] still reads them), its segment is scanned
+    /// from its offset. A position the log does not reach (a missing
+    /// segment, one shorter than the offset) is a [`LogError::Corrupt`],
+    /// found before anything is replayed.
+    pub async fn open_after(
+        dir: &Path,
+        config: LogConfig,
+        after: Option<Position>,
         mut replay: impl FnMut(Replayed<'_>),
     ) -> Result<(Self, RecoveryReport), LogError> {
         let config = LogConfig {
@@ -193,7 +272,20 @@ impl SegmentLog {
             .collect();
         indexes.sort_unstable();
         let mut report = RecoveryReport::default();
-        let mut next_seq = 1;
+        let from = after.unwrap_or_default();
+        let mut next_seq = from.seq + 1;
+        let mut durable = from;
+        if after.is_some() {
+            if !indexes.contains(&from.segment) {
+                return Err(LogError::Corrupt {
+                    file: dir.join(segment_name(from.segment)),
+                    offset: from.offset,
+                    reason: "the segment to resume from is missing".into(),
+                });
+            }
+            report.skipped_segments = indexes.iter().filter(|&&i| i < from.segment).count();
+            indexes.retain(|&i| i >= from.segment);
+        }
         let mut writer = None;
         let last = indexes.last().copied();
         for index in indexes {
@@ -202,16 +294,32 @@ impl SegmentLog {
             let file = DirectFile::open(&path).await.map_err(io_err)?;
             let size = file.size().await.map_err(io_err)?;
             let bytes = file.read_at(0, size as usize).await.map_err(io_err)?;
-            let found = scan(&bytes);
+            let start = if index == from.segment {
+                from.offset
+            } else {
+                0
+            };
+            let Some(rest) = bytes.get(start as usize..) else {
+                return Err(LogError::Corrupt {
+                    file: path,
+                    offset: start,
+                    reason: format!("the segment is only {size} bytes long"),
+                });
+            };
+            let mut found = scan(rest);
+            found.end += start;
             report.segments += 1;
             for (offset, record) in &found.records {
+                if record.seq <= from.seq {
+                    continue;
+                }
                 next_seq = next_seq.max(record.seq + 1);
                 report.records += 1;
                 replay(Replayed {
                     location: Location {
                         seq: record.seq,
                         segment: index,
-                        offset: *offset,
+                        offset: start + *offset,
                         len: record.payload.len() as u32,
                     },
                     kind: record.kind,
@@ -219,20 +327,29 @@ impl SegmentLog {
                 });
             }
             for (offset, damage) in &found.damaged {
+                let offset = start + *offset;
                 tracing::error!(file = %path.display(), offset, %damage, "corrupt record skipped");
                 report
                     .damaged
-                    .push((path.clone(), *offset, damage.to_string()));
+                    .push((path.clone(), offset, damage.to_string()));
             }
+            let torn_tail = found
+                .torn_tail
+                .map(|(offset, damage)| (start + offset, damage));
             if Some(index) == last {
-                if let Some((offset, damage)) = found.torn_tail {
+                durable = Position {
+                    seq: next_seq - 1,
+                    segment: index,
+                    offset: found.end,
+                };
+                if let Some((offset, damage)) = torn_tail {
                     let cut = size - offset;
                     tracing::warn!(file = %path.display(), offset, %damage, cut, "torn tail cut off");
                     report.torn_tail = Some((path.clone(), offset, damage.to_string(), cut));
                 }
                 writer = Some(Writer::resume(file, path, index, found.end, &bytes).await?);
             } else {
-                if let Some((offset, damage)) = found.torn_tail {
+                if let Some((offset, damage)) = torn_tail {
                     tracing::error!(file = %path.display(), offset, %damage, "corrupt end of a closed segment");
                     report
                         .damaged
@@ -257,6 +374,10 @@ impl SegmentLog {
             stats: Cell::new(LogStats::default()),
             readers: RefCell::new(HashMap::new()),
             committer: RefCell::new(None),
+            durable: Cell::new(durable),
+            answered: Cell::new(0),
+            taken: Cell::new(0),
+            settled: Event::new(),
         });
         let task = cairn_shards::spawn(committer::run(shared.clone(), writer));
         *shared.committer.borrow_mut() = Some(task);
@@ -269,10 +390,14 @@ impl SegmentLog {
         kind: u8,
         payload: &[u8],
     ) -> impl std::future::Future<Output = Result<Location, LogError>> + 'static {
-        let rx = self.enqueue(kind, payload);
+        let answer = self.enqueue(kind, payload).map(|rx| Answer {
+            shared: self.shared.clone(),
+            rx,
+            done: false,
+        });
         async move {
-            match rx {
-                Ok(rx) => rx.await.unwrap_or(Err(LogError::Closed)),
+            match answer {
+                Ok(answer) => answer.wait().await,
                 Err(e) => Err(e),
             }
         }
@@ -353,6 +478,36 @@ impl SegmentLog {
             .borrow_mut()
             .insert(segment, file.clone());
         Ok(file)
+    }
+
+    /// The end of the last successful group commit: every record up to it
+    /// is durable (some may not be applied to memory yet, see
+    /// [`SegmentLog::settled_position`]).
+    pub fn position(&self) -> Position {
+        self.shared.durable.get()
+    }
+
+    /// Waits for an instant when every durable record's appender has taken
+    /// its answer (and so, for the mailstore and the tables, applied it to
+    /// memory) and returns [`SegmentLog::position`] at that instant: state
+    /// read on this shard before the next `.await` is exactly the records
+    /// up to the returned position.
+    pub async fn settled_position(&self) -> Position {
+        loop {
+            if self.shared.taken.get() == self.shared.answered.get() {
+                return self.position();
+            }
+            let listener = self.shared.settled.listen();
+            if self.shared.taken.get() == self.shared.answered.get() {
+                continue;
+            }
+            listener.await;
+        }
+    }
+
+    /// The directory of its segments.
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
     }
 
     /// What the log has done since it was opened.

@@ -79,6 +79,18 @@ impl Blobs {
         Ok(body)
     }
 
+    /// Every stored body's reference (for a checkpoint).
+    pub(super) fn refs(&self) -> Vec<BlobRef> {
+        self.index.borrow().values().copied().collect()
+    }
+
+    /// The index of these references (loaded from a checkpoint).
+    pub(super) fn from_refs(refs: Vec<BlobRef>) -> Self {
+        Self {
+            index: RefCell::new(refs.into_iter().map(|b| (b.hash, b)).collect()),
+        }
+    }
+
     /// How many distinct bodies are stored.
     pub fn len(&self) -> usize {
         self.index.borrow().len()

@@ -18,7 +18,19 @@ pub const DRAFT: u8 = 16;
 pub const MAX_KEYWORDS: usize = 64;
 
 /// A message's flags.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
 pub struct Flags {
     /// System flags, as the bits above.
     pub system: u8,

@@ -18,7 +18,8 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use cairn_shards::sync::LocalMutex;
+use cairn_shards::sync::{LocalGuard, LocalMutex};
+use futures_channel::oneshot;
 
 use crate::kinds;
 use crate::log::{Location, SegmentLog};
@@ -67,6 +68,14 @@ impl MailRecovery {
     /// An empty state.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The state a checkpoint holds, to replay the rest of the log onto.
+    pub fn from_checkpoint(state: State, blobs: Vec<BlobRef>) -> Self {
+        Self {
+            state,
+            blobs: Blobs::from_refs(blobs),
+        }
     }
 
     /// Takes one record found by recovery; records of other kinds are not
@@ -125,12 +134,24 @@ impl MailStore {
             .clone()
     }
 
-    async fn commit(&self, op: MailOp) -> Result<(), MailError> {
-        self.inner
-            .log
-            .append(kinds::MAILBOX_OP, &op.encode())
-            .await?;
-        self.inner.state.borrow_mut().apply(&op)
+    /// Appends `op` and applies it once durable, holding the account's
+    /// lock throughout. The work runs in its own task: a caller that goes
+    /// away (a dropped connection) cannot leave a durable operation
+    /// unapplied, nor release the lock while it is in flight. The lock comes
+    /// back for the caller's next operation.
+    async fn commit(&self, guard: LocalGuard, op: MailOp) -> Result<LocalGuard, MailError> {
+        let (tx, rx) = oneshot::channel();
+        let appended = self.inner.log.append(kinds::MAILBOX_OP, &op.encode());
+        let inner = self.inner.clone();
+        cairn_shards::spawn_detached(async move {
+            let result = match appended.await {
+                Ok(_) => inner.state.borrow_mut().apply(&op),
+                Err(e) => Err(e.into()),
+            };
+            let _ = tx.send(result.map(|()| guard));
+        });
+        rx.await
+            .unwrap_or_else(|_| Err(MailError::Corrupt("a commit task was lost".into())))
     }
 
     fn read<T>(
@@ -152,6 +173,11 @@ impl MailStore {
         self.inner.state.borrow().clone()
     }
 
+    /// Copies of the state and of the blob index, for a checkpoint.
+    pub fn checkpoint_parts(&self) -> (State, Vec<BlobRef>) {
+        (self.snapshot(), self.inner.blobs.refs())
+    }
+
     /// Creates an account with the default mailboxes (quota 0 = unlimited).
     pub async fn create_account(
         &self,
@@ -159,17 +185,21 @@ impl MailStore {
         quota_bytes: u64,
         quota_messages: u64,
     ) -> Result<(), MailError> {
-        let _guard = self.lock_of(account).lock().await;
+        let guard = self.lock_of(account).lock().await;
         if self.inner.state.borrow().accounts.contains_key(account) {
             return Err(MailError::AccountExists(account.to_string()));
         }
-        self.commit(MailOp::CreateAccount {
-            account: account.to_string(),
-            quota_bytes,
-            quota_messages,
-            uidvalidity: now_secs() as u32,
-        })
+        self.commit(
+            guard,
+            MailOp::CreateAccount {
+                account: account.to_string(),
+                quota_bytes,
+                quota_messages,
+                uidvalidity: now_secs() as u32,
+            },
+        )
         .await
+        .map(drop)
     }
 
     /// Changes an account's quota.
@@ -179,14 +209,18 @@ impl MailStore {
         bytes: u64,
         messages: u64,
     ) -> Result<(), MailError> {
-        let _guard = self.lock_of(account).lock().await;
+        let guard = self.lock_of(account).lock().await;
         self.read(account, |_| Ok(()))?;
-        self.commit(MailOp::SetQuota {
-            account: account.to_string(),
-            quota_bytes: bytes,
-            quota_messages: messages,
-        })
+        self.commit(
+            guard,
+            MailOp::SetQuota {
+                account: account.to_string(),
+                quota_bytes: bytes,
+                quota_messages: messages,
+            },
+        )
         .await
+        .map(drop)
     }
 
     /// The account's mailboxes: name, role, subscribed.
@@ -259,7 +293,7 @@ impl MailStore {
     ) -> Result<(), MailError> {
         validate_name(name)?;
         let name = canonical(name);
-        let _guard = self.lock_of(account).lock().await;
+        let mut guard = self.lock_of(account).lock().await;
         if self.read(account, |a| Ok(a.mailboxes.contains_key(&name)))? {
             return Err(MailError::MailboxExists(name));
         }
@@ -271,13 +305,13 @@ impl MailStore {
             }
             let uidvalidity = self.next_uidvalidity(account)?;
             let role = if depth == levels.len() { role } else { None };
-            self.commit(MailOp::CreateMailbox {
+            let op = MailOp::CreateMailbox {
                 account: account.to_string(),
                 name: path,
                 role,
                 uidvalidity,
-            })
-            .await?;
+            };
+            guard = self.commit(guard, op).await?;
         }
         Ok(())
     }
@@ -294,7 +328,7 @@ impl MailStore {
         if from == "INBOX" || to == "INBOX" {
             return Err(MailError::Protected("INBOX".into()));
         }
-        let _guard = self.lock_of(account).lock().await;
+        let mut guard = self.lock_of(account).lock().await;
         let prefix = format!("{from}{SEPARATOR}");
         let moves: Vec<(String, String)> = self.read(account, |a| {
             a.mailbox(&from)?;
@@ -308,12 +342,12 @@ impl MailStore {
                 .collect())
         })?;
         for (old, new) in moves {
-            self.commit(MailOp::RenameMailbox {
+            let op = MailOp::RenameMailbox {
                 account: account.to_string(),
                 from: old,
                 to: new,
-            })
-            .await?;
+            };
+            guard = self.commit(guard, op).await?;
         }
         Ok(())
     }
@@ -324,13 +358,17 @@ impl MailStore {
         if name == "INBOX" {
             return Err(MailError::Protected(name));
         }
-        let _guard = self.lock_of(account).lock().await;
+        let guard = self.lock_of(account).lock().await;
         self.read(account, |a| a.mailbox(&name).map(|_| ()))?;
-        self.commit(MailOp::DeleteMailbox {
-            account: account.to_string(),
-            name,
-        })
+        self.commit(
+            guard,
+            MailOp::DeleteMailbox {
+                account: account.to_string(),
+                name,
+            },
+        )
         .await
+        .map(drop)
     }
 
     /// Subscribes to or unsubscribes from a mailbox.
@@ -341,14 +379,18 @@ impl MailStore {
         subscribed: bool,
     ) -> Result<(), MailError> {
         let name = canonical(name);
-        let _guard = self.lock_of(account).lock().await;
+        let guard = self.lock_of(account).lock().await;
         self.read(account, |a| a.mailbox(&name).map(|_| ()))?;
-        self.commit(MailOp::Subscribe {
-            account: account.to_string(),
-            name,
-            subscribed,
-        })
+        self.commit(
+            guard,
+            MailOp::Subscribe {
+                account: account.to_string(),
+                name,
+                subscribed,
+            },
+        )
         .await
+        .map(drop)
     }
 
     /// Appends one message (IMAP APPEND).
@@ -389,22 +431,25 @@ impl MailStore {
             return Err(MailError::TooManyKeywords(flags::MAX_KEYWORDS));
         }
         let mailbox = canonical(mailbox);
-        let _guard = self.lock_of(account).lock().await;
+        let guard = self.lock_of(account).lock().await;
         let (uid, modseq, uidvalidity) = self.read(account, |a| {
             let mb = a.mailbox(&mailbox)?;
             a.check_quota(size, 1)?;
             Ok((mb.uidnext, mb.highest_modseq + 1, mb.uidvalidity))
         })?;
-        self.commit(MailOp::Append {
-            account: account.to_string(),
-            mailbox,
-            uid,
-            modseq,
-            flags,
-            internal_date,
-            size,
-            blob,
-        })
+        self.commit(
+            guard,
+            MailOp::Append {
+                account: account.to_string(),
+                mailbox,
+                uid,
+                modseq,
+                flags,
+                internal_date,
+                size,
+                blob,
+            },
+        )
         .await?;
         Ok(Delivered { uidvalidity, uid })
     }
@@ -470,7 +515,7 @@ impl MailStore {
         unchanged_since: Option<u64>,
     ) -> Result<Stored, MailError> {
         let mailbox = canonical(mailbox);
-        let _guard = self.lock_of(account).lock().await;
+        let guard = self.lock_of(account).lock().await;
         let (modseq, changed, modified_since) = self.read(account, |a| {
             let mb = a.mailbox(&mailbox)?;
             let mut changed = Vec::new();
@@ -501,12 +546,15 @@ impl MailStore {
                 modified_since,
             });
         }
-        self.commit(MailOp::SetFlags {
-            account: account.to_string(),
-            mailbox,
-            modseq,
-            changes: changed.clone(),
-        })
+        self.commit(
+            guard,
+            MailOp::SetFlags {
+                account: account.to_string(),
+                mailbox,
+                modseq,
+                changes: changed.clone(),
+            },
+        )
         .await?;
         Ok(Stored {
             modseq,
@@ -524,7 +572,7 @@ impl MailStore {
         uids: Option<&[u32]>,
     ) -> Result<Vec<u32>, MailError> {
         let mailbox = canonical(mailbox);
-        let _guard = self.lock_of(account).lock().await;
+        let guard = self.lock_of(account).lock().await;
         let (modseq, gone) = self.read(account, |a| {
             let mb = a.mailbox(&mailbox)?;
             let gone: Vec<u32> = mb
@@ -538,12 +586,15 @@ impl MailStore {
         if gone.is_empty() {
             return Ok(gone);
         }
-        self.commit(MailOp::Expunge {
-            account: account.to_string(),
-            mailbox,
-            modseq,
-            uids: gone.clone(),
-        })
+        self.commit(
+            guard,
+            MailOp::Expunge {
+                account: account.to_string(),
+                mailbox,
+                modseq,
+                uids: gone.clone(),
+            },
+        )
         .await?;
         Ok(gone)
     }
@@ -559,7 +610,7 @@ impl MailStore {
         moving: bool,
     ) -> Result<Vec<(u32, u32)>, MailError> {
         let (from, to) = (canonical(from), canonical(to));
-        let _guard = self.lock_of(account).lock().await;
+        let guard = self.lock_of(account).lock().await;
         let (pairs, modseq, expunge_at) = self.read(account, |a| {
             let src = a.mailbox(&from)?;
             let dst = a.mailbox(&to)?;
@@ -584,14 +635,17 @@ impl MailStore {
         if pairs.is_empty() {
             return Ok(pairs);
         }
-        self.commit(MailOp::Copy {
-            account: account.to_string(),
-            from,
-            to,
-            pairs: pairs.clone(),
-            modseq,
-            expunge_at,
-        })
+        self.commit(
+            guard,
+            MailOp::Copy {
+                account: account.to_string(),
+                from,
+                to,
+                pairs: pairs.clone(),
+                modseq,
+                expunge_at,
+            },
+        )
         .await?;
         Ok(pairs)
     }

@@ -83,7 +83,7 @@ pub fn canonical(name: &str) -> String {
 }
 
 /// One stored message's metadata.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct Message {
     pub uid: u32,
     pub modseq: u64,
@@ -94,7 +94,7 @@ pub struct Message {
 }
 
 /// One mailbox.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct Mailbox {
     pub role: Option<Role>,
     pub subscribed: bool,
@@ -144,7 +144,7 @@ impl Mailbox {
 }
 
 /// One account's mail.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct Account {
     pub mailboxes: BTreeMap<String, Mailbox>,
     pub quota_bytes: u64,
@@ -198,7 +198,9 @@ pub const DEFAULT_MAILBOXES: [(&str, Role); 6] = [
 ];
 
 /// All accounts of a shard.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Default, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
 pub struct State {
     pub accounts: BTreeMap<String, Account>,
 }

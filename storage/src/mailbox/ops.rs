@@ -8,7 +8,19 @@ use serde::{Deserialize, Serialize};
 use super::flags::Flags;
 
 /// A special-use role (RFC 6154).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
 pub enum Role {
     Inbox,
     Sent,
@@ -19,7 +31,19 @@ pub enum Role {
 }
 
 /// Where a message body lies: its content hash and its log location.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
 pub struct BlobRef {
     pub hash: [u8; 32],
     pub segment: u64,

@@ -13,7 +13,9 @@ pub(super) type Map = BTreeMap<Vec<u8>, Vec<u8>>;
 /// The tables' contents. Build it by feeding [`TableData::replay`] every
 /// record of kind [`TABLE_BATCH`](crate::kinds::TABLE_BATCH) while the log
 /// opens, then hand it to [`Tables::new`](super::Tables::new).
-#[derive(Debug, Default)]
+#[derive(
+    Debug, Default, Clone, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
 pub struct TableData {
     tables: HashMap<String, Map>,
 }

@@ -119,6 +119,11 @@ impl Tables {
         }
     }
 
+    /// A copy of the committed contents, for a checkpoint.
+    pub fn data(&self) -> TableData {
+        self.inner.data.borrow().clone()
+    }
+
     /// A new, empty batch (see [`Tables::commit`]).
     pub fn batch(&self) -> Batch {
         Batch::new()
