@@ -39,7 +39,12 @@ pub struct HttpListener {
 }
 
 /// The routes of the appliance's HTTP service.
-pub fn router(metrics: Arc<Metrics>, metrics_path: Option<&str>, shard: &ShardContext) -> Router {
+pub fn router(
+    metrics: Arc<Metrics>,
+    metrics_path: Option<&str>,
+    shard: &ShardContext,
+    api: Rc<crate::api::Api>,
+) -> Router {
     let (id, count) = (shard.id(), shard.count());
     let mut router = Router::new().route(Method::GET, "/healthz", move |_req| async move {
         let body = serde_json::json!({ "status": "ok", "shard": id, "shards": count });
@@ -51,7 +56,7 @@ pub fn router(metrics: Arc<Metrics>, metrics_path: Option<&str>, shard: &ShardCo
             async move { reply(StatusCode::OK, "text/plain; version=0.0.4", text) }
         });
     }
-    router
+    crate::api::routes(router, api)
 }
 
 fn reply(status: StatusCode, content_type: &'static str, body: String) -> cairn_http::Reply {

@@ -5,6 +5,7 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod admin_credential;
+mod api;
 mod cli;
 mod config_cmd;
 mod http_service;

@@ -12,13 +12,18 @@ use std::time::Duration;
 
 use cairn_config::{Config, ConfigErrors, Service, TlsMode};
 use cairn_shards::metrics::{Metrics, ShardSample};
+use cairn_shards::placement::PlacementTable;
 use cairn_shards::{
     net, probe_bind, ConnectionTracker, Runtime, RuntimeConfig, ShardContext, Shutdown,
 };
+use cairn_storage::directory::service::{DirectoryMesh, DirectoryService, DIRECTORY_SHARD};
+use cairn_storage::directory::Directory;
 use cairn_storage::metrics::StorageMetrics;
+use cairn_storage::service::{MailMesh, MailService};
 use cairn_storage::shard_store::{shards_on_disk, ShardStore};
 use cairn_storage::DataDir;
 
+use crate::api::{Api, Auth};
 use crate::cli::RunArgs;
 use crate::http_service::{self, HttpLimits, HttpListener};
 use crate::{admin_credential, logging, tls};
@@ -112,6 +117,7 @@ fn run_until_stopped(args: RunArgs) -> Result<(), String> {
     let identity = tls::load_or_generate(&config, &data_dir)?;
     let https = identity.server_config(&[b"http/1.1"])?;
     let new_password = admin_credential::ensure(&data_dir)?;
+    let credentials = Arc::new(admin_credential::load(&data_dir)?);
     let (planned, not_built) = plan_listeners(&config)?;
 
     let runtime_config = RuntimeConfig {
@@ -141,6 +147,10 @@ fn run_until_stopped(args: RunArgs) -> Result<(), String> {
         https,
         metrics,
         storage_metrics,
+        mail_mesh: MailMesh::new(shards, 64),
+        directory_mesh: DirectoryMesh::new(shards, 64),
+        credentials,
+        max_body: config.limits.max_request_body as usize,
         data_dir: data_dir.path().to_path_buf(),
         ready: ready_tx,
         metrics_path: config.metrics.enabled.then(|| config.metrics.path.clone()),
@@ -184,6 +194,10 @@ struct ShardMain {
     https: Arc<rustls::ServerConfig>,
     metrics: Arc<Metrics>,
     storage_metrics: Arc<StorageMetrics>,
+    mail_mesh: MailMesh,
+    directory_mesh: DirectoryMesh,
+    credentials: Arc<admin_credential::Credentials>,
+    max_body: usize,
     data_dir: std::path::PathBuf,
     ready: mpsc::Sender<Result<(), String>>,
     metrics_path: Option<String>,
@@ -192,6 +206,34 @@ struct ShardMain {
 }
 
 impl ShardMain {
+    /// Joins the cross-shard services and builds the admin API of this
+    /// shard; the directory's shard serves the directory.
+    async fn api(&self, ctx: &ShardContext, store: &ShardStore) -> Result<Rc<Api>, String> {
+        let placement = Rc::new(std::cell::RefCell::new(PlacementTable::new(
+            ctx.count(),
+            ctx.id(),
+        )));
+        let mail = MailService::start(&self.mail_mesh, ctx.id(), store.mail.clone(), placement)
+            .await
+            .map_err(|e| format!("cannot join the mail mesh: {e}"))?;
+        let directory = (ctx.id() == DIRECTORY_SHARD).then(|| Directory::new(store.tables.clone()));
+        let directory = DirectoryService::start(&self.directory_mesh, ctx.id(), directory)
+            .await
+            .map_err(|e| format!("cannot join the directory mesh: {e}"))?;
+        let creds = &self.credentials;
+        Ok(Rc::new(Api {
+            directory,
+            mail,
+            auth: Auth::new(
+                creds.token.clone(),
+                creds.user.clone(),
+                creds.password_hash.clone(),
+            ),
+            blocking: ctx.blocking().clone(),
+            max_body: self.max_body,
+        }))
+    }
+
     async fn run(self, ctx: ShardContext) {
         let store = match ShardStore::open(&self.data_dir, ctx.id()).await {
             Ok((store, report)) => {
@@ -233,11 +275,20 @@ impl ShardMain {
                 }
             }
         }
+        let api = match self.api(&ctx, &store).await {
+            Ok(api) => api,
+            Err(e) => {
+                let _ = self.ready.send(Err(format!("shard {}: {e}", ctx.id())));
+                store.log.close().await;
+                return;
+            }
+        };
         let tracker = ConnectionTracker::default();
         let router = Rc::new(http_service::router(
             self.metrics.clone(),
             self.metrics_path.as_deref(),
             &ctx,
+            api,
         ));
         for listener in listeners {
             cairn_shards::spawn_detached(http_service::accept_loop(
@@ -318,6 +369,18 @@ fn print_banner(
         if config.metrics.enabled {
             println!("  metrics: {scheme}://{}{}", p.addr, config.metrics.path);
         }
+    }
+    if let Some(p) = planned.first() {
+        let scheme = if p.tls == TlsMode::Implicit {
+            "https"
+        } else {
+            "http"
+        };
+        println!(
+            "  admin API: {scheme}://{}/api/v1/ (Bearer token in {}, or Basic auth as the admin)",
+            p.addr,
+            config.data_dir.join(admin_credential::TOKEN_FILE).display()
+        );
     }
     let file = config.data_dir.join(admin_credential::FILE);
     match new_password {

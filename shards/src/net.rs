@@ -12,8 +12,20 @@ pub type UdpSocket = glommio::net::UdpSocket;
 
 /// Binds a TCP listener on this shard. Every shard binds the same address
 /// (SO_REUSEPORT) and the kernel spreads connections between them.
+/// SO_REUSEADDR is set too, and inherited by accepted connections, so that
+/// connections left closing by a previous run never block a restart.
 pub fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
-    TcpListener::bind(addr).map_err(io::Error::from)
+    use socket2::{Domain, Protocol, Socket, Type};
+    use std::os::fd::{FromRawFd, IntoRawFd};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.set_cloexec(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    // SAFETY: the descriptor is a bound, listening TCP socket that we own
+    // and hand over whole.
+    Ok(unsafe { TcpListener::from_raw_fd(socket.into_raw_fd()) })
 }
 
 /// Binds a UDP socket on this shard (SO_REUSEPORT, as for TCP).

@@ -32,6 +32,9 @@ pub enum MailRequest {
         body: Arc<[u8]>,
         internal_date: i64,
     },
+    DeleteAccount {
+        account: String,
+    },
     Status {
         account: String,
         mailbox: String,
@@ -87,6 +90,9 @@ async fn handle(store: MailStore, req: MailRequest) -> MailReply {
                 .create_account(&account, quota_bytes, quota_messages)
                 .await,
         ),
+        MailRequest::DeleteAccount { account } => {
+            MailReply::Done(store.delete_account(&account).await)
+        }
         MailRequest::Deliver {
             recipients,
             body,
@@ -141,6 +147,17 @@ impl MailService {
             account: account.to_string(),
             quota_bytes,
             quota_messages,
+        };
+        match self.call(account, req).await? {
+            MailReply::Done(r) => Ok(r?),
+            _ => Err(ServiceError::Mismatch),
+        }
+    }
+
+    /// Deletes an account and its mail on its shard.
+    pub async fn delete_account(&self, account: &str) -> Result<(), ServiceError> {
+        let req = MailRequest::DeleteAccount {
+            account: account.to_string(),
         };
         match self.call(account, req).await? {
             MailReply::Done(r) => Ok(r?),

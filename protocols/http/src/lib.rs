@@ -6,6 +6,7 @@
 //! JSON bodies with a code, as every Cairn API answers them.
 
 pub mod io;
+pub mod json;
 pub mod router;
 pub mod server;
 

@@ -54,6 +54,9 @@ fn json_string(s: &str) -> String {
 #[derive(Default, Clone)]
 pub struct Router {
     routes: BTreeMap<String, Vec<(Method, Handler)>>,
+    /// Routes that match every path starting with their prefix (e.g.
+    /// `/api/v1/accounts/` for `/api/v1/accounts/{address}`).
+    prefixes: Vec<(String, Vec<(Method, Handler)>)>,
 }
 
 /// What the router found for a request.
@@ -86,9 +89,38 @@ impl Router {
         self
     }
 
-    /// Looks a request up. HEAD is served by the GET handler.
+    /// Adds a route for every path under `prefix` (which ends with `/`);
+    /// the handler reads the rest of the path itself.
+    pub fn route_prefix<F, Fut>(mut self, method: Method, prefix: &str, handler: F) -> Self
+    where
+        F: Fn(Request) -> Fut + 'static,
+        Fut: Future<Output = Reply> + 'static,
+    {
+        let handler: Handler = Rc::new(move |req| Box::pin(handler(req)));
+        match self.prefixes.iter_mut().find(|(p, _)| p == prefix) {
+            Some((_, handlers)) => handlers.push((method, handler)),
+            None => self
+                .prefixes
+                .push((prefix.to_string(), vec![(method, handler)])),
+        }
+        self
+    }
+
+    /// Looks a request up: an exact path first, then the longest prefix
+    /// route. HEAD is served by the GET handler.
     pub fn find(&self, method: &Method, path: &str) -> Route<'_> {
-        let Some((path, handlers)) = self.routes.get_key_value(path) else {
+        let exact = self
+            .routes
+            .get_key_value(path)
+            .map(|(p, h)| (p.as_str(), h));
+        let prefixed = || {
+            self.prefixes
+                .iter()
+                .filter(|(p, _)| path.starts_with(p.as_str()) && path.len() > p.len())
+                .max_by_key(|(p, _)| p.len())
+                .map(|(p, h)| (p.as_str(), h))
+        };
+        let Some((path, handlers)) = exact.or_else(prefixed) else {
             return Route::NotFound;
         };
         let wanted = if method == Method::HEAD {
@@ -166,5 +198,30 @@ mod tests {
             Route::WrongMethod(_)
         ));
         assert!(matches!(r.find(&Method::GET, "/nope"), Route::NotFound));
+    }
+
+    #[test]
+    fn prefix_routes_match_below_their_prefix_only() {
+        let ok = |_req| async { json_error(StatusCode::OK, "ok", "ok") };
+        let r = Router::new()
+            .route(Method::GET, "/api/v1/accounts", ok)
+            .route_prefix(Method::GET, "/api/v1/accounts/", ok)
+            .route_prefix(Method::DELETE, "/api/v1/accounts/", ok);
+        assert!(matches!(
+            r.find(&Method::GET, "/api/v1/accounts"),
+            Route::Found("/api/v1/accounts", _)
+        ));
+        assert!(matches!(
+            r.find(&Method::DELETE, "/api/v1/accounts/a@b.org"),
+            Route::Found("/api/v1/accounts/", _)
+        ));
+        assert!(matches!(
+            r.find(&Method::GET, "/api/v1/accounts/"),
+            Route::NotFound
+        ));
+        assert!(matches!(
+            r.find(&Method::POST, "/api/v1/accounts/x"),
+            Route::WrongMethod(_)
+        ));
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod names;
 pub mod records;
+pub mod service;
 
 use crate::table::{Batch, TableError, Tables};
 pub use records::{Account, Accounts, Domain, List, Status};

@@ -202,6 +202,20 @@ impl MailStore {
         .map(drop)
     }
 
+    /// Deletes an account and all of its mail (the bodies go at compaction).
+    pub async fn delete_account(&self, account: &str) -> Result<(), MailError> {
+        let guard = self.lock_of(account).lock().await;
+        self.read(account, |_| Ok(()))?;
+        self.commit(
+            guard,
+            MailOp::DeleteAccount {
+                account: account.to_string(),
+            },
+        )
+        .await
+        .map(drop)
+    }
+
     /// Changes an account's quota.
     pub async fn set_quota(
         &self,

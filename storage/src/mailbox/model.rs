@@ -261,6 +261,11 @@ impl State {
                     },
                 );
             }
+            MailOp::DeleteAccount { account } => {
+                self.accounts
+                    .remove(account)
+                    .ok_or_else(|| corrupt("delete of a missing account"))?;
+            }
             MailOp::SetQuota {
                 account,
                 quota_bytes,

@@ -121,6 +121,10 @@ pub enum MailOp {
         modseq: u64,
         expunge_at: Option<u64>,
     },
+    /// Removes an account and all of its mail.
+    DeleteAccount {
+        account: String,
+    },
 }
 
 impl MailOp {

@@ -1,0 +1,178 @@
+//! `/api/v1/accounts`: list (paged, `?search=`), add (the password is
+//! hashed with argon2id on the blocking pool; the mail account is made on
+//! the shard that owns it), show, delete.
+
+use std::rc::Rc;
+
+use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
+use argon2::Argon2;
+use cairn_http::json::{json_reply, no_content, read_json};
+use cairn_http::{Reply, Request};
+use cairn_storage::directory::{names, Account, NewAccount, Status};
+use cairn_storage::mailbox::MailError;
+use cairn_storage::service::ServiceError;
+use hyper::StatusCode;
+use serde::{Deserialize, Serialize};
+
+use super::{errors, page_limit, path_tail, query, Api};
+
+/// The prefix of one account's path.
+pub const ONE: &str = "/api/v1/accounts/";
+/// The shortest password accepted.
+const MIN_PASSWORD: usize = 8;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Create {
+    address: String,
+    password: String,
+    #[serde(default)]
+    display_name: String,
+    #[serde(default)]
+    given_name: String,
+    #[serde(default)]
+    surname: String,
+    #[serde(default)]
+    phone: String,
+    #[serde(default)]
+    quota_bytes: u64,
+}
+
+/// An account as the API shows it: never its password hash.
+#[derive(Serialize)]
+struct View {
+    address: String,
+    display_name: String,
+    given_name: String,
+    surname: String,
+    phone: String,
+    status: Status,
+    quota_bytes: u64,
+    shard: u32,
+    aliases: Vec<String>,
+}
+
+impl From<Account> for View {
+    fn from(a: Account) -> Self {
+        View {
+            address: a.address,
+            display_name: a.display_name,
+            given_name: a.given_name,
+            surname: a.surname,
+            phone: a.phone,
+            status: a.status,
+            quota_bytes: a.quota_bytes,
+            shard: a.shard,
+            aliases: a.aliases,
+        }
+    }
+}
+
+pub async fn list(api: Rc<Api>, req: Request) -> Reply {
+    let q = query(&req);
+    let found = api
+        .directory
+        .accounts(
+            q.get("after").cloned(),
+            page_limit(&q),
+            q.get("search").cloned(),
+        )
+        .await;
+    match found {
+        Ok(items) => {
+            let items: Vec<View> = items.into_iter().map(View::from).collect();
+            json_reply(StatusCode::OK, &serde_json::json!({ "items": items }))
+        }
+        Err(e) => errors::directory(e),
+    }
+}
+
+pub async fn add(api: Rc<Api>, req: Request) -> Reply {
+    let new: Create = match read_json(req, api.max_body).await {
+        Ok(v) => v,
+        Err(reply) => return reply,
+    };
+    let address = match names::address(&new.address) {
+        Ok((address, _)) => address,
+        Err(e) => return errors::directory(e.into()),
+    };
+    if new.password.chars().count() < MIN_PASSWORD {
+        let why = format!("at least {MIN_PASSWORD} characters");
+        return errors::error(StatusCode::BAD_REQUEST, "invalid", &why, Some("password"));
+    }
+    let password = new.password;
+    let hashed = api
+        .blocking
+        .run(move || {
+            let salt = SaltString::generate(&mut OsRng);
+            Argon2::default()
+                .hash_password(password.as_bytes(), &salt)
+                .map(|h| h.to_string())
+        })
+        .await;
+    let Ok(Ok(password_hash)) = hashed else {
+        return errors::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "hashing",
+            "cannot hash the password",
+            None,
+        );
+    };
+    let shard = api.mail.owner(&address) as u32;
+    let account = NewAccount {
+        address: address.clone(),
+        password_hash,
+        display_name: new.display_name,
+        given_name: new.given_name,
+        surname: new.surname,
+        phone: new.phone,
+        quota_bytes: new.quota_bytes,
+        class_of_service: None,
+        shard,
+    };
+    let created = match api.directory.add_account(account).await {
+        Ok(a) => a,
+        Err(e) => return errors::directory(e),
+    };
+    if let Err(e) = api.mail.create_account(&address, new.quota_bytes, 0).await {
+        // Undo the directory entry so that no account exists without mail.
+        if let Err(undo) = api.directory.delete_account(address.clone()).await {
+            tracing::error!(%address, error = %undo, "cannot undo a half-created account");
+        }
+        return errors::mail(e);
+    }
+    json_reply(StatusCode::CREATED, &View::from(created))
+}
+
+pub async fn show(api: Rc<Api>, req: Request) -> Reply {
+    let address = path_tail(&req, ONE);
+    match api.directory.account(address.clone()).await {
+        Ok(Some(a)) => json_reply(StatusCode::OK, &View::from(a)),
+        Ok(None) => errors::error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            &format!("no such account: {address}"),
+            None,
+        ),
+        Err(e) => errors::directory(e),
+    }
+}
+
+pub async fn delete(api: Rc<Api>, req: Request) -> Reply {
+    let address = path_tail(&req, ONE);
+    let primary = match api.directory.account(address.clone()).await {
+        Ok(Some(a)) => a.address,
+        Ok(None) => {
+            let why = format!("no such account: {address}");
+            return errors::error(StatusCode::NOT_FOUND, "not_found", &why, None);
+        }
+        Err(e) => return errors::directory(e),
+    };
+    if let Err(e) = api.directory.delete_account(primary.clone()).await {
+        return errors::directory(e);
+    }
+    match api.mail.delete_account(&primary).await {
+        Ok(()) | Err(ServiceError::Mail(MailError::NoSuchAccount(_))) => no_content(),
+        Err(e) => errors::mail(e),
+    }
+}

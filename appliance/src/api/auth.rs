@@ -1,0 +1,115 @@
+//! Who may use the admin API: a bearer API token (kept in the data
+//! directory for the local CLI), or HTTP Basic with the admin user and
+//! password, verified against its argon2id hash on the blocking pool (a
+//! verified password is remembered by its SHA-256 so that it is hashed once).
+
+use std::cell::RefCell;
+use std::collections::HashSet;
+
+use argon2::{Argon2, PasswordHash, PasswordVerifier};
+use base64::Engine;
+use cairn_http::{json_error, Reply, Request};
+use cairn_shards::BlockingPool;
+use hyper::{header, StatusCode};
+use sha2::{Digest, Sha256};
+
+/// The admin credentials the API accepts.
+pub struct Auth {
+    token: String,
+    user: String,
+    password_hash: String,
+    verified: RefCell<HashSet<[u8; 32]>>,
+}
+
+fn equal_in_constant_time(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn unauthorized(message: &str) -> Reply {
+    let mut reply = json_error(StatusCode::UNAUTHORIZED, "unauthorized", message);
+    reply.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer, Basic realm=\"cairn\""),
+    );
+    reply
+}
+
+impl Auth {
+    /// Accepts `token`, or `user` with a password matching `password_hash`.
+    pub fn new(token: String, user: String, password_hash: String) -> Self {
+        Self {
+            token,
+            user,
+            password_hash,
+            verified: RefCell::new(HashSet::new()),
+        }
+    }
+
+    /// Lets the request through, or answers 401.
+    pub async fn check(&self, req: &Request, blocking: &BlockingPool) -> Result<(), Reply> {
+        let Some(value) = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+        else {
+            return Err(unauthorized("credentials required"));
+        };
+        if let Some(token) = value.strip_prefix("Bearer ") {
+            return if equal_in_constant_time(token.trim().as_bytes(), self.token.as_bytes()) {
+                Ok(())
+            } else {
+                Err(unauthorized("invalid token"))
+            };
+        }
+        let Some(basic) = value.strip_prefix("Basic ") else {
+            return Err(unauthorized("use Bearer or Basic"));
+        };
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(basic.trim())
+            .map_err(|_| unauthorized("malformed Basic credentials"))?;
+        let Some((user, password)) = std::str::from_utf8(&decoded)
+            .ok()
+            .and_then(|s| s.split_once(':'))
+        else {
+            return Err(unauthorized("malformed Basic credentials"));
+        };
+        if user != self.user {
+            return Err(unauthorized("invalid credentials"));
+        }
+        let digest: [u8; 32] = Sha256::digest(password.as_bytes()).into();
+        if self.verified.borrow().contains(&digest) {
+            return Ok(());
+        }
+        let (hash, password) = (self.password_hash.clone(), password.to_string());
+        let ok = blocking
+            .run(move || {
+                PasswordHash::new(&hash)
+                    .map(|parsed| {
+                        Argon2::default()
+                            .verify_password(password.as_bytes(), &parsed)
+                            .is_ok()
+                    })
+                    .unwrap_or(false)
+            })
+            .await
+            .unwrap_or(false);
+        if ok {
+            self.verified.borrow_mut().insert(digest);
+            Ok(())
+        } else {
+            Err(unauthorized("invalid credentials"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_compare_whole() {
+        assert!(equal_in_constant_time(b"abc", b"abc"));
+        assert!(!equal_in_constant_time(b"abc", b"abd"));
+        assert!(!equal_in_constant_time(b"abc", b"ab"));
+    }
+}

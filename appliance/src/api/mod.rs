@@ -1,0 +1,110 @@
+//! The admin API (`/api/v1/…`, JSON): domains and accounts, authenticated
+//! with the API token or the admin password. Every handler runs on the
+//! shard that accepted the connection; directory changes go to the
+//! directory's shard and mail accounts to the shard that owns them.
+
+mod accounts;
+mod auth;
+mod domains;
+mod errors;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::rc::Rc;
+
+use cairn_http::json::json_reply;
+use cairn_http::{Reply, Request, Router};
+use cairn_shards::BlockingPool;
+use cairn_storage::directory::service::DirectoryService;
+use cairn_storage::service::MailService;
+use hyper::{Method, StatusCode};
+
+pub use auth::Auth;
+
+/// The OpenAPI description of this API.
+const OPENAPI: &str = include_str!("openapi.json");
+/// Largest page a list returns.
+pub const MAX_PAGE: usize = 1000;
+
+/// What the API's handlers share on one shard.
+pub struct Api {
+    pub directory: DirectoryService,
+    pub mail: MailService,
+    pub auth: Auth,
+    pub blocking: BlockingPool,
+    pub max_body: usize,
+}
+
+/// The query string's pairs, percent-decoded.
+pub fn query(req: &Request) -> HashMap<String, String> {
+    form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+        .into_owned()
+        .collect()
+}
+
+/// The percent-decoded rest of the path after `prefix`.
+pub fn path_tail(req: &Request, prefix: &str) -> String {
+    let tail = req.uri().path().strip_prefix(prefix).unwrap_or("");
+    form_urlencoded::parse(format!("x={tail}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+/// Page size from `?limit=` (default 100, at most [`MAX_PAGE`]).
+pub fn page_limit(q: &HashMap<String, String>) -> usize {
+    q.get("limit")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(100)
+        .clamp(1, MAX_PAGE)
+}
+
+/// Wraps a handler: authentication first.
+fn guarded<F, Fut>(
+    api: &Rc<Api>,
+    handler: F,
+) -> impl Fn(Request) -> std::pin::Pin<Box<dyn Future<Output = Reply>>>
+where
+    F: Fn(Rc<Api>, Request) -> Fut + Clone + 'static,
+    Fut: Future<Output = Reply> + 'static,
+{
+    let api = api.clone();
+    move |req| {
+        let (api, handler) = (api.clone(), handler.clone());
+        Box::pin(async move {
+            if let Err(denied) = api.auth.check(&req, &api.blocking).await {
+                return denied;
+            }
+            handler(api, req).await
+        })
+    }
+}
+
+/// Adds the API's routes to `router`.
+pub fn routes(router: Router, api: Rc<Api>) -> Router {
+    router
+        .route(Method::GET, "/api/v1/openapi.json", |_req| async {
+            let doc: serde_json::Value = serde_json::from_str(OPENAPI).unwrap_or_default();
+            json_reply(StatusCode::OK, &doc)
+        })
+        .route(Method::GET, "/api/v1/domains", guarded(&api, domains::list))
+        .route(Method::POST, "/api/v1/domains", guarded(&api, domains::add))
+        .route_prefix(Method::GET, domains::ONE, guarded(&api, domains::show))
+        .route_prefix(Method::DELETE, domains::ONE, guarded(&api, domains::delete))
+        .route(
+            Method::GET,
+            "/api/v1/accounts",
+            guarded(&api, accounts::list),
+        )
+        .route(
+            Method::POST,
+            "/api/v1/accounts",
+            guarded(&api, accounts::add),
+        )
+        .route_prefix(Method::GET, accounts::ONE, guarded(&api, accounts::show))
+        .route_prefix(
+            Method::DELETE,
+            accounts::ONE,
+            guarded(&api, accounts::delete),
+        )
+}

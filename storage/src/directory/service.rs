@@ -1,0 +1,216 @@
+//! The directory from any shard: the directory lives on one shard
+//! ([`DIRECTORY_SHARD`]) and the others reach it through a cross-shard
+//! call, so that every change is checked and committed in one place.
+
+use std::rc::Rc;
+
+use cairn_shards::mesh::{Mesh, MeshEndpoint, MeshError};
+use cairn_shards::ShardId;
+
+use super::{Account, Directory, DirectoryError, Domain, NewAccount};
+
+/// The shard that keeps the directory.
+pub const DIRECTORY_SHARD: ShardId = 0;
+
+/// A directory operation, as sent to the directory's shard.
+#[derive(Debug, Clone)]
+pub enum DirectoryRequest {
+    AddDomain {
+        name: String,
+        alias_of: Option<String>,
+        catch_all: Option<String>,
+    },
+    Domain(String),
+    Domains {
+        after: Option<String>,
+        limit: usize,
+    },
+    DeleteDomain {
+        name: String,
+        force: bool,
+    },
+    AddAccount(NewAccount),
+    Account(String),
+    Accounts {
+        after: Option<String>,
+        limit: usize,
+        search: Option<String>,
+    },
+    DeleteAccount(String),
+}
+
+/// The directory shard's answer: the error travels as its message and kind.
+#[derive(Debug)]
+pub enum DirectoryReply {
+    Domain(Result<Domain, DirectoryError>),
+    MaybeDomain(Result<Option<Domain>, DirectoryError>),
+    Domains(Result<Vec<Domain>, DirectoryError>),
+    Account(Result<Option<Account>, DirectoryError>),
+    NewAccount(Result<Account, DirectoryError>),
+    Accounts(Result<Vec<Account>, DirectoryError>),
+    Done(Result<(), DirectoryError>),
+}
+
+/// The mesh that carries directory requests.
+pub type DirectoryMesh = Mesh<DirectoryRequest, DirectoryReply>;
+
+/// Why a directory call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error(transparent)]
+    Directory(#[from] DirectoryError),
+    #[error("the directory shard did not answer: {0}")]
+    Mesh(#[from] MeshError),
+    #[error("the directory shard answered a different request")]
+    Mismatch,
+}
+
+async fn handle(dir: Directory, req: DirectoryRequest) -> DirectoryReply {
+    use DirectoryRequest as Q;
+    match req {
+        Q::AddDomain {
+            name,
+            alias_of,
+            catch_all,
+        } => DirectoryReply::Domain(
+            dir.add_domain(&name, alias_of.as_deref(), catch_all.as_deref())
+                .await,
+        ),
+        Q::Domain(name) => DirectoryReply::MaybeDomain(dir.domain(&name)),
+        Q::Domains { after, limit } => {
+            DirectoryReply::Domains(dir.domains(after.as_deref(), limit))
+        }
+        Q::DeleteDomain { name, force } => {
+            DirectoryReply::Done(dir.delete_domain(&name, force).await)
+        }
+        Q::AddAccount(new) => DirectoryReply::NewAccount(dir.add_account(new).await),
+        Q::Account(address) => DirectoryReply::Account(dir.account(&address)),
+        Q::Accounts {
+            after,
+            limit,
+            search,
+        } => DirectoryReply::Accounts(dir.accounts(after.as_deref(), limit, search.as_deref())),
+        Q::DeleteAccount(address) => DirectoryReply::Done(dir.delete_account(&address).await),
+    }
+}
+
+/// The directory as seen from one shard. Cheap to clone.
+#[derive(Clone)]
+pub struct DirectoryService {
+    endpoint: Rc<MeshEndpoint<DirectoryRequest, DirectoryReply>>,
+}
+
+macro_rules! expect_reply {
+    ($reply:expr, $variant:ident) => {
+        match $reply {
+            DirectoryReply::$variant(r) => Ok(r?),
+            _ => Err(CallError::Mismatch),
+        }
+    };
+}
+
+impl DirectoryService {
+    /// Joins the mesh as `shard`; the directory shard passes its
+    /// `directory` and serves the others.
+    pub async fn start(
+        mesh: &DirectoryMesh,
+        shard: ShardId,
+        directory: Option<Directory>,
+    ) -> Result<Self, MeshError> {
+        let endpoint = mesh.join(shard).await?;
+        if let Some(dir) = directory {
+            endpoint.serve(move |_from, req| handle(dir.clone(), req))?;
+        }
+        Ok(Self {
+            endpoint: Rc::new(endpoint),
+        })
+    }
+
+    async fn call(&self, req: DirectoryRequest) -> Result<DirectoryReply, CallError> {
+        Ok(self.endpoint.call(DIRECTORY_SHARD, req).await?)
+    }
+
+    /// Adds a domain.
+    pub async fn add_domain(
+        &self,
+        name: String,
+        alias_of: Option<String>,
+        catch_all: Option<String>,
+    ) -> Result<Domain, CallError> {
+        let req = DirectoryRequest::AddDomain {
+            name,
+            alias_of,
+            catch_all,
+        };
+        expect_reply!(self.call(req).await?, Domain)
+    }
+
+    /// A domain by name.
+    pub async fn domain(&self, name: String) -> Result<Option<Domain>, CallError> {
+        expect_reply!(
+            self.call(DirectoryRequest::Domain(name)).await?,
+            MaybeDomain
+        )
+    }
+
+    /// Lists domains.
+    pub async fn domains(
+        &self,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<Domain>, CallError> {
+        expect_reply!(
+            self.call(DirectoryRequest::Domains { after, limit })
+                .await?,
+            Domains
+        )
+    }
+
+    /// Deletes a domain.
+    pub async fn delete_domain(&self, name: String, force: bool) -> Result<(), CallError> {
+        expect_reply!(
+            self.call(DirectoryRequest::DeleteDomain { name, force })
+                .await?,
+            Done
+        )
+    }
+
+    /// Adds an account.
+    pub async fn add_account(&self, new: NewAccount) -> Result<Account, CallError> {
+        expect_reply!(
+            self.call(DirectoryRequest::AddAccount(new)).await?,
+            NewAccount
+        )
+    }
+
+    /// An account by address or alias.
+    pub async fn account(&self, address: String) -> Result<Option<Account>, CallError> {
+        expect_reply!(
+            self.call(DirectoryRequest::Account(address)).await?,
+            Account
+        )
+    }
+
+    /// Lists accounts.
+    pub async fn accounts(
+        &self,
+        after: Option<String>,
+        limit: usize,
+        search: Option<String>,
+    ) -> Result<Vec<Account>, CallError> {
+        let req = DirectoryRequest::Accounts {
+            after,
+            limit,
+            search,
+        };
+        expect_reply!(self.call(req).await?, Accounts)
+    }
+
+    /// Deletes an account.
+    pub async fn delete_account(&self, address: String) -> Result<(), CallError> {
+        expect_reply!(
+            self.call(DirectoryRequest::DeleteAccount(address)).await?,
+            Done
+        )
+    }
+}

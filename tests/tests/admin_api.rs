@@ -1,0 +1,239 @@
+//! The admin API with a real HTTP client: authentication, domains and
+//! accounts end to end (directory on its shard, mail on the owner's),
+//! errors as JSON with a code and the field at fault, and persistence
+//! across a restart.
+
+use std::time::Duration;
+
+use cairn_tests::{Appliance, TestConfig};
+use reqwest::blocking::{Client, RequestBuilder};
+use serde_json::{json, Value};
+
+struct Session {
+    client: Client,
+    base: String,
+    token: String,
+}
+
+impl Session {
+    fn new(appliance: &Appliance, data: &std::path::Path) -> Self {
+        Self {
+            client: Client::builder()
+                .timeout(Duration::from_secs(20))
+                .build()
+                .expect("client"),
+            base: format!("http://{}/api/v1", appliance.http),
+            token: std::fs::read_to_string(data.join("api-token"))
+                .expect("api-token")
+                .trim()
+                .to_string(),
+        }
+    }
+    fn authed(&self, rb: RequestBuilder) -> RequestBuilder {
+        rb.bearer_auth(&self.token)
+    }
+    fn get(&self, path: &str) -> (u16, Value) {
+        let r = self
+            .authed(self.client.get(format!("{}{path}", self.base)))
+            .send()
+            .expect("GET");
+        (r.status().as_u16(), r.json().unwrap_or(Value::Null))
+    }
+    fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let r = self
+            .authed(self.client.post(format!("{}{path}", self.base)))
+            .json(body)
+            .send()
+            .expect("POST");
+        (r.status().as_u16(), r.json().unwrap_or(Value::Null))
+    }
+    fn delete(&self, path: &str) -> u16 {
+        self.authed(self.client.delete(format!("{}{path}", self.base)))
+            .send()
+            .expect("DELETE")
+            .status()
+            .as_u16()
+    }
+}
+
+#[test]
+fn domains_and_accounts_through_the_api() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let config = TestConfig::new(&data, "[limits]\nmax_request_body = 2048\n");
+    let path = tmp.path().join("appliance.toml");
+    std::fs::write(&path, &config.text).expect("write config");
+    let appliance = Appliance::start(&path, &config);
+    let banner = appliance.banner.join("\n");
+    let password = banner
+        .split("with password \"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("password in banner")
+        .to_string();
+    let s = Session::new(&appliance, &data);
+
+    // Authentication.
+    let anonymous = s
+        .client
+        .get(format!("{}/domains", s.base))
+        .send()
+        .expect("GET");
+    assert_eq!(anonymous.status(), 401);
+    let wrong = s
+        .client
+        .get(format!("{}/domains", s.base))
+        .bearer_auth("nope")
+        .send()
+        .expect("GET");
+    assert_eq!(wrong.status(), 401);
+    let basic = s
+        .client
+        .get(format!("{}/domains", s.base))
+        .basic_auth("admin", Some(&password))
+        .send()
+        .expect("GET");
+    assert_eq!(basic.status(), 200);
+    let bad_basic = s
+        .client
+        .get(format!("{}/domains", s.base))
+        .basic_auth("admin", Some("wrong"))
+        .send()
+        .expect("GET");
+    assert_eq!(bad_basic.status(), 401);
+    let doc: Value = s
+        .client
+        .get(format!("{}/openapi.json", s.base))
+        .send()
+        .expect("GET")
+        .json()
+        .expect("openapi");
+    assert_eq!(doc["openapi"], "3.0.3");
+    assert!(doc["paths"]["/api/v1/accounts"]["post"].is_object());
+
+    // Domains.
+    let (status, body) = s.post("/domains", &json!({ "name": "Example.org" }));
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["name"], "example.org");
+    assert_eq!(s.post("/domains", &json!({ "name": "example.org" })).0, 409);
+    let (status, body) = s.post("/domains", &json!({ "name": "no_dots" }));
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (400, Some("domain")),
+        "{body}"
+    );
+    let (status, body) = s.post("/domains", &json!({ "name": "x.org", "colour": "red" }));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_json")),
+        "{body}"
+    );
+    let big = json!({ "name": "y".repeat(4000) });
+    assert_eq!(s.post("/domains", &big).0, 413);
+    let (status, body) = s.get("/domains");
+    assert_eq!(status, 200);
+    assert_eq!(body["items"].as_array().map(Vec::len), Some(1));
+    assert_eq!(s.get("/domains/example.org").0, 200);
+    assert_eq!(s.get("/domains/nope.org").0, 404);
+
+    // Accounts.
+    let (status, body) = s.post(
+        "/accounts",
+        &json!({ "address": "alice@example.org", "password": "short" }),
+    );
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (400, Some("password")),
+        "{body}"
+    );
+    let (status, body) = s.post(
+        "/accounts",
+        &json!({ "address": "alice@nowhere.org", "password": "long enough" }),
+    );
+    assert_eq!(status, 404, "{body}");
+    for (i, user) in ["alice", "bob", "carol"].iter().enumerate() {
+        let (status, body) = s.post(
+            "/accounts",
+            &json!({ "address": format!("{user}@example.org"), "password": "correct horse", "display_name": format!("User {i}") }),
+        );
+        assert_eq!(status, 201, "{body}");
+        assert!(
+            body.get("password_hash").is_none() && body.get("password").is_none(),
+            "{body}"
+        );
+    }
+    assert_eq!(
+        s.post(
+            "/accounts",
+            &json!({ "address": "ALICE@example.org", "password": "correct horse" })
+        )
+        .0,
+        409
+    );
+    let (status, body) = s.get("/accounts/alice%40example.org");
+    assert_eq!(
+        (status, body["display_name"].as_str()),
+        (200, Some("User 0")),
+        "{body}"
+    );
+    let (_, body) = s.get("/accounts?search=user%201");
+    let found: Vec<&str> = body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|a| a["address"].as_str())
+        .collect();
+    assert_eq!(found, vec!["bob@example.org"]);
+    let (_, body) = s.get("/accounts?limit=2");
+    assert_eq!(body["items"].as_array().map(Vec::len), Some(2));
+    let (_, body) = s.get("/accounts?after=bob%40example.org");
+    assert_eq!(body["items"][0]["address"], "carol@example.org");
+
+    let (status, body) = {
+        let r = s
+            .authed(s.client.delete(format!("{}/domains/example.org", s.base)))
+            .send()
+            .expect("DELETE");
+        (
+            r.status().as_u16(),
+            r.json::<Value>().unwrap_or(Value::Null),
+        )
+    };
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("not_empty")),
+        "{body}"
+    );
+    assert_eq!(s.delete("/accounts/carol@example.org"), 204);
+    assert_eq!(s.get("/accounts/carol@example.org").0, 404);
+    assert_eq!(s.delete("/accounts/carol@example.org"), 404);
+
+    // Everything is still there after a restart.
+    assert_eq!(
+        appliance
+            .stop(libc::SIGTERM, Duration::from_secs(10))
+            .and_then(|st| st.code()),
+        Some(0)
+    );
+    let appliance = Appliance::start(&path, &config);
+    let s = Session::new(&appliance, &data);
+    let (_, body) = s.get("/accounts");
+    let all: Vec<&str> = body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|a| a["address"].as_str())
+        .collect();
+    assert_eq!(all, vec!["alice@example.org", "bob@example.org"]);
+    // carol's mail went with her: she can be created afresh.
+    assert_eq!(
+        s.post(
+            "/accounts",
+            &json!({ "address": "carol@example.org", "password": "another one" })
+        )
+        .0,
+        201
+    );
+    assert_eq!(s.delete("/domains/example.org?force=true"), 204);
+    assert_eq!(s.get("/accounts/alice@example.org").0, 404);
+}
