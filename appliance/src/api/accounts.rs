@@ -1,6 +1,6 @@
 //! `/api/v1/accounts`: list (paged, `?search=`), add (the password is
 //! hashed with argon2id on the blocking pool; the mail account is made on
-//! the shard that owns it), show, delete.
+//! the shard that owns it), show, change (password, status, name), delete.
 
 use std::rc::Rc;
 
@@ -8,6 +8,7 @@ use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
 use argon2::Argon2;
 use cairn_http::json::{json_reply, no_content, read_json};
 use cairn_http::{Reply, Request};
+use cairn_storage::directory::service::AccountChanges;
 use cairn_storage::directory::{names, Account, NewAccount, Status};
 use cairn_storage::mailbox::MailError;
 use cairn_storage::service::ServiceError;
@@ -36,6 +37,14 @@ struct Create {
     phone: String,
     #[serde(default)]
     quota_bytes: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Patch {
+    password: Option<String>,
+    status: Option<Status>,
+    display_name: Option<String>,
 }
 
 /// An account as the API shows it: never its password hash.
@@ -68,6 +77,62 @@ impl From<Account> for View {
     }
 }
 
+/// Checks the password policy and hashes on the blocking pool.
+async fn hash_password(api: &Api, password: String) -> Result<String, Reply> {
+    if password.chars().count() < MIN_PASSWORD {
+        let why = format!("at least {MIN_PASSWORD} characters");
+        return Err(errors::error(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            &why,
+            Some("password"),
+        ));
+    }
+    let hashed = api
+        .blocking
+        .run(move || {
+            let salt = SaltString::generate(&mut OsRng);
+            Argon2::default()
+                .hash_password(password.as_bytes(), &salt)
+                .map(|h| h.to_string())
+        })
+        .await;
+    match hashed {
+        Ok(Ok(hash)) => Ok(hash),
+        _ => Err(errors::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "hashing",
+            "cannot hash the password",
+            None,
+        )),
+    }
+}
+
+/// Changes the password, status or display name.
+pub async fn patch(api: Rc<Api>, req: Request) -> Reply {
+    let address = path_tail(&req, ONE);
+    let patch: Patch = match read_json(req, api.max_body).await {
+        Ok(v) => v,
+        Err(reply) => return reply,
+    };
+    let password_hash = match patch.password {
+        Some(p) => match hash_password(&api, p).await {
+            Ok(h) => Some(h),
+            Err(reply) => return reply,
+        },
+        None => None,
+    };
+    let changes = AccountChanges {
+        password_hash,
+        status: patch.status,
+        display_name: patch.display_name,
+    };
+    match api.directory.update_account(address, changes).await {
+        Ok(a) => json_reply(StatusCode::OK, &View::from(a)),
+        Err(e) => errors::directory(e),
+    }
+}
+
 pub async fn list(api: Rc<Api>, req: Request) -> Reply {
     let q = query(&req);
     let found = api
@@ -96,27 +161,9 @@ pub async fn add(api: Rc<Api>, req: Request) -> Reply {
         Ok((address, _)) => address,
         Err(e) => return errors::directory(e.into()),
     };
-    if new.password.chars().count() < MIN_PASSWORD {
-        let why = format!("at least {MIN_PASSWORD} characters");
-        return errors::error(StatusCode::BAD_REQUEST, "invalid", &why, Some("password"));
-    }
-    let password = new.password;
-    let hashed = api
-        .blocking
-        .run(move || {
-            let salt = SaltString::generate(&mut OsRng);
-            Argon2::default()
-                .hash_password(password.as_bytes(), &salt)
-                .map(|h| h.to_string())
-        })
-        .await;
-    let Ok(Ok(password_hash)) = hashed else {
-        return errors::error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "hashing",
-            "cannot hash the password",
-            None,
-        );
+    let password_hash = match hash_password(&api, new.password).await {
+        Ok(h) => h,
+        Err(reply) => return reply,
     };
     let shard = api.mail.owner(&address) as u32;
     let account = NewAccount {

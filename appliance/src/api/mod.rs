@@ -102,6 +102,7 @@ pub fn routes(router: Router, api: Rc<Api>) -> Router {
             guarded(&api, accounts::add),
         )
         .route_prefix(Method::GET, accounts::ONE, guarded(&api, accounts::show))
+        .route_prefix(Method::PATCH, accounts::ONE, guarded(&api, accounts::patch))
         .route_prefix(
             Method::DELETE,
             accounts::ONE,

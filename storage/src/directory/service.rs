@@ -7,7 +7,7 @@ use std::rc::Rc;
 use cairn_shards::mesh::{Mesh, MeshEndpoint, MeshError};
 use cairn_shards::ShardId;
 
-use super::{Account, Directory, DirectoryError, Domain, NewAccount};
+use super::{Account, Directory, DirectoryError, Domain, NewAccount, Status};
 
 /// The shard that keeps the directory.
 pub const DIRECTORY_SHARD: ShardId = 0;
@@ -37,6 +37,18 @@ pub enum DirectoryRequest {
         search: Option<String>,
     },
     DeleteAccount(String),
+    UpdateAccount {
+        address: String,
+        changes: AccountChanges,
+    },
+}
+
+/// Changes to an account; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct AccountChanges {
+    pub password_hash: Option<String>,
+    pub status: Option<Status>,
+    pub display_name: Option<String>,
 }
 
 /// The directory shard's answer: the error travels as its message and kind.
@@ -91,6 +103,20 @@ async fn handle(dir: Directory, req: DirectoryRequest) -> DirectoryReply {
             search,
         } => DirectoryReply::Accounts(dir.accounts(after.as_deref(), limit, search.as_deref())),
         Q::DeleteAccount(address) => DirectoryReply::Done(dir.delete_account(&address).await),
+        Q::UpdateAccount { address, changes } => DirectoryReply::NewAccount(
+            dir.update_account(&address, |a| {
+                if let Some(hash) = changes.password_hash {
+                    a.password_hash = hash;
+                }
+                if let Some(status) = changes.status {
+                    a.status = status;
+                }
+                if let Some(name) = changes.display_name {
+                    a.display_name = name;
+                }
+            })
+            .await,
+        ),
     }
 }
 
@@ -204,6 +230,19 @@ impl DirectoryService {
             search,
         };
         expect_reply!(self.call(req).await?, Accounts)
+    }
+
+    /// Changes an account.
+    pub async fn update_account(
+        &self,
+        address: String,
+        changes: AccountChanges,
+    ) -> Result<Account, CallError> {
+        expect_reply!(
+            self.call(DirectoryRequest::UpdateAccount { address, changes })
+                .await?,
+            NewAccount
+        )
     }
 
     /// Deletes an account.
