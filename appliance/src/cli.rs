@@ -19,6 +19,111 @@ pub enum Command {
     /// Check, show or help write the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Manage domains and accounts of a running appliance.
+    Admin(AdminArgs),
+}
+
+#[derive(Args)]
+pub struct AdminArgs {
+    /// The appliance's URL (default: its HTTP listener, from the configuration).
+    #[arg(long, global = true)]
+    pub url: Option<String>,
+    /// The API token (default: the one in the data directory).
+    #[arg(long, global = true)]
+    pub token: Option<String>,
+    /// The appliance.toml the appliance runs with (default: the embedded one).
+    #[arg(long, short, global = true)]
+    pub config: Option<PathBuf>,
+    /// The data directory the appliance runs with.
+    #[arg(long, global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Print the API's JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: AdminCommand,
+}
+
+#[derive(Subcommand)]
+pub enum AdminCommand {
+    /// Served mail domains.
+    #[command(subcommand)]
+    Domain(DomainCommand),
+    /// Mail accounts.
+    #[command(subcommand)]
+    Account(AccountCommand),
+}
+
+#[derive(Subcommand)]
+pub enum DomainCommand {
+    /// Add a domain.
+    Add {
+        name: String,
+        /// Make it an alias of this domain.
+        #[arg(long)]
+        alias_of: Option<String>,
+        /// Deliver mail for unknown addresses to this address.
+        #[arg(long)]
+        catch_all: Option<String>,
+    },
+    /// List the domains.
+    List,
+    /// Show a domain.
+    Show { name: String },
+    /// Delete a domain (--force also deletes its addresses).
+    Delete {
+        name: String,
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// Where a new password comes from.
+#[derive(Args)]
+#[group(required = true, multiple = false)]
+pub struct PasswordSource {
+    /// The password (visible in the process list: prefer --password-stdin).
+    #[arg(long)]
+    pub password: Option<String>,
+    /// Read the password from the first line of standard input.
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+#[derive(Subcommand)]
+pub enum AccountCommand {
+    /// Add an account.
+    Add {
+        address: String,
+        #[command(flatten)]
+        password: PasswordSource,
+        /// Display name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Quota in bytes (0: none).
+        #[arg(long, default_value_t = 0)]
+        quota: u64,
+    },
+    /// List accounts.
+    List {
+        /// Only those whose address or name contains this.
+        #[arg(long)]
+        search: Option<String>,
+    },
+    /// Show an account.
+    Show { address: String },
+    /// Set an account's password.
+    SetPassword {
+        address: String,
+        #[command(flatten)]
+        password: PasswordSource,
+    },
+    /// Lock an account (it can no longer log in).
+    Lock { address: String },
+    /// Unlock an account.
+    Unlock { address: String },
+    /// Delete an account and its mail.
+    Delete { address: String },
 }
 
 #[derive(Args)]

@@ -4,6 +4,7 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod admin_cli;
 mod admin_credential;
 mod api;
 mod cli;
@@ -22,5 +23,6 @@ fn main() -> ExitCode {
     match cli.command {
         cli::Command::Run(args) => run::run(args),
         cli::Command::Config(cmd) => config_cmd::run(cmd),
+        cli::Command::Admin(args) => admin_cli::run(args),
     }
 }

@@ -190,11 +190,28 @@ fn drain_lines(stream: impl Read + Send + 'static) -> mpsc::Receiver<String> {
 /// Runs `cairn ARGS` to completion with no standard input and returns its
 /// exit status, standard output and standard error.
 pub fn run_cairn(args: &[&str]) -> (ExitStatus, String, String) {
-    let out = Command::new(cairn_bin())
+    run_cairn_with_input(args, None)
+}
+
+/// Runs `cairn ARGS` to completion, writing `input` (if any) to its
+/// standard input.
+pub fn run_cairn_with_input(args: &[&str], input: Option<&str>) -> (ExitStatus, String, String) {
+    use std::io::Write;
+    let mut child = Command::new(cairn_bin())
         .args(args)
-        .stdin(Stdio::null())
-        .output()
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("run cairn");
+    if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
+        stdin.write_all(text.as_bytes()).expect("write stdin");
+    }
+    let out = child.wait_with_output().expect("wait for cairn");
     (
         out.status,
         String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -48,7 +48,11 @@ impl Session {
         (r.status().as_u16(), r.json().unwrap_or(Value::Null))
     }
     fn patch(&self, path: &str, body: &Value) -> (u16, Value) {
-        let r = self.authed(self.client.patch(format!("{}{path}", self.base))).json(body).send().expect("PATCH");
+        let r = self
+            .authed(self.client.patch(format!("{}{path}", self.base)))
+            .json(body)
+            .send()
+            .expect("PATCH");
         (r.status().as_u16(), r.json().unwrap_or(Value::Null))
     }
     fn delete(&self, path: &str) -> u16 {
@@ -189,12 +193,38 @@ fn domains_and_accounts_through_the_api() {
         .filter_map(|a| a["address"].as_str())
         .collect();
     assert_eq!(found, vec!["bob@example.org"]);
-    let (status, body) = s.patch("/accounts/bob@example.org", &json!({ "status": "Locked", "display_name": "Robert" }));
-    assert_eq!((status, body["status"].as_str(), body["display_name"].as_str()), (200, Some("Locked"), Some("Robert")), "{body}");
+    let (status, body) = s.patch(
+        "/accounts/bob@example.org",
+        &json!({ "status": "Locked", "display_name": "Robert" }),
+    );
+    assert_eq!(
+        (
+            status,
+            body["status"].as_str(),
+            body["display_name"].as_str()
+        ),
+        (200, Some("Locked"), Some("Robert")),
+        "{body}"
+    );
     let (status, body) = s.patch("/accounts/bob@example.org", &json!({ "password": "short" }));
-    assert_eq!((status, body["error"]["field"].as_str()), (400, Some("password")), "{body}");
-    assert_eq!(s.patch("/accounts/bob@example.org", &json!({ "password": "a new passphrase" })).0, 200);
-    assert_eq!(s.patch("/accounts/zed@example.org", &json!({ "status": "Locked" })).0, 404);
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (400, Some("password")),
+        "{body}"
+    );
+    assert_eq!(
+        s.patch(
+            "/accounts/bob@example.org",
+            &json!({ "password": "a new passphrase" })
+        )
+        .0,
+        200
+    );
+    assert_eq!(
+        s.patch("/accounts/zed@example.org", &json!({ "status": "Locked" }))
+            .0,
+        404
+    );
     let (_, body) = s.get("/accounts?limit=2");
     assert_eq!(body["items"].as_array().map(Vec::len), Some(2));
     let (_, body) = s.get("/accounts?after=bob%40example.org");

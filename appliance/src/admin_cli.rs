@@ -1,0 +1,313 @@
+//! `cairn admin …`: the admin API from the command line. With no `--url`
+//! and `--token`, it finds the local appliance through its configuration
+//! (the HTTP listener, or HTTPS trusting the data directory's certificate)
+//! and uses the API token kept in the data directory.
+
+use std::io::BufRead;
+use std::process::ExitCode;
+
+use cairn_config::{Config, Service};
+use reqwest::blocking::{Client, RequestBuilder};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::admin_credential::TOKEN_FILE;
+use crate::cli::{AccountCommand, AdminArgs, AdminCommand, DomainCommand, PasswordSource};
+
+/// Runs one admin command; exit 1 with the API's message on failure.
+pub fn run(args: AdminArgs) -> ExitCode {
+    match execute(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("cairn admin: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The appliance to talk to.
+struct Target {
+    client: Client,
+    base: String,
+    token: String,
+}
+
+fn target(args: &AdminArgs) -> Result<Target, String> {
+    let mut config = match &args.config {
+        Some(path) => Config::load(path).map_err(|e| format!("invalid configuration:\n{e}"))?,
+        None => Config::embedded_default(),
+    };
+    if let Some(dir) = &args.data_dir {
+        config.data_dir = dir.clone();
+    }
+    let token = match &args.token {
+        Some(t) => t.clone(),
+        None => {
+            let file = config.data_dir.join(TOKEN_FILE);
+            std::fs::read_to_string(&file)
+                .map_err(|e| format!("cannot read the API token {}: {e} (pass --token, or run where the appliance's data directory is)", file.display()))?
+                .trim()
+                .to_string()
+        }
+    };
+    let mut builder = Client::builder().timeout(std::time::Duration::from_secs(60));
+    let base = match &args.url {
+        Some(url) => url.trim_end_matches('/').to_string(),
+        None => {
+            let enabled = |s: Service| config.listeners.get(&s).filter(|l| l.enabled);
+            let local = |l: &cairn_config::ListenerConfig| {
+                let ip = if l.address.is_unspecified() {
+                    std::net::IpAddr::from([127, 0, 0, 1])
+                } else {
+                    l.address
+                };
+                std::net::SocketAddr::new(ip, l.port)
+            };
+            if let Some(http) = enabled(Service::Http) {
+                format!("http://{}", local(http))
+            } else if let Some(https) = enabled(Service::Https) {
+                let (cert, _) = config.tls_paths();
+                let pem = std::fs::read(&cert)
+                    .map_err(|e| format!("cannot read {}: {e}", cert.display()))?;
+                let root = reqwest::Certificate::from_pem(&pem)
+                    .map_err(|e| format!("{}: {e}", cert.display()))?;
+                builder = builder.add_root_certificate(root);
+                format!("https://localhost:{}", local(https).port())
+            } else {
+                return Err("the configuration enables no HTTP listener: pass --url".into());
+            }
+        }
+    };
+    let client = builder.build().map_err(|e| format!("HTTP client: {e}"))?;
+    Ok(Target {
+        client,
+        base,
+        token,
+    })
+}
+
+impl Target {
+    fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client
+            .request(method, format!("{}/api/v1{path}", self.base))
+            .bearer_auth(&self.token)
+    }
+
+    /// Sends the request; the JSON reply (Null for 204), or the API's error.
+    fn send(&self, rb: RequestBuilder) -> Result<Value, String> {
+        let reply = rb
+            .send()
+            .map_err(|e| format!("cannot reach the appliance at {}: {e}", self.base))?;
+        let status = reply.status();
+        let body: Value = if status == reqwest::StatusCode::NO_CONTENT {
+            Value::Null
+        } else {
+            reply
+                .json()
+                .map_err(|e| format!("unreadable reply ({status}): {e}"))?
+        };
+        if status.is_success() {
+            return Ok(body);
+        }
+        let error = &body["error"];
+        let field = error["field"]
+            .as_str()
+            .map(|f| format!(" [{f}]"))
+            .unwrap_or_default();
+        Err(format!(
+            "{}{field} ({} {})",
+            error["message"].as_str().unwrap_or("request failed"),
+            status.as_u16(),
+            error["code"].as_str().unwrap_or("")
+        ))
+    }
+
+    /// Every page of a list.
+    fn list_all(&self, path: &str, query: &[(&str, String)]) -> Result<Vec<Value>, String> {
+        let mut items = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut q: Vec<(&str, String)> = query.to_vec();
+            q.push(("limit", "1000".into()));
+            if let Some(a) = &after {
+                q.push(("after", a.clone()));
+            }
+            let page = self.send(self.request(Method::GET, path).query(&q))?;
+            let batch = page["items"].as_array().cloned().unwrap_or_default();
+            let key = if path == "/domains" {
+                "name"
+            } else {
+                "address"
+            };
+            after = batch
+                .last()
+                .and_then(|v| v[key].as_str())
+                .map(str::to_string);
+            let done = batch.len() < 1000;
+            items.extend(batch);
+            if done || after.is_none() {
+                return Ok(items);
+            }
+        }
+    }
+}
+
+fn read_password(source: &PasswordSource) -> Result<String, String> {
+    match &source.password {
+        Some(p) => Ok(p.clone()),
+        None => {
+            let mut line = String::new();
+            std::io::stdin()
+                .lock()
+                .read_line(&mut line)
+                .map_err(|e| format!("cannot read the password from standard input: {e}"))?;
+            Ok(line.trim_end_matches(['\r', '\n']).to_string())
+        }
+    }
+}
+
+fn encode(segment: &str) -> String {
+    form_urlencoded::byte_serialize(segment.as_bytes()).collect()
+}
+
+fn print_account(a: &Value) {
+    for key in [
+        "address",
+        "display_name",
+        "status",
+        "quota_bytes",
+        "shard",
+        "aliases",
+    ] {
+        println!("{key:<13} {}", a[key].to_string().trim_matches('"'));
+    }
+}
+
+fn execute(args: &AdminArgs) -> Result<(), String> {
+    let t = target(args)?;
+    let out = |v: &Value, text: &dyn Fn(&Value)| {
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+        } else {
+            text(v);
+        }
+    };
+    match &args.command {
+        AdminCommand::Domain(cmd) => match cmd {
+            DomainCommand::Add {
+                name,
+                alias_of,
+                catch_all,
+            } => {
+                let body = json!({ "name": name, "alias_of": alias_of, "catch_all": catch_all });
+                let d = t.send(t.request(Method::POST, "/domains").json(&body))?;
+                out(&d, &|d| {
+                    println!("added domain {}", d["name"].as_str().unwrap_or_default())
+                });
+            }
+            DomainCommand::List => {
+                let all = Value::from(t.list_all("/domains", &[])?);
+                out(&all, &|all| {
+                    for d in all.as_array().into_iter().flatten() {
+                        match d["alias_of"].as_str() {
+                            Some(target) => println!(
+                                "{} (alias of {target})",
+                                d["name"].as_str().unwrap_or_default()
+                            ),
+                            None => println!("{}", d["name"].as_str().unwrap_or_default()),
+                        }
+                    }
+                });
+            }
+            DomainCommand::Show { name } => {
+                let d = t.send(t.request(Method::GET, &format!("/domains/{}", encode(name))))?;
+                out(&d, &|d| {
+                    for key in ["name", "alias_of", "catch_all"] {
+                        println!("{key:<10} {}", d[key].to_string().trim_matches('"'));
+                    }
+                });
+            }
+            DomainCommand::Delete { name, force } => {
+                let path = format!("/domains/{}", encode(name));
+                t.send(
+                    t.request(Method::DELETE, &path)
+                        .query(&[("force", force.to_string())]),
+                )?;
+                out(&json!({ "deleted": name }), &|_| {
+                    println!("deleted domain {name}")
+                });
+            }
+        },
+        AdminCommand::Account(cmd) => match cmd {
+            AccountCommand::Add {
+                address,
+                password,
+                name,
+                quota,
+            } => {
+                let body = json!({
+                    "address": address,
+                    "password": read_password(password)?,
+                    "display_name": name.clone().unwrap_or_default(),
+                    "quota_bytes": quota,
+                });
+                let a = t.send(t.request(Method::POST, "/accounts").json(&body))?;
+                out(&a, &|a| {
+                    println!(
+                        "added account {} on shard {}",
+                        a["address"].as_str().unwrap_or_default(),
+                        a["shard"]
+                    )
+                });
+            }
+            AccountCommand::List { search } => {
+                let query: Vec<(&str, String)> =
+                    search.iter().map(|s| ("search", s.clone())).collect();
+                let all = Value::from(t.list_all("/accounts", &query)?);
+                out(&all, &|all| {
+                    for a in all.as_array().into_iter().flatten() {
+                        println!(
+                            "{:<40} {:<8} {}",
+                            a["address"].as_str().unwrap_or_default(),
+                            a["status"].as_str().unwrap_or_default(),
+                            a["display_name"].as_str().unwrap_or_default()
+                        );
+                    }
+                });
+            }
+            AccountCommand::Show { address } => {
+                let a =
+                    t.send(t.request(Method::GET, &format!("/accounts/{}", encode(address))))?;
+                out(&a, &print_account);
+            }
+            AccountCommand::SetPassword { address, password } => {
+                let body = json!({ "password": read_password(password)? });
+                let path = format!("/accounts/{}", encode(address));
+                let a = t.send(t.request(Method::PATCH, &path).json(&body))?;
+                out(&a, &|_| println!("password of {address} changed"));
+            }
+            AccountCommand::Lock { address } | AccountCommand::Unlock { address } => {
+                let status = if matches!(cmd, AccountCommand::Lock { .. }) {
+                    "Locked"
+                } else {
+                    "Active"
+                };
+                let path = format!("/accounts/{}", encode(address));
+                let a = t.send(
+                    t.request(Method::PATCH, &path)
+                        .json(&json!({ "status": status })),
+                )?;
+                out(&a, &|_| {
+                    println!("{address} is now {}", status.to_lowercase())
+                });
+            }
+            AccountCommand::Delete { address } => {
+                t.send(t.request(Method::DELETE, &format!("/accounts/{}", encode(address))))?;
+                out(&json!({ "deleted": address }), &|_| {
+                    println!("deleted account {address}")
+                });
+            }
+        },
+    }
+    Ok(())
+}

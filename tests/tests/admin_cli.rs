@@ -1,0 +1,117 @@
+//! `cairn admin` end to end against a running appliance: it finds the
+//! appliance and its token through the configuration, as on the appliance
+//! itself, prints text or JSON, and fails with the API's message.
+
+use std::time::Duration;
+
+use cairn_tests::{run_cairn, run_cairn_with_input, Appliance, TestConfig};
+
+#[test]
+fn domains_and_accounts_from_the_command_line() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let config = TestConfig::new(&tmp.path().join("data"), "");
+    let path = tmp.path().join("appliance.toml");
+    std::fs::write(&path, &config.text).expect("write config");
+    let appliance = Appliance::start(&path, &config);
+    let cfg = path.to_str().expect("utf-8");
+    let admin = |args: &[&str]| {
+        let mut all = vec!["admin", "--config", cfg];
+        all.extend_from_slice(args);
+        run_cairn(&all)
+    };
+
+    let (st, out, err) = admin(&["domain", "add", "example.org"]);
+    assert!(st.success(), "{out}{err}");
+    assert!(out.contains("added domain example.org"), "{out}");
+    let (st, _, err) = admin(&["domain", "add", "example.org"]);
+    assert_eq!(st.code(), Some(1));
+    assert!(err.contains("exists") && err.contains("409"), "{err}");
+
+    let (st, out, err) = run_cairn_with_input(
+        &[
+            "admin",
+            "--config",
+            cfg,
+            "account",
+            "add",
+            "alice@example.org",
+            "--password-stdin",
+            "--name",
+            "Alice",
+        ],
+        Some("correct horse battery\n"),
+    );
+    assert!(st.success(), "{out}{err}");
+    assert!(out.contains("added account alice@example.org"), "{out}");
+    let (st, _, err) = admin(&["account", "add", "bob@example.org", "--password", "short"]);
+    assert_eq!(st.code(), Some(1));
+    assert!(err.contains("[password]") && err.contains("400"), "{err}");
+    let (st, _, _) = admin(&[
+        "account",
+        "add",
+        "bob@example.org",
+        "--password",
+        "long enough",
+    ]);
+    assert!(st.success());
+
+    let (st, out, _) = admin(&["account", "list"]);
+    assert!(st.success());
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(
+        lines[0].starts_with("alice@example.org") && lines[0].contains("Alice"),
+        "{out}"
+    );
+
+    let (st, out, _) = admin(&["--json", "account", "list", "--search", "bob"]);
+    assert!(st.success());
+    let parsed: serde_json::Value = serde_json::from_str(&out).expect("JSON output");
+    assert_eq!(parsed.as_array().map(Vec::len), Some(1), "{out}");
+    assert_eq!(parsed[0]["address"], "bob@example.org");
+
+    assert!(admin(&["account", "lock", "bob@example.org"]).0.success());
+    let (_, out, _) = admin(&["account", "show", "bob@example.org"]);
+    assert!(out.contains("Locked"), "{out}");
+    assert!(admin(&[
+        "account",
+        "set-password",
+        "bob@example.org",
+        "--password",
+        "another passphrase"
+    ])
+    .0
+    .success());
+
+    let (st, _, err) = admin(&["domain", "delete", "example.org"]);
+    assert_eq!(st.code(), Some(1));
+    assert!(err.contains("not_empty"), "{err}");
+    assert!(admin(&["account", "delete", "bob@example.org"]).0.success());
+    let (st, _, err) = admin(&["account", "show", "bob@example.org"]);
+    assert_eq!(st.code(), Some(1));
+    assert!(err.contains("404"), "{err}");
+
+    // A wrong token is refused; an explicit URL and token work.
+    let url = format!("http://{}", appliance.http);
+    let (st, _, err) = admin(&["--url", &url, "--token", "wrong", "domain", "list"]);
+    assert_eq!(st.code(), Some(1));
+    assert!(err.contains("401"), "{err}");
+    let token = std::fs::read_to_string(tmp.path().join("data/api-token")).expect("token");
+    let (st, out, _) = run_cairn(&[
+        "admin",
+        "--url",
+        &url,
+        "--token",
+        token.trim(),
+        "domain",
+        "list",
+    ]);
+    assert!(st.success());
+    assert_eq!(out.trim(), "example.org");
+
+    drop(appliance);
+    std::thread::sleep(Duration::from_millis(100));
+    let (st, _, err) = admin(&["domain", "list"]);
+    assert_eq!(st.code(), Some(1));
+    assert!(err.contains("cannot reach the appliance"), "{err}");
+}
