@@ -111,9 +111,11 @@ fn plan_listeners(config: &Config) -> Result<(Vec<Planned>, Vec<&'static str>), 
 }
 
 fn run_until_stopped(args: RunArgs) -> Result<(), String> {
-    let config = load_config(&args)?;
+    let mut config = load_config(&args)?;
     logging::init(&config.log);
     let data_dir = DataDir::open(&config.data_dir).map_err(|e| e.to_string())?;
+    // Every path below the data directory is absolute from here on.
+    config.data_dir = data_dir.path().to_path_buf();
     let identity = tls::load_or_generate(&config, &data_dir)?;
     let https = identity.server_config(&[b"http/1.1"])?;
     let new_password = admin_credential::ensure(&data_dir)?;

@@ -133,7 +133,9 @@ async fn probe_device(path: &Path) -> io::Result<()> {
 /// Makes a directory's entries (a created or renamed file) durable,
 /// through the ring.
 pub async fn sync_dir(dir: &Path) -> io::Result<()> {
-    let d = glommio::io::Directory::open(dir).await?;
+    // glommio opens directories relative to nothing: make the path absolute.
+    let dir = std::path::absolute(dir)?;
+    let d = glommio::io::Directory::open(&dir).await?;
     d.sync().await?;
     Ok(d.close().await?)
 }

@@ -77,14 +77,17 @@ impl DataDir {
         if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
             return Err(DataDirError::Locked(root.to_path_buf()));
         }
+        // Absolute from here on: io_uring's directory operations do not
+        // take paths relative to the working directory.
+        let root = std::fs::canonicalize(root).map_err(not_writable)?;
         Ok(Self {
-            root: root.to_path_buf(),
+            root,
             _lock: lock,
             created,
         })
     }
 
-    /// The directory's path.
+    /// The directory's absolute path.
     pub fn path(&self) -> &Path {
         &self.root
     }

@@ -209,3 +209,27 @@ fn oversized_records_are_refused_with_a_typed_error() {
     })
     .expect("executor");
 }
+
+#[test]
+fn a_log_under_a_relative_path_opens() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cwd = std::env::current_dir().expect("cwd");
+    let relative = tmp
+        .path()
+        .strip_prefix("/")
+        .map(|p| {
+            let mut up = std::path::PathBuf::new();
+            for _ in cwd.components().skip(1) {
+                up.push("..");
+            }
+            up.join(p).join("log")
+        })
+        .expect("absolute temp dir");
+    assert!(relative.is_relative());
+    block_on(async {
+        let (log, _, _) = open(&relative, LogConfig::default()).await;
+        log.append(1, b"relative").await.expect("append");
+        log.close().await;
+    })
+    .expect("executor");
+}

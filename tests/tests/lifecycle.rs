@@ -199,3 +199,46 @@ fn fewer_shards_than_the_data_directory_holds_is_refused() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_relative_data_directory_works_from_the_working_directory() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (path, config) = write_config(tmp.path(), "");
+    let mut cmd = Command::new(cairn_bin());
+    cmd.current_dir(tmp.path())
+        .args(["run", "--config"])
+        .arg(&path)
+        .args(["--data-dir", "relative-data"]);
+    let appliance = Appliance::start_with(&mut cmd, &config);
+    let banner = appliance.banner.join("\n");
+    let absolute = tmp.path().join("relative-data");
+    assert!(
+        banner.contains(absolute.to_str().expect("utf-8")),
+        "{banner}"
+    );
+    for made in [
+        "tls/cert.pem",
+        "api-token",
+        "admin.json",
+        "shards/0/log",
+        "shards/1/log",
+    ] {
+        assert!(
+            absolute.join(made).exists(),
+            "{made} missing under {}",
+            absolute.display()
+        );
+    }
+    let mut conn = std::net::TcpStream::connect(appliance.http).expect("connect");
+    conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .expect("request");
+    let mut reply = String::new();
+    conn.read_to_string(&mut reply).expect("reply");
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert_eq!(
+        appliance
+            .stop(libc::SIGTERM, Duration::from_secs(10))
+            .and_then(|s| s.code()),
+        Some(0)
+    );
+}
