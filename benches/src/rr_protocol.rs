@@ -41,6 +41,34 @@ pub fn answer(buf: &[u8]) -> Step {
     }
 }
 
+/// Serves the protocol on `$stream` until the peer closes or misbehaves.
+/// A macro, not a function, because the shard runtime's streams and
+/// tokio's implement different read/write traits: the caller brings the
+/// right `AsyncReadExt`/`AsyncWriteExt` into scope.
+#[macro_export]
+macro_rules! serve_rr {
+    ($stream:expr) => {{
+        let stream = &mut $stream;
+        let mut buf = Vec::with_capacity(128);
+        let mut chunk = [0u8; 128];
+        loop {
+            match $crate::rr_protocol::answer(&buf) {
+                $crate::rr_protocol::Step::Reply { reply, consumed } => {
+                    if stream.write_all(&reply).await.is_err() {
+                        break;
+                    }
+                    buf.drain(..consumed);
+                }
+                $crate::rr_protocol::Step::Bad => break,
+                $crate::rr_protocol::Step::More => match stream.read(&mut chunk).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                },
+            }
+        }
+    }};
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cairn_benches::report::{new_histogram, record, TABLE_HEADER};
-use cairn_benches::rr_protocol::{answer, Step};
 use cairn_benches::{Measurement, ResultsFile};
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -127,23 +126,7 @@ fn serve_shards(addr: SocketAddr, threads: usize, pin: bool) {
             };
             cairn_shards::spawn_detached(async move {
                 let _ = stream.set_nodelay(true);
-                let mut buf = Vec::with_capacity(128);
-                let mut chunk = [0u8; 128];
-                loop {
-                    match answer(&buf) {
-                        Step::Reply { reply, consumed } => {
-                            if stream.write_all(&reply).await.is_err() {
-                                return;
-                            }
-                            buf.drain(..consumed);
-                        }
-                        Step::Bad => return,
-                        Step::More => match stream.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                        },
-                    }
-                }
+                cairn_benches::serve_rr!(stream);
             });
         }
     });
@@ -179,23 +162,7 @@ fn serve_tokio(addr: SocketAddr, threads: usize) {
         while let Ok((mut stream, _)) = listener.accept().await {
             tokio::spawn(async move {
                 let _ = stream.set_nodelay(true);
-                let mut buf = Vec::with_capacity(128);
-                let mut chunk = [0u8; 128];
-                loop {
-                    match answer(&buf) {
-                        Step::Reply { reply, consumed } => {
-                            if stream.write_all(&reply).await.is_err() {
-                                return;
-                            }
-                            buf.drain(..consumed);
-                        }
-                        Step::Bad => return,
-                        Step::More => match stream.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                        },
-                    }
-                }
+                cairn_benches::serve_rr!(stream);
             });
         }
     });
