@@ -141,7 +141,11 @@ fn too_little_locked_memory_says_what_to_set() {
             .status()
             .expect("chmod");
     }
-    let mut cmd = Command::new(cairn_bin());
+    // A copy of the binary that the unprivileged user can reach whatever
+    // the permissions of the checkout's parent directories.
+    let bin = tmp.path().join("cairn");
+    std::fs::copy(cairn_bin(), &bin).expect("copy the binary");
+    let mut cmd = Command::new(&bin);
     cmd.args(["run", "--config"]).arg(&path);
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
