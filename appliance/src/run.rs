@@ -16,6 +16,8 @@ use cairn_shards::placement::PlacementTable;
 use cairn_shards::{
     net, probe_bind, ConnectionTracker, Runtime, RuntimeConfig, ShardContext, Shutdown,
 };
+use cairn_storage::directory::auth::Authenticator;
+use cairn_storage::directory::lockout::Policy;
 use cairn_storage::directory::service::{DirectoryMesh, DirectoryService, DIRECTORY_SHARD};
 use cairn_storage::directory::Directory;
 use cairn_storage::metrics::StorageMetrics;
@@ -29,6 +31,10 @@ use crate::http_service::{self, HttpLimits, HttpListener};
 use crate::{admin_credential, logging, tls};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// An address may fail this many times more than one account may.
+const AUTH_FAILURES_PER_ADDRESS: u32 = 5;
+/// Failed logins are counted over this window, and lock out for its rest.
+const AUTH_FAILURE_WINDOW: Duration = Duration::from_secs(300);
 /// How long the shards may take to bind their listeners.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -152,6 +158,14 @@ fn run_until_stopped(args: RunArgs) -> Result<(), String> {
         mail_mesh: MailMesh::new(shards, 64),
         directory_mesh: DirectoryMesh::new(shards, 64),
         credentials,
+        auth_policy: Policy {
+            per_account: config.limits.max_auth_failures,
+            per_address: config
+                .limits
+                .max_auth_failures
+                .saturating_mul(AUTH_FAILURES_PER_ADDRESS),
+            window: AUTH_FAILURE_WINDOW,
+        },
         max_body: config.limits.max_request_body as usize,
         data_dir: data_dir.path().to_path_buf(),
         ready: ready_tx,
@@ -199,6 +213,7 @@ struct ShardMain {
     mail_mesh: MailMesh,
     directory_mesh: DirectoryMesh,
     credentials: Arc<admin_credential::Credentials>,
+    auth_policy: Policy,
     max_body: usize,
     data_dir: std::path::PathBuf,
     ready: mpsc::Sender<Result<(), String>>,
@@ -218,7 +233,12 @@ impl ShardMain {
         let mail = MailService::start(&self.mail_mesh, ctx.id(), store.mail.clone(), placement)
             .await
             .map_err(|e| format!("cannot join the mail mesh: {e}"))?;
-        let directory = (ctx.id() == DIRECTORY_SHARD).then(|| Directory::new(store.tables.clone()));
+        let directory = (ctx.id() == DIRECTORY_SHARD).then(|| {
+            let directory = Directory::new(store.tables.clone());
+            let auth =
+                Authenticator::new(directory.clone(), ctx.blocking().clone(), self.auth_policy);
+            (directory, auth)
+        });
         let directory = DirectoryService::start(&self.directory_mesh, ctx.id(), directory)
             .await
             .map_err(|e| format!("cannot join the directory mesh: {e}"))?;

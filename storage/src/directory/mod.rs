@@ -6,6 +6,8 @@
 //! Password hashing is the caller's (on the blocking pool): records only
 //! ever hold argon2id hashes.
 
+pub mod auth;
+pub mod lockout;
 pub mod names;
 pub mod records;
 pub mod service;

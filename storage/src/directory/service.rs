@@ -2,11 +2,13 @@
 //! ([`DIRECTORY_SHARD`]) and the others reach it through a cross-shard
 //! call, so that every change is checked and committed in one place.
 
+use std::net::IpAddr;
 use std::rc::Rc;
 
 use cairn_shards::mesh::{Mesh, MeshEndpoint, MeshError};
 use cairn_shards::ShardId;
 
+use super::auth::{AuthError, Authenticator, Principal};
 use super::{Account, Directory, DirectoryError, Domain, NewAccount, Status};
 
 /// The shard that keeps the directory.
@@ -41,6 +43,11 @@ pub enum DirectoryRequest {
         address: String,
         changes: AccountChanges,
     },
+    Authenticate {
+        user: String,
+        password: String,
+        ip: IpAddr,
+    },
 }
 
 /// Changes to an account; `None` leaves a field as it is.
@@ -61,6 +68,7 @@ pub enum DirectoryReply {
     NewAccount(Result<Account, DirectoryError>),
     Accounts(Result<Vec<Account>, DirectoryError>),
     Done(Result<(), DirectoryError>),
+    Auth(Result<Principal, AuthError>),
 }
 
 /// The mesh that carries directory requests.
@@ -77,9 +85,12 @@ pub enum CallError {
     Mismatch,
 }
 
-async fn handle(dir: Directory, req: DirectoryRequest) -> DirectoryReply {
+async fn handle(dir: Directory, auth: Authenticator, req: DirectoryRequest) -> DirectoryReply {
     use DirectoryRequest as Q;
     match req {
+        Q::Authenticate { user, password, ip } => {
+            DirectoryReply::Auth(auth.authenticate(&user, &password, ip).await)
+        }
         Q::AddDomain {
             name,
             alias_of,
@@ -137,15 +148,15 @@ macro_rules! expect_reply {
 
 impl DirectoryService {
     /// Joins the mesh as `shard`; the directory shard passes its
-    /// `directory` and serves the others.
+    /// directory and authenticator, and serves the others.
     pub async fn start(
         mesh: &DirectoryMesh,
         shard: ShardId,
-        directory: Option<Directory>,
+        serving: Option<(Directory, Authenticator)>,
     ) -> Result<Self, MeshError> {
         let endpoint = mesh.join(shard).await?;
-        if let Some(dir) = directory {
-            endpoint.serve(move |_from, req| handle(dir.clone(), req))?;
+        if let Some((dir, auth)) = serving {
+            endpoint.serve(move |_from, req| handle(dir.clone(), auth.clone(), req))?;
         }
         Ok(Self {
             endpoint: Rc::new(endpoint),
@@ -243,6 +254,23 @@ impl DirectoryService {
                 .await?,
             NewAccount
         )
+    }
+
+    /// Checks a login (on the directory's shard, with its lockout).
+    pub async fn authenticate(
+        &self,
+        user: String,
+        password: String,
+        ip: IpAddr,
+    ) -> Result<Principal, AuthError> {
+        match self
+            .call(DirectoryRequest::Authenticate { user, password, ip })
+            .await
+        {
+            Ok(DirectoryReply::Auth(r)) => r,
+            Ok(_) => Err(AuthError::Unavailable("mismatched reply".into())),
+            Err(e) => Err(AuthError::Unavailable(e.to_string())),
+        }
     }
 
     /// Deletes an account.

@@ -1,0 +1,131 @@
+//! The authentication service every protocol uses: an address (or alias)
+//! and password checked against the directory's argon2id hash on the
+//! blocking pool, with lockout per account and per client address, and an
+//! audit line for every failure (never the password).
+
+use std::cell::RefCell;
+use std::net::IpAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use argon2::{Argon2, PasswordHash, PasswordVerifier};
+use cairn_shards::BlockingPool;
+
+use super::lockout::{Lockout, Policy, Refusal};
+use super::{Directory, Status};
+
+/// A hash verified when the account does not exist, so that an unknown
+/// address takes as long to refuse as a wrong password.
+const DECOY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$Y2Fpcm5kZWNveXNhbHQ$9/tr9bbk0vU5Ru+E8KsFUJ+T1fTUeO5wnTjhtr3oe/k";
+
+/// Who logged in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The primary address.
+    pub address: String,
+    /// The shard that holds its mail.
+    pub shard: u32,
+}
+
+/// Why a login failed. Wrong address and wrong password are one answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("invalid credentials")]
+    Invalid,
+    #[error("the account is locked or closed")]
+    Disabled,
+    #[error("too many failed logins; retry in {} s", .retry_after.as_secs().max(1))]
+    Throttled { retry_after: Duration },
+    #[error("authentication is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// The service, on the directory's shard. Cheap to clone.
+#[derive(Clone)]
+pub struct Authenticator {
+    directory: Directory,
+    blocking: BlockingPool,
+    lockout: Rc<RefCell<Lockout>>,
+}
+
+impl Authenticator {
+    /// Checks logins against `directory` under `policy`.
+    pub fn new(directory: Directory, blocking: BlockingPool, policy: Policy) -> Self {
+        Self {
+            directory,
+            blocking,
+            lockout: Rc::new(RefCell::new(Lockout::new(policy))),
+        }
+    }
+
+    /// Checks `user`'s `password`, for a client at `ip`.
+    pub async fn authenticate(
+        &self,
+        user: &str,
+        password: &str,
+        ip: IpAddr,
+    ) -> Result<Principal, AuthError> {
+        let key = user.to_ascii_lowercase();
+        if let Err(refusal) = self.lockout.borrow_mut().check(&key, ip, Instant::now()) {
+            let retry_after = match refusal {
+                Refusal::Account { retry_after } | Refusal::Address { retry_after } => retry_after,
+            };
+            tracing::warn!(target: "audit", user = %key, %ip, ?refusal, "login refused: too many failures");
+            return Err(AuthError::Throttled { retry_after });
+        }
+        let account = self
+            .directory
+            .account(user)
+            .map_err(|e| AuthError::Unavailable(e.to_string()))?;
+        let hash = account
+            .as_ref()
+            .map_or(DECOY_HASH.to_string(), |a| a.password_hash.clone());
+        let password = password.to_string();
+        let matches = self
+            .blocking
+            .run(move || {
+                PasswordHash::new(&hash)
+                    .map(|h| {
+                        Argon2::default()
+                            .verify_password(password.as_bytes(), &h)
+                            .is_ok()
+                    })
+                    .unwrap_or(false)
+            })
+            .await
+            .map_err(|e| AuthError::Unavailable(e.to_string()))?;
+        match account {
+            Some(a) if matches && a.status == Status::Active => {
+                self.lockout.borrow_mut().succeeded(&key);
+                Ok(Principal {
+                    address: a.address,
+                    shard: a.shard,
+                })
+            }
+            Some(a) if matches => {
+                tracing::warn!(target: "audit", user = %a.address, %ip, status = ?a.status, "login refused: account disabled");
+                Err(AuthError::Disabled)
+            }
+            _ => {
+                self.lockout.borrow_mut().failed(&key, ip, Instant::now());
+                tracing::warn!(target: "audit", user = %key, %ip, "login failed");
+                Err(AuthError::Invalid)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_decoy_hash_is_verified_like_a_real_one() {
+        let parsed = PasswordHash::new(DECOY_HASH).expect("a valid PHC string");
+        assert_eq!(parsed.algorithm.as_str(), "argon2id");
+        assert!(Argon2::default()
+            .verify_password(b"anything", &parsed)
+            .is_err());
+    }
+}
