@@ -7,6 +7,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod admin_cli;
 mod admin_credential;
 mod api;
+mod checkpoints;
 mod cli;
 mod config_cmd;
 mod http_service;

@@ -26,6 +26,7 @@ use cairn_storage::shard_store::{shards_on_disk, ShardStore};
 use cairn_storage::DataDir;
 
 use crate::api::{Api, Auth};
+use crate::checkpoints::Checkpoints;
 use crate::cli::RunArgs;
 use crate::http_service::{self, HttpLimits, HttpListener};
 use crate::{admin_credential, logging, tls};
@@ -257,7 +258,7 @@ impl ShardMain {
     }
 
     async fn run(self, ctx: ShardContext) {
-        let store = match ShardStore::open(&self.data_dir, ctx.id()).await {
+        let (store, replayed) = match ShardStore::open(&self.data_dir, ctx.id()).await {
             Ok((store, report)) => {
                 self.storage_metrics.recovered(ctx.id(), &report);
                 tracing::info!(
@@ -265,9 +266,10 @@ impl ShardMain {
                     records = report.records,
                     damaged = report.damaged.len(),
                     torn_tail = report.torn_tail.is_some(),
+                    checkpoint = ?report.checkpoint,
                     "storage recovered"
                 );
-                store
+                (store, report.records)
             }
             Err(e) => {
                 let _ = self.ready.send(Err(format!(
@@ -337,6 +339,8 @@ impl ShardMain {
                 cairn_shards::time::sleep(Duration::from_secs(1)).await;
             }
         });
+        let checkpoints = Checkpoints::new(store.clone(), ctx.id(), replayed);
+        cairn_shards::spawn_detached(checkpoints.clone().run(ctx.clone()));
         let _ = self.ready.send(Ok(()));
         ctx.shutdown().wait().await;
         let left = tracker.drain(self.grace).await;
@@ -347,6 +351,8 @@ impl ShardMain {
                 "closing connections still open at the deadline"
             );
         }
+        checkpoints.at_stop().await;
+        store.log.close().await;
     }
 }
 
