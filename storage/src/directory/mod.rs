@@ -10,6 +10,7 @@ pub mod auth;
 pub mod lockout;
 pub mod names;
 pub mod records;
+pub mod sasl;
 pub mod service;
 
 use crate::table::{Batch, TableError, Tables};
