@@ -12,7 +12,9 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::admin_credential::TOKEN_FILE;
-use crate::cli::{AccountCommand, AdminArgs, AdminCommand, DomainCommand, PasswordSource};
+use crate::cli::{
+    AccountCommand, AdminArgs, AdminCommand, DomainCommand, ListCommand, PasswordSource,
+};
 
 /// Runs one admin command; exit 1 with the API's message on failure.
 pub fn run(args: AdminArgs) -> ExitCode {
@@ -301,10 +303,60 @@ fn execute(args: &AdminArgs) -> Result<(), String> {
                     println!("{address} is now {}", status.to_lowercase())
                 });
             }
+            AccountCommand::AddAlias { address, alias } => {
+                let path = format!("/accounts/{}/aliases", encode(address));
+                let a = t.send(
+                    t.request(Method::POST, &path)
+                        .json(&json!({ "alias": alias })),
+                )?;
+                out(&a, &|_| println!("{alias} now reaches {address}"));
+            }
             AccountCommand::Delete { address } => {
                 t.send(t.request(Method::DELETE, &format!("/accounts/{}", encode(address))))?;
                 out(&json!({ "deleted": address }), &|_| {
                     println!("deleted account {address}")
+                });
+            }
+        },
+        AdminCommand::List(cmd) => match cmd {
+            ListCommand::Add {
+                address,
+                members,
+                senders,
+                hidden,
+            } => {
+                let body = json!({ "address": address, "members": members, "senders": senders, "hidden": hidden });
+                let l = t.send(t.request(Method::POST, "/lists").json(&body))?;
+                out(&l, &|l| {
+                    let n = l["members"].as_array().map_or(0, Vec::len);
+                    println!(
+                        "added list {} with {n} members",
+                        l["address"].as_str().unwrap_or_default()
+                    );
+                });
+            }
+            ListCommand::List => {
+                let all = Value::from(t.list_all("/lists", &[])?);
+                out(&all, &|all| {
+                    for l in all.as_array().into_iter().flatten() {
+                        let members: Vec<&str> = l["members"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(Value::as_str)
+                            .collect();
+                        println!(
+                            "{:<40} {}",
+                            l["address"].as_str().unwrap_or_default(),
+                            members.join(", ")
+                        );
+                    }
+                });
+            }
+            ListCommand::Delete { address } => {
+                t.send(t.request(Method::DELETE, &format!("/lists/{}", encode(address))))?;
+                out(&json!({ "deleted": address }), &|_| {
+                    println!("deleted list {address}")
                 });
             }
         },

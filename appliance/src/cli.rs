@@ -52,6 +52,30 @@ pub enum AdminCommand {
     /// Mail accounts.
     #[command(subcommand)]
     Account(AccountCommand),
+    /// Distribution lists.
+    #[command(subcommand)]
+    List(ListCommand),
+}
+
+#[derive(Subcommand)]
+pub enum ListCommand {
+    /// Add a distribution list.
+    Add {
+        address: String,
+        /// A member (local or external); repeat for more.
+        #[arg(long = "member", required = true)]
+        members: Vec<String>,
+        /// Who may send to it (default: anyone); repeat for more.
+        #[arg(long = "sender")]
+        senders: Vec<String>,
+        /// Hide it from the address book.
+        #[arg(long)]
+        hidden: bool,
+    },
+    /// List the distribution lists.
+    List,
+    /// Delete a distribution list.
+    Delete { address: String },
 }
 
 #[derive(Subcommand)]
@@ -122,6 +146,8 @@ pub enum AccountCommand {
     Lock { address: String },
     /// Unlock an account.
     Unlock { address: String },
+    /// Give an account another address.
+    AddAlias { address: String, alias: String },
     /// Delete an account and its mail.
     Delete { address: String },
 }

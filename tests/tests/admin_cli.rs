@@ -83,6 +83,36 @@ fn domains_and_accounts_from_the_command_line() {
     .0
     .success());
 
+    let (st, out, err) = admin(&[
+        "list",
+        "add",
+        "team@example.org",
+        "--member",
+        "alice@example.org",
+        "--member",
+        "x@elsewhere.net",
+    ]);
+    assert!(st.success(), "{out}{err}");
+    assert!(
+        out.contains("added list team@example.org with 2 members"),
+        "{out}"
+    );
+    let (_, out, _) = admin(&["list", "list"]);
+    assert!(
+        out.starts_with("team@example.org") && out.contains("x@elsewhere.net"),
+        "{out}"
+    );
+    let (st, out, err) = admin(&[
+        "account",
+        "add-alias",
+        "alice@example.org",
+        "postmaster@example.org",
+    ]);
+    assert!(st.success(), "{out}{err}");
+    let (_, out, _) = admin(&["account", "show", "postmaster@example.org"]);
+    assert!(out.contains("alice@example.org"), "{out}");
+    assert!(admin(&["list", "delete", "team@example.org"]).0.success());
+
     let (st, _, err) = admin(&["domain", "delete", "example.org"]);
     assert_eq!(st.code(), Some(1));
     assert!(err.contains("not_empty"), "{err}");

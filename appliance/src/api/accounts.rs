@@ -205,6 +205,38 @@ pub async fn show(api: Rc<Api>, req: Request) -> Reply {
     }
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewAlias {
+    alias: String,
+}
+
+/// `POST /api/v1/accounts/{address}/aliases {"alias": …}`.
+pub async fn add_alias(api: Rc<Api>, req: Request) -> Reply {
+    let tail = path_tail(&req, ONE);
+    let Some(address) = tail.strip_suffix("/aliases") else {
+        return errors::error(StatusCode::NOT_FOUND, "not_found", "no such resource", None);
+    };
+    let address = address.to_string();
+    let new: NewAlias = match read_json(req, api.max_body).await {
+        Ok(v) => v,
+        Err(reply) => return reply,
+    };
+    if let Err(e) = api.directory.add_alias(new.alias, address.clone()).await {
+        return errors::directory(e);
+    }
+    match api.directory.account(address).await {
+        Ok(Some(a)) => json_reply(StatusCode::CREATED, &View::from(a)),
+        Ok(None) => errors::error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "the account went away",
+            None,
+        ),
+        Err(e) => errors::directory(e),
+    }
+}
+
 pub async fn delete(api: Rc<Api>, req: Request) -> Reply {
     let address = path_tail(&req, ONE);
     let primary = match api.directory.account(address.clone()).await {

@@ -7,6 +7,7 @@ mod accounts;
 mod auth;
 mod domains;
 mod errors;
+mod lists;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -102,6 +103,14 @@ pub fn routes(router: Router, api: Rc<Api>) -> Router {
             guarded(&api, accounts::add),
         )
         .route_prefix(Method::GET, accounts::ONE, guarded(&api, accounts::show))
+        .route_prefix(
+            Method::POST,
+            accounts::ONE,
+            guarded(&api, accounts::add_alias),
+        )
+        .route(Method::GET, "/api/v1/lists", guarded(&api, lists::list))
+        .route(Method::POST, "/api/v1/lists", guarded(&api, lists::add))
+        .route_prefix(Method::DELETE, lists::ONE, guarded(&api, lists::delete))
         .route_prefix(Method::PATCH, accounts::ONE, guarded(&api, accounts::patch))
         .route_prefix(
             Method::DELETE,

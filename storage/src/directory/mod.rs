@@ -390,6 +390,33 @@ impl Directory {
         Ok(list)
     }
 
+    /// Lists in address order, `limit` after `after`.
+    pub fn lists(&self, after: Option<&str>, limit: usize) -> Result<Vec<List>, DirectoryError> {
+        let after = after.map(str::to_string);
+        Ok(self
+            .tables
+            .scan::<Lists>(after.as_ref(), limit)
+            .map_err(storage)?
+            .into_iter()
+            .map(|(_, l)| l)
+            .collect())
+    }
+
+    /// Deletes a distribution list.
+    pub async fn delete_list(&self, address: &str) -> Result<(), DirectoryError> {
+        let not_found = || DirectoryError::NotFound {
+            what: "list",
+            name: address.to_string(),
+        };
+        let (address, domain) = names::address(address).map_err(|_| not_found())?;
+        let mut batch = self.tables.batch();
+        batch.require_present::<Lists>(&address);
+        batch.delete::<Lists>(&address);
+        batch.delete::<Addresses>(&address);
+        batch.delete::<ByDomain>(&(domain, address.clone()));
+        self.commit(batch, not_found()).await
+    }
+
     /// Where mail for `address` goes: an account (directly or by alias, also
     /// through an alias domain), a list, the domain's catch-all, or nobody.
     pub fn resolve(&self, address: &str) -> Result<Recipient, DirectoryError> {

@@ -9,7 +9,7 @@ use cairn_shards::mesh::{Mesh, MeshEndpoint, MeshError};
 use cairn_shards::ShardId;
 
 use super::auth::{AuthError, Authenticator, Principal};
-use super::{Account, Directory, DirectoryError, Domain, NewAccount, Status};
+use super::{Account, Directory, DirectoryError, Domain, List, NewAccount, Status};
 
 /// The shard that keeps the directory.
 pub const DIRECTORY_SHARD: ShardId = 0;
@@ -48,6 +48,16 @@ pub enum DirectoryRequest {
         password: String,
         ip: IpAddr,
     },
+    AddAlias {
+        alias: String,
+        account: String,
+    },
+    AddList(List),
+    Lists {
+        after: Option<String>,
+        limit: usize,
+    },
+    DeleteList(String),
 }
 
 /// Changes to an account; `None` leaves a field as it is.
@@ -69,6 +79,8 @@ pub enum DirectoryReply {
     Accounts(Result<Vec<Account>, DirectoryError>),
     Done(Result<(), DirectoryError>),
     Auth(Result<Principal, AuthError>),
+    List(Result<List, DirectoryError>),
+    Lists(Result<Vec<List>, DirectoryError>),
 }
 
 /// The mesh that carries directory requests.
@@ -88,6 +100,12 @@ pub enum CallError {
 async fn handle(dir: Directory, auth: Authenticator, req: DirectoryRequest) -> DirectoryReply {
     use DirectoryRequest as Q;
     match req {
+        Q::AddAlias { alias, account } => {
+            DirectoryReply::Done(dir.add_alias(&alias, &account).await)
+        }
+        Q::AddList(list) => DirectoryReply::List(dir.add_list(list).await),
+        Q::Lists { after, limit } => DirectoryReply::Lists(dir.lists(after.as_deref(), limit)),
+        Q::DeleteList(address) => DirectoryReply::Done(dir.delete_list(&address).await),
         Q::Authenticate { user, password, ip } => {
             DirectoryReply::Auth(auth.authenticate(&user, &password, ip).await)
         }
@@ -271,6 +289,36 @@ impl DirectoryService {
             Ok(_) => Err(AuthError::Unavailable("mismatched reply".into())),
             Err(e) => Err(AuthError::Unavailable(e.to_string())),
         }
+    }
+
+    /// Adds another address to an account.
+    pub async fn add_alias(&self, alias: String, account: String) -> Result<(), CallError> {
+        expect_reply!(
+            self.call(DirectoryRequest::AddAlias { alias, account })
+                .await?,
+            Done
+        )
+    }
+
+    /// Adds a distribution list.
+    pub async fn add_list(&self, list: List) -> Result<List, CallError> {
+        expect_reply!(self.call(DirectoryRequest::AddList(list)).await?, List)
+    }
+
+    /// Lists distribution lists.
+    pub async fn lists(&self, after: Option<String>, limit: usize) -> Result<Vec<List>, CallError> {
+        expect_reply!(
+            self.call(DirectoryRequest::Lists { after, limit }).await?,
+            Lists
+        )
+    }
+
+    /// Deletes a distribution list.
+    pub async fn delete_list(&self, address: String) -> Result<(), CallError> {
+        expect_reply!(
+            self.call(DirectoryRequest::DeleteList(address)).await?,
+            Done
+        )
     }
 
     /// Deletes an account.
