@@ -33,12 +33,15 @@ pub fn cairn_bin() -> &'static Path {
     })
 }
 
-/// A port on 127.0.0.1 that was free a moment ago.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+/// `n` distinct ports on 127.0.0.1 that were free a moment ago (each is
+/// held until all are chosen, so the kernel cannot hand one out twice).
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let held: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("a free port"))
+        .collect();
+    held.iter()
+        .map(|l| l.local_addr().map(|a| a.port()).expect("its address"))
+        .collect()
 }
 
 /// A configuration file giving every service a free port on 127.0.0.1,
@@ -56,8 +59,7 @@ impl TestConfig {
             data_dir.display().to_string()
         );
         let mut ports = Vec::new();
-        for service in Service::ALL {
-            let port = free_port();
+        for (service, port) in Service::ALL.into_iter().zip(free_ports(Service::ALL.len())) {
             text.push_str(&format!(
                 "[listeners.{}]\nport = {port}\n\n",
                 service.name()
