@@ -148,10 +148,11 @@ impl MailService {
             quota_bytes,
             quota_messages,
         };
-        match self.call(account, req).await? {
-            MailReply::Done(r) => Ok(r?),
-            _ => Err(ServiceError::Mismatch),
-        }
+        expect_reply!(
+            self.call(account, req).await?,
+            MailReply::Done,
+            ServiceError::Mismatch
+        )
     }
 
     /// Deletes an account and its mail on its shard.
@@ -159,10 +160,11 @@ impl MailService {
         let req = MailRequest::DeleteAccount {
             account: account.to_string(),
         };
-        match self.call(account, req).await? {
-            MailReply::Done(r) => Ok(r?),
-            _ => Err(ServiceError::Mismatch),
-        }
+        expect_reply!(
+            self.call(account, req).await?,
+            MailReply::Done,
+            ServiceError::Mismatch
+        )
     }
 
     /// A mailbox's counters, from the account's shard.
@@ -171,10 +173,11 @@ impl MailService {
             account: account.to_string(),
             mailbox: mailbox.to_string(),
         };
-        match self.call(account, req).await? {
-            MailReply::Status(r) => Ok(r?),
-            _ => Err(ServiceError::Mismatch),
-        }
+        expect_reply!(
+            self.call(account, req).await?,
+            MailReply::Status,
+            ServiceError::Mismatch
+        )
     }
 
     /// A mailbox's messages, from the account's shard.
@@ -187,18 +190,20 @@ impl MailService {
             account: account.to_string(),
             mailbox: mailbox.to_string(),
         };
-        match self.call(account, req).await? {
-            MailReply::Messages(r) => Ok(r?),
-            _ => Err(ServiceError::Mismatch),
-        }
+        expect_reply!(
+            self.call(account, req).await?,
+            MailReply::Messages,
+            ServiceError::Mismatch
+        )
     }
 
     /// A message body, from the account's shard.
     pub async fn body(&self, account: &str, blob: BlobRef) -> Result<Vec<u8>, ServiceError> {
-        match self.call(account, MailRequest::Body { blob }).await? {
-            MailReply::Body(r) => Ok(r?),
-            _ => Err(ServiceError::Mismatch),
-        }
+        expect_reply!(
+            self.call(account, MailRequest::Body { blob }).await?,
+            MailReply::Body,
+            ServiceError::Mismatch
+        )
     }
 
     /// Delivers `body` to every (account, mailbox): one request per owning

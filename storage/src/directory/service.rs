@@ -155,15 +155,6 @@ pub struct DirectoryService {
     endpoint: Rc<MeshEndpoint<DirectoryRequest, DirectoryReply>>,
 }
 
-macro_rules! expect_reply {
-    ($reply:expr, $variant:ident) => {
-        match $reply {
-            DirectoryReply::$variant(r) => Ok(r?),
-            _ => Err(CallError::Mismatch),
-        }
-    };
-}
-
 impl DirectoryService {
     /// Joins the mesh as `shard`; the directory shard passes its
     /// directory and authenticator, and serves the others.
@@ -197,14 +188,19 @@ impl DirectoryService {
             alias_of,
             catch_all,
         };
-        expect_reply!(self.call(req).await?, Domain)
+        expect_reply!(
+            self.call(req).await?,
+            DirectoryReply::Domain,
+            CallError::Mismatch
+        )
     }
 
     /// A domain by name.
     pub async fn domain(&self, name: String) -> Result<Option<Domain>, CallError> {
         expect_reply!(
             self.call(DirectoryRequest::Domain(name)).await?,
-            MaybeDomain
+            DirectoryReply::MaybeDomain,
+            CallError::Mismatch
         )
     }
 
@@ -217,7 +213,8 @@ impl DirectoryService {
         expect_reply!(
             self.call(DirectoryRequest::Domains { after, limit })
                 .await?,
-            Domains
+            DirectoryReply::Domains,
+            CallError::Mismatch
         )
     }
 
@@ -226,7 +223,8 @@ impl DirectoryService {
         expect_reply!(
             self.call(DirectoryRequest::DeleteDomain { name, force })
                 .await?,
-            Done
+            DirectoryReply::Done,
+            CallError::Mismatch
         )
     }
 
@@ -234,7 +232,8 @@ impl DirectoryService {
     pub async fn add_account(&self, new: NewAccount) -> Result<Account, CallError> {
         expect_reply!(
             self.call(DirectoryRequest::AddAccount(new)).await?,
-            NewAccount
+            DirectoryReply::NewAccount,
+            CallError::Mismatch
         )
     }
 
@@ -242,7 +241,8 @@ impl DirectoryService {
     pub async fn account(&self, address: String) -> Result<Option<Account>, CallError> {
         expect_reply!(
             self.call(DirectoryRequest::Account(address)).await?,
-            Account
+            DirectoryReply::Account,
+            CallError::Mismatch
         )
     }
 
@@ -258,7 +258,11 @@ impl DirectoryService {
             limit,
             search,
         };
-        expect_reply!(self.call(req).await?, Accounts)
+        expect_reply!(
+            self.call(req).await?,
+            DirectoryReply::Accounts,
+            CallError::Mismatch
+        )
     }
 
     /// Changes an account.
@@ -270,7 +274,8 @@ impl DirectoryService {
         expect_reply!(
             self.call(DirectoryRequest::UpdateAccount { address, changes })
                 .await?,
-            NewAccount
+            DirectoryReply::NewAccount,
+            CallError::Mismatch
         )
     }
 
@@ -296,20 +301,26 @@ impl DirectoryService {
         expect_reply!(
             self.call(DirectoryRequest::AddAlias { alias, account })
                 .await?,
-            Done
+            DirectoryReply::Done,
+            CallError::Mismatch
         )
     }
 
     /// Adds a distribution list.
     pub async fn add_list(&self, list: List) -> Result<List, CallError> {
-        expect_reply!(self.call(DirectoryRequest::AddList(list)).await?, List)
+        expect_reply!(
+            self.call(DirectoryRequest::AddList(list)).await?,
+            DirectoryReply::List,
+            CallError::Mismatch
+        )
     }
 
     /// Lists distribution lists.
     pub async fn lists(&self, after: Option<String>, limit: usize) -> Result<Vec<List>, CallError> {
         expect_reply!(
             self.call(DirectoryRequest::Lists { after, limit }).await?,
-            Lists
+            DirectoryReply::Lists,
+            CallError::Mismatch
         )
     }
 
@@ -317,7 +328,8 @@ impl DirectoryService {
     pub async fn delete_list(&self, address: String) -> Result<(), CallError> {
         expect_reply!(
             self.call(DirectoryRequest::DeleteList(address)).await?,
-            Done
+            DirectoryReply::Done,
+            CallError::Mismatch
         )
     }
 
@@ -325,7 +337,8 @@ impl DirectoryService {
     pub async fn delete_account(&self, address: String) -> Result<(), CallError> {
         expect_reply!(
             self.call(DirectoryRequest::DeleteAccount(address)).await?,
-            Done
+            DirectoryReply::Done,
+            CallError::Mismatch
         )
     }
 }
