@@ -22,6 +22,7 @@ pub mod net;
 pub mod placement;
 pub mod runtime;
 pub mod shutdown;
+pub mod stream;
 pub mod sync;
 pub mod time;
 

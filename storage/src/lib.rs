@@ -27,6 +27,7 @@ pub mod mailbox;
 pub mod metrics;
 pub mod record;
 pub mod service;
+pub mod services;
 pub mod shard_store;
 pub mod table;
 

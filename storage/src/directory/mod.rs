@@ -6,6 +6,7 @@
 //! Password hashing is the caller's (on the blocking pool): records only
 //! ever hold argon2id hashes.
 
+pub mod address_book;
 pub mod auth;
 pub mod lockout;
 pub mod names;
@@ -13,7 +14,12 @@ pub mod records;
 pub mod sasl;
 pub mod service;
 
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::Arc;
+
 use crate::table::{Batch, TableError, Tables};
+pub use address_book::AddressBook;
 pub use records::{Account, Accounts, Domain, List, Status};
 use records::{AddressUse, Addresses, Aliases, ByDomain, Domains, Lists};
 
@@ -67,18 +73,29 @@ fn storage(e: TableError) -> DirectoryError {
 #[derive(Clone)]
 pub struct Directory {
     tables: Tables,
+    /// Bumped after every committed change.
+    generation: Rc<Cell<u64>>,
+    /// The last address book made, reused while `generation` stands.
+    book: Rc<RefCell<Option<Arc<AddressBook>>>>,
 }
 
 impl Directory {
     /// The directory kept in `tables`.
     pub fn new(tables: Tables) -> Self {
-        Self { tables }
+        Self {
+            tables,
+            generation: Rc::default(),
+            book: Rc::default(),
+        }
     }
 
     /// Commits `batch`; a failed condition becomes `conflict`.
     async fn commit(&self, batch: Batch, conflict: DirectoryError) -> Result<(), DirectoryError> {
         match self.tables.commit(batch).await {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                self.generation.set(self.generation.get() + 1);
+                Ok(())
+            }
             Err(TableError::Conflict { .. }) => Err(conflict),
             Err(e) => Err(storage(e)),
         }

@@ -9,7 +9,11 @@ use cairn_shards::mesh::{Mesh, MeshEndpoint, MeshError};
 use cairn_shards::ShardId;
 
 use super::auth::{AuthError, Authenticator, Principal};
-use super::{Account, Directory, DirectoryError, Domain, List, NewAccount, Status};
+use std::sync::Arc;
+
+use super::{
+    Account, AddressBook, Directory, DirectoryError, Domain, List, NewAccount, Recipient, Status,
+};
 
 /// The shard that keeps the directory.
 pub const DIRECTORY_SHARD: ShardId = 0;
@@ -58,6 +62,8 @@ pub enum DirectoryRequest {
         limit: usize,
     },
     DeleteList(String),
+    Resolve(String),
+    AddressBook,
 }
 
 /// Changes to an account; `None` leaves a field as it is.
@@ -81,6 +87,8 @@ pub enum DirectoryReply {
     Auth(Result<Principal, AuthError>),
     List(Result<List, DirectoryError>),
     Lists(Result<Vec<List>, DirectoryError>),
+    Recipient(Result<Recipient, DirectoryError>),
+    AddressBook(Result<Arc<AddressBook>, DirectoryError>),
 }
 
 /// The mesh that carries directory requests.
@@ -106,6 +114,8 @@ async fn handle(dir: Directory, auth: Authenticator, req: DirectoryRequest) -> D
         Q::AddList(list) => DirectoryReply::List(dir.add_list(list).await),
         Q::Lists { after, limit } => DirectoryReply::Lists(dir.lists(after.as_deref(), limit)),
         Q::DeleteList(address) => DirectoryReply::Done(dir.delete_list(&address).await),
+        Q::Resolve(address) => DirectoryReply::Recipient(dir.resolve(&address)),
+        Q::AddressBook => DirectoryReply::AddressBook(dir.address_book()),
         Q::Authenticate { user, password, ip } => {
             DirectoryReply::Auth(auth.authenticate(&user, &password, ip).await)
         }
@@ -275,6 +285,24 @@ impl DirectoryService {
             self.call(DirectoryRequest::UpdateAccount { address, changes })
                 .await?,
             DirectoryReply::NewAccount,
+            CallError::Mismatch
+        )
+    }
+
+    /// Where mail for `address` goes (see [`Directory::resolve`]).
+    pub async fn resolve(&self, address: String) -> Result<Recipient, CallError> {
+        expect_reply!(
+            self.call(DirectoryRequest::Resolve(address)).await?,
+            DirectoryReply::Recipient,
+            CallError::Mismatch
+        )
+    }
+
+    /// The whole directory, read-only, as of now (see [`AddressBook`]).
+    pub async fn address_book(&self) -> Result<Arc<AddressBook>, CallError> {
+        expect_reply!(
+            self.call(DirectoryRequest::AddressBook).await?,
+            DirectoryReply::AddressBook,
             CallError::Mismatch
         )
     }

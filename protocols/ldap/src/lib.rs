@@ -1,0 +1,1 @@
+//! LDAP: the directory as a read-only LDAP server (being written).

@@ -1,0 +1,1 @@
+//! SMTP: inbound MX, submission and SMTPS (being written).

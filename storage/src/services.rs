@@ -1,0 +1,126 @@
+//! The storage services of one shard, bundled for the protocol servers and
+//! the admin API: the directory (with authentication) and mail, both
+//! reachable from any shard, and the blocking pool for password hashing.
+//! Provisioning an account (directory entry and mailboxes together) lives
+//! here so that every caller does it the same way.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
+use argon2::Argon2;
+use cairn_shards::mesh::MeshError;
+use cairn_shards::placement::PlacementTable;
+use cairn_shards::{BlockingPool, ShardContext, ShardId};
+
+use crate::directory::auth::Authenticator;
+use crate::directory::lockout::Policy;
+use crate::directory::service::{CallError, DirectoryMesh, DirectoryService, DIRECTORY_SHARD};
+use crate::directory::{names, Account, Directory, NewAccount};
+use crate::service::{MailMesh, MailService, ServiceError};
+use crate::shard_store::ShardStore;
+
+/// Bound on requests queued from one shard to another.
+const MESH_QUEUE: usize = 64;
+
+/// The cross-shard meshes, made once before the shards start.
+#[derive(Clone)]
+pub struct Meshes {
+    pub mail: MailMesh,
+    pub directory: DirectoryMesh,
+}
+
+impl Meshes {
+    pub fn new(shards: usize) -> Self {
+        Self {
+            mail: MailMesh::new(shards, MESH_QUEUE),
+            directory: DirectoryMesh::new(shards, MESH_QUEUE),
+        }
+    }
+}
+
+/// Why provisioning an account failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProvisionError {
+    #[error("cannot hash the password: {0}")]
+    Hash(String),
+    #[error(transparent)]
+    Directory(#[from] CallError),
+    #[error(transparent)]
+    Mail(#[from] ServiceError),
+}
+
+/// The services as seen from one shard. Cheap to clone.
+#[derive(Clone)]
+pub struct Services {
+    pub shard: ShardId,
+    pub directory: DirectoryService,
+    pub mail: MailService,
+    pub blocking: BlockingPool,
+}
+
+impl Services {
+    /// Joins both meshes as this shard; the directory's shard also serves
+    /// the directory and its authenticator (lockout per `policy`).
+    pub async fn start(
+        ctx: &ShardContext,
+        store: &ShardStore,
+        meshes: &Meshes,
+        policy: Policy,
+    ) -> Result<Self, MeshError> {
+        let placement = Rc::new(RefCell::new(PlacementTable::new(ctx.count(), ctx.id())));
+        let mail =
+            MailService::start(&meshes.mail, ctx.id(), store.mail.clone(), placement).await?;
+        let serving = (ctx.id() == DIRECTORY_SHARD).then(|| {
+            let directory = Directory::new(store.tables.clone());
+            let auth = Authenticator::new(directory.clone(), ctx.blocking().clone(), policy);
+            (directory, auth)
+        });
+        let directory = DirectoryService::start(&meshes.directory, ctx.id(), serving).await?;
+        Ok(Self {
+            shard: ctx.id(),
+            directory,
+            mail,
+            blocking: ctx.blocking().clone(),
+        })
+    }
+
+    /// Hashes a password with argon2id on the blocking pool.
+    pub async fn hash_password(&self, password: String) -> Result<String, ProvisionError> {
+        let hashed = self
+            .blocking
+            .run(move || {
+                let salt = SaltString::generate(&mut OsRng);
+                Argon2::default()
+                    .hash_password(password.as_bytes(), &salt)
+                    .map(|h| h.to_string())
+            })
+            .await;
+        match hashed {
+            Ok(Ok(hash)) => Ok(hash),
+            Ok(Err(e)) => Err(ProvisionError::Hash(e.to_string())),
+            Err(e) => Err(ProvisionError::Hash(e.to_string())),
+        }
+    }
+
+    /// Adds an account (its password already hashed) to the directory and
+    /// makes its mailboxes on the shard that will own them; if the mail
+    /// side fails the directory entry is taken back, so that no account
+    /// exists without mail. The address is normalized and `new.shard` set
+    /// here.
+    pub async fn add_account(&self, mut new: NewAccount) -> Result<Account, ProvisionError> {
+        new.address = names::address(&new.address)
+            .map_err(CallError::Directory)?
+            .0;
+        new.shard = self.mail.owner(&new.address) as u32;
+        let (address, quota) = (new.address.clone(), new.quota_bytes);
+        let created = self.directory.add_account(new).await?;
+        if let Err(e) = self.mail.create_account(&created.address, quota, 0).await {
+            if let Err(undo) = self.directory.delete_account(address.clone()).await {
+                tracing::error!(%address, error = %undo, "cannot undo a half-created account");
+            }
+            return Err(e.into());
+        }
+        Ok(created)
+    }
+}
