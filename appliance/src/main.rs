@@ -11,6 +11,7 @@ mod checkpoints;
 mod cli;
 mod config_cmd;
 mod http_service;
+mod listeners;
 mod logging;
 mod run;
 mod tls;

@@ -12,23 +12,20 @@ use std::time::Duration;
 
 use cairn_config::{Config, ConfigErrors, Service, TlsMode};
 use cairn_shards::metrics::{Metrics, ShardSample};
-use cairn_shards::placement::PlacementTable;
 use cairn_shards::{
     net, probe_bind, ConnectionTracker, Runtime, RuntimeConfig, ShardContext, Shutdown,
 };
-use cairn_storage::directory::auth::Authenticator;
 use cairn_storage::directory::lockout::Policy;
-use cairn_storage::directory::service::{DirectoryMesh, DirectoryService, DIRECTORY_SHARD};
-use cairn_storage::directory::Directory;
 use cairn_storage::metrics::StorageMetrics;
-use cairn_storage::service::{MailMesh, MailService};
+use cairn_storage::services::{Meshes, Services};
 use cairn_storage::shard_store::{shards_on_disk, ShardStore};
 use cairn_storage::DataDir;
 
 use crate::api::{Api, Auth};
 use crate::checkpoints::Checkpoints;
 use crate::cli::RunArgs;
-use crate::http_service::{self, HttpLimits, HttpListener};
+use crate::http_service;
+use crate::listeners::{self, Listener, Server};
 use crate::{admin_credential, logging, tls};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -124,7 +121,10 @@ fn run_until_stopped(args: RunArgs) -> Result<(), String> {
     // Every path below the data directory is absolute from here on.
     config.data_dir = data_dir.path().to_path_buf();
     let identity = tls::load_or_generate(&config, &data_dir)?;
-    let https = identity.server_config(&[b"http/1.1"])?;
+    let tls = TlsConfigs {
+        https: identity.server_config(&[b"http/1.1"])?,
+        other: identity.server_config(&[])?,
+    };
     let new_password = admin_credential::ensure(&data_dir)?;
     let credentials = Arc::new(admin_credential::load(&data_dir)?);
     let (planned, not_built) = plan_listeners(&config)?;
@@ -153,11 +153,10 @@ fn run_until_stopped(args: RunArgs) -> Result<(), String> {
     let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
     let shard_main = ShardMain {
         planned: planned.clone(),
-        https,
+        tls,
         metrics,
         storage_metrics,
-        mail_mesh: MailMesh::new(shards, 64),
-        directory_mesh: DirectoryMesh::new(shards, 64),
+        meshes: Meshes::new(shards),
         credentials,
         auth_policy: Policy {
             per_account: config.limits.max_auth_failures,
@@ -172,10 +171,7 @@ fn run_until_stopped(args: RunArgs) -> Result<(), String> {
         ready: ready_tx,
         metrics_path: config.metrics.enabled.then(|| config.metrics.path.clone()),
         grace: Duration::from_secs(config.shards.shutdown_grace_secs),
-        limits: HttpLimits {
-            max_head_bytes: config.limits.max_line_length,
-            max_connections_per_ip: config.limits.max_connections_per_ip,
-        },
+        config: Arc::new(config.clone()),
     };
     let runtime = Runtime::start(&runtime_config, shutdown.clone(), move |ctx| {
         shard_main.clone().run(ctx)
@@ -204,15 +200,37 @@ fn run_until_stopped(args: RunArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// The TLS settings of the listeners: HTTPS offers HTTP/1.1 by ALPN, the
+/// mail and directory protocols offer nothing.
+#[derive(Clone)]
+struct TlsConfigs {
+    https: Arc<rustls::ServerConfig>,
+    other: Arc<rustls::ServerConfig>,
+}
+
+/// The servers of one shard, one per kind of listener.
+struct Servers {
+    http: Rc<Server>,
+    https: Rc<Server>,
+}
+
+impl Servers {
+    fn for_service(&self, service: Service) -> Rc<Server> {
+        match service {
+            Service::Https => self.https.clone(),
+            _ => self.http.clone(),
+        }
+    }
+}
+
 /// What each shard runs: bind, serve, and drain on shutdown.
 #[derive(Clone)]
 struct ShardMain {
     planned: Vec<Planned>,
-    https: Arc<rustls::ServerConfig>,
+    tls: TlsConfigs,
     metrics: Arc<Metrics>,
     storage_metrics: Arc<StorageMetrics>,
-    mail_mesh: MailMesh,
-    directory_mesh: DirectoryMesh,
+    meshes: Meshes,
     credentials: Arc<admin_credential::Credentials>,
     auth_policy: Policy,
     max_body: usize,
@@ -220,41 +238,45 @@ struct ShardMain {
     ready: mpsc::Sender<Result<(), String>>,
     metrics_path: Option<String>,
     grace: Duration,
-    limits: HttpLimits,
+    config: Arc<Config>,
 }
 
 impl ShardMain {
-    /// Joins the cross-shard services and builds the admin API of this
-    /// shard; the directory's shard serves the directory.
-    async fn api(&self, ctx: &ShardContext, store: &ShardStore) -> Result<Rc<Api>, String> {
-        let placement = Rc::new(std::cell::RefCell::new(PlacementTable::new(
-            ctx.count(),
-            ctx.id(),
-        )));
-        let mail = MailService::start(&self.mail_mesh, ctx.id(), store.mail.clone(), placement)
-            .await
-            .map_err(|e| format!("cannot join the mail mesh: {e}"))?;
-        let directory = (ctx.id() == DIRECTORY_SHARD).then(|| {
-            let directory = Directory::new(store.tables.clone());
-            let auth =
-                Authenticator::new(directory.clone(), ctx.blocking().clone(), self.auth_policy);
-            (directory, auth)
-        });
-        let directory = DirectoryService::start(&self.directory_mesh, ctx.id(), directory)
-            .await
-            .map_err(|e| format!("cannot join the directory mesh: {e}"))?;
+    /// The admin API of this shard.
+    fn api(&self, services: Services) -> Rc<Api> {
         let creds = &self.credentials;
-        Ok(Rc::new(Api {
-            directory,
-            mail,
+        Rc::new(Api {
+            services,
             auth: Auth::new(
                 creds.token.clone(),
                 creds.user.clone(),
                 creds.password_hash.clone(),
             ),
-            blocking: ctx.blocking().clone(),
             max_body: self.max_body,
-        }))
+        })
+    }
+
+    /// The server behind each of this shard's listeners.
+    fn servers(&self, ctx: &ShardContext, services: &Services) -> Servers {
+        let router = Rc::new(http_service::router(
+            self.metrics.clone(),
+            self.metrics_path.as_deref(),
+            ctx,
+            self.api(services.clone()),
+        ));
+        let http = |service: Service| {
+            Rc::new(http_service::server(
+                router.clone(),
+                ctx,
+                self.metrics.clone(),
+                self.metrics.service(service.name(), ctx.id()),
+                self.config.limits.max_line_length,
+            ))
+        };
+        Servers {
+            http: http(Service::Http),
+            https: http(Service::Https),
+        }
     }
 
     async fn run(self, ctx: ShardContext) {
@@ -279,14 +301,10 @@ impl ShardMain {
                 return;
             }
         };
-        let mut listeners = Vec::new();
+        let mut bound = Vec::new();
         for p in &self.planned {
             match net::bind_tcp(p.addr) {
-                Ok(listener) => listeners.push(HttpListener {
-                    service: p.service.name(),
-                    listener,
-                    tls: (p.tls == TlsMode::Implicit).then(|| self.https.clone()),
-                }),
+                Ok(listener) => bound.push((p, listener)),
                 Err(e) => {
                     let _ = self.ready.send(Err(format!(
                         "cannot listen for {} on {} (shard {}): {e}",
@@ -299,29 +317,36 @@ impl ShardMain {
                 }
             }
         }
-        let api = match self.api(&ctx, &store).await {
-            Ok(api) => api,
+        let services = match Services::start(&ctx, &store, &self.meshes, self.auth_policy).await {
+            Ok(services) => services,
             Err(e) => {
-                let _ = self.ready.send(Err(format!("shard {}: {e}", ctx.id())));
+                let _ = self.ready.send(Err(format!(
+                    "shard {}: cannot join the cross-shard services: {e}",
+                    ctx.id()
+                )));
                 store.log.close().await;
                 return;
             }
         };
         let tracker = ConnectionTracker::default();
-        let router = Rc::new(http_service::router(
-            self.metrics.clone(),
-            self.metrics_path.as_deref(),
-            &ctx,
-            api,
-        ));
-        for listener in listeners {
-            cairn_shards::spawn_detached(http_service::accept_loop(
+        let servers = self.servers(&ctx, &services);
+        for (p, listener) in bound {
+            let tls = (p.tls == TlsMode::Implicit).then(|| match p.service {
+                Service::Https => self.tls.https.clone(),
+                _ => self.tls.other.clone(),
+            });
+            let listener = Listener {
+                service: p.service.name(),
                 listener,
-                router.clone(),
+                tls,
+                server: servers.for_service(p.service),
+            };
+            cairn_shards::spawn_detached(listeners::accept_loop(
+                listener,
                 ctx.clone(),
-                self.metrics.clone(),
+                self.metrics.service(p.service.name(), ctx.id()),
                 tracker.clone(),
-                self.limits,
+                self.config.limits.max_connections_per_ip,
             ));
         }
         let (metrics, storage_metrics, log, id) = (

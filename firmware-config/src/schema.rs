@@ -41,6 +41,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// `[media]`
     pub media: MediaConfig,
+    /// `[ldap]`
+    pub ldap: LdapConfig,
 }
 
 impl Default for Config {
@@ -56,6 +58,7 @@ impl Default for Config {
             log: LogConfig::default(),
             metrics: MetricsConfig::default(),
             media: MediaConfig::default(),
+            ldap: LdapConfig::default(),
         }
     }
 }
@@ -237,6 +240,26 @@ impl Default for MediaConfig {
             address: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port_min: 30000,
             port_max: 30999,
+        }
+    }
+}
+
+/// `[ldap]`: the directory served over LDAP (read-only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LdapConfig {
+    /// Let clients search without binding (default `false`).
+    pub allow_anonymous: bool,
+    /// The most entries one search returns, whatever the client asks
+    /// (default 1000; paged searches page through more).
+    pub size_limit: usize,
+}
+
+impl Default for LdapConfig {
+    fn default() -> Self {
+        LdapConfig {
+            allow_anonymous: false,
+            size_limit: 1000,
         }
     }
 }

@@ -4,14 +4,13 @@
 
 use std::rc::Rc;
 
-use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
-use argon2::Argon2;
 use cairn_http::json::{json_reply, no_content, read_json};
 use cairn_http::{Reply, Request};
 use cairn_storage::directory::service::AccountChanges;
 use cairn_storage::directory::{names, Account, NewAccount, Status};
 use cairn_storage::mailbox::MailError;
 use cairn_storage::service::ServiceError;
+use cairn_storage::services::ProvisionError;
 use hyper::StatusCode;
 use serde::{Deserialize, Serialize};
 
@@ -88,24 +87,15 @@ async fn hash_password(api: &Api, password: String) -> Result<String, Reply> {
             Some("password"),
         ));
     }
-    let hashed = api
-        .blocking
-        .run(move || {
-            let salt = SaltString::generate(&mut OsRng);
-            Argon2::default()
-                .hash_password(password.as_bytes(), &salt)
-                .map(|h| h.to_string())
-        })
-        .await;
-    match hashed {
-        Ok(Ok(hash)) => Ok(hash),
-        _ => Err(errors::error(
+    api.services.hash_password(password).await.map_err(|e| {
+        tracing::error!(error = %e, "cannot hash a password");
+        errors::error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "hashing",
             "cannot hash the password",
             None,
-        )),
-    }
+        )
+    })
 }
 
 /// Changes the password, status or display name.
@@ -127,7 +117,12 @@ pub async fn patch(api: Rc<Api>, req: Request) -> Reply {
         status: patch.status,
         display_name: patch.display_name,
     };
-    match api.directory.update_account(address, changes).await {
+    match api
+        .services
+        .directory
+        .update_account(address, changes)
+        .await
+    {
         Ok(a) => json_reply(StatusCode::OK, &View::from(a)),
         Err(e) => errors::directory(e),
     }
@@ -136,6 +131,7 @@ pub async fn patch(api: Rc<Api>, req: Request) -> Reply {
 pub async fn list(api: Rc<Api>, req: Request) -> Reply {
     let q = query(&req);
     let found = api
+        .services
         .directory
         .accounts(
             q.get("after").cloned(),
@@ -165,9 +161,8 @@ pub async fn add(api: Rc<Api>, req: Request) -> Reply {
         Ok(h) => h,
         Err(reply) => return reply,
     };
-    let shard = api.mail.owner(&address) as u32;
     let account = NewAccount {
-        address: address.clone(),
+        address,
         password_hash,
         display_name: new.display_name,
         given_name: new.given_name,
@@ -175,25 +170,27 @@ pub async fn add(api: Rc<Api>, req: Request) -> Reply {
         phone: new.phone,
         quota_bytes: new.quota_bytes,
         class_of_service: None,
-        shard,
+        shard: 0,
     };
-    let created = match api.directory.add_account(account).await {
+    let created = match api.services.add_account(account).await {
         Ok(a) => a,
-        Err(e) => return errors::directory(e),
-    };
-    if let Err(e) = api.mail.create_account(&address, new.quota_bytes, 0).await {
-        // Undo the directory entry so that no account exists without mail.
-        if let Err(undo) = api.directory.delete_account(address.clone()).await {
-            tracing::error!(%address, error = %undo, "cannot undo a half-created account");
+        Err(ProvisionError::Directory(e)) => return errors::directory(e),
+        Err(ProvisionError::Mail(e)) => return errors::mail(e),
+        Err(e @ ProvisionError::Hash(_)) => {
+            return errors::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "hashing",
+                &e.to_string(),
+                None,
+            )
         }
-        return errors::mail(e);
-    }
+    };
     json_reply(StatusCode::CREATED, &View::from(created))
 }
 
 pub async fn show(api: Rc<Api>, req: Request) -> Reply {
     let address = path_tail(&req, ONE);
-    match api.directory.account(address.clone()).await {
+    match api.services.directory.account(address.clone()).await {
         Ok(Some(a)) => json_reply(StatusCode::OK, &View::from(a)),
         Ok(None) => errors::error(
             StatusCode::NOT_FOUND,
@@ -222,10 +219,15 @@ pub async fn add_alias(api: Rc<Api>, req: Request) -> Reply {
         Ok(v) => v,
         Err(reply) => return reply,
     };
-    if let Err(e) = api.directory.add_alias(new.alias, address.clone()).await {
+    if let Err(e) = api
+        .services
+        .directory
+        .add_alias(new.alias, address.clone())
+        .await
+    {
         return errors::directory(e);
     }
-    match api.directory.account(address).await {
+    match api.services.directory.account(address).await {
         Ok(Some(a)) => json_reply(StatusCode::CREATED, &View::from(a)),
         Ok(None) => errors::error(
             StatusCode::NOT_FOUND,
@@ -239,7 +241,7 @@ pub async fn add_alias(api: Rc<Api>, req: Request) -> Reply {
 
 pub async fn delete(api: Rc<Api>, req: Request) -> Reply {
     let address = path_tail(&req, ONE);
-    let primary = match api.directory.account(address.clone()).await {
+    let primary = match api.services.directory.account(address.clone()).await {
         Ok(Some(a)) => a.address,
         Ok(None) => {
             let why = format!("no such account: {address}");
@@ -247,10 +249,10 @@ pub async fn delete(api: Rc<Api>, req: Request) -> Reply {
         }
         Err(e) => return errors::directory(e),
     };
-    if let Err(e) = api.directory.delete_account(primary.clone()).await {
+    if let Err(e) = api.services.directory.delete_account(primary.clone()).await {
         return errors::directory(e);
     }
-    match api.mail.delete_account(&primary).await {
+    match api.services.mail.delete_account(&primary).await {
         Ok(()) | Err(ServiceError::Mail(MailError::NoSuchAccount(_))) => no_content(),
         Err(e) => errors::mail(e),
     }

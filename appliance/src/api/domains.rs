@@ -24,6 +24,7 @@ struct NewDomain {
 pub async fn list(api: Rc<Api>, req: Request) -> Reply {
     let q = query(&req);
     match api
+        .services
         .directory
         .domains(q.get("after").cloned(), page_limit(&q))
         .await
@@ -39,6 +40,7 @@ pub async fn add(api: Rc<Api>, req: Request) -> Reply {
         Err(reply) => return reply,
     };
     match api
+        .services
         .directory
         .add_domain(new.name, new.alias_of, new.catch_all)
         .await
@@ -50,7 +52,7 @@ pub async fn add(api: Rc<Api>, req: Request) -> Reply {
 
 pub async fn show(api: Rc<Api>, req: Request) -> Reply {
     let name = path_tail(&req, ONE);
-    match api.directory.domain(name.clone()).await {
+    match api.services.directory.domain(name.clone()).await {
         Ok(Some(d)) => json_reply(StatusCode::OK, &d),
         Ok(None) => errors::error(
             StatusCode::NOT_FOUND,
@@ -65,6 +67,7 @@ pub async fn show(api: Rc<Api>, req: Request) -> Reply {
 pub async fn delete(api: Rc<Api>, req: Request) -> Reply {
     let force = query(&req).get("force").is_some_and(|v| v == "true");
     match api
+        .services
         .directory
         .delete_domain(path_tail(&req, ONE), force)
         .await

@@ -27,6 +27,7 @@ struct Create {
 pub async fn list(api: Rc<Api>, req: Request) -> Reply {
     let q = query(&req);
     match api
+        .services
         .directory
         .lists(q.get("after").cloned(), page_limit(&q))
         .await
@@ -47,14 +48,19 @@ pub async fn add(api: Rc<Api>, req: Request) -> Reply {
         senders: new.senders,
         hidden: new.hidden,
     };
-    match api.directory.add_list(list).await {
+    match api.services.directory.add_list(list).await {
         Ok(list) => json_reply(StatusCode::CREATED, &list),
         Err(e) => errors::directory(e),
     }
 }
 
 pub async fn delete(api: Rc<Api>, req: Request) -> Reply {
-    match api.directory.delete_list(path_tail(&req, ONE)).await {
+    match api
+        .services
+        .directory
+        .delete_list(path_tail(&req, ONE))
+        .await
+    {
         Ok(()) => no_content(),
         Err(e) => errors::directory(e),
     }

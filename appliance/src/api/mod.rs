@@ -15,9 +15,7 @@ use std::rc::Rc;
 
 use cairn_http::json::json_reply;
 use cairn_http::{Reply, Request, Router};
-use cairn_shards::BlockingPool;
-use cairn_storage::directory::service::DirectoryService;
-use cairn_storage::service::MailService;
+use cairn_storage::services::Services;
 use hyper::{Method, StatusCode};
 
 pub use auth::Auth;
@@ -29,10 +27,8 @@ pub const MAX_PAGE: usize = 1000;
 
 /// What the API's handlers share on one shard.
 pub struct Api {
-    pub directory: DirectoryService,
-    pub mail: MailService,
+    pub services: Services,
     pub auth: Auth,
-    pub blocking: BlockingPool,
     pub max_body: usize,
 }
 
@@ -73,7 +69,7 @@ where
     move |req| {
         let (api, handler) = (api.clone(), handler.clone());
         Box::pin(async move {
-            if let Err(denied) = api.auth.check(&req, &api.blocking).await {
+            if let Err(denied) = api.auth.check(&req, &api.services.blocking).await {
                 return denied;
             }
             handler(api, req).await
