@@ -4,5 +4,6 @@
 
 pub mod report;
 pub mod rr_protocol;
+pub mod smtp_client;
 
 pub use report::{Measurement, ResultsFile};

@@ -66,13 +66,22 @@ impl Measurement {
         } else {
             0.0
         };
+        // A measurement without latencies (a tool that reports none)
+        // shows dashes rather than zeros.
+        let p = |q: f64| {
+            if self.latency_us.is_empty() {
+                "–".to_string()
+            } else {
+                self.percentile_us(q).to_string()
+            }
+        };
         format!(
             "| {scenario} | {} | {:.0} | {ratio:.2} | {} | {} | {} |",
             self.subject,
             self.throughput(),
-            self.percentile_us(50.0),
-            self.percentile_us(99.0),
-            self.percentile_us(99.9)
+            p(50.0),
+            p(99.0),
+            p(99.9)
         )
     }
 }
@@ -177,5 +186,7 @@ mod tests {
         record(&mut a.latency_us, Duration::from_micros(40));
         let row = a.markdown_row("s", &b);
         assert!(row.starts_with("| s | a | 200 | 2.00 | 40 |"), "{row}");
+        let row = b.markdown_row("s", &b);
+        assert!(row.ends_with("| 1.00 | – | – | – |"), "{row}");
     }
 }

@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 
 use cairn_config::Service;
 
+mod admin_api;
+pub use admin_api::AdminApi;
+
 /// The `cairn` binary of this workspace, built on first use.
 pub fn cairn_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();

@@ -5,64 +5,8 @@
 
 use std::time::Duration;
 
-use cairn_tests::{Appliance, TestConfig};
-use reqwest::blocking::{Client, RequestBuilder};
+use cairn_tests::{AdminApi, Appliance, TestConfig};
 use serde_json::{json, Value};
-
-struct Session {
-    client: Client,
-    base: String,
-    token: String,
-}
-
-impl Session {
-    fn new(appliance: &Appliance, data: &std::path::Path) -> Self {
-        Self {
-            client: Client::builder()
-                .timeout(Duration::from_secs(20))
-                .build()
-                .expect("client"),
-            base: format!("http://{}/api/v1", appliance.http),
-            token: std::fs::read_to_string(data.join("api-token"))
-                .expect("api-token")
-                .trim()
-                .to_string(),
-        }
-    }
-    fn authed(&self, rb: RequestBuilder) -> RequestBuilder {
-        rb.bearer_auth(&self.token)
-    }
-    fn get(&self, path: &str) -> (u16, Value) {
-        let r = self
-            .authed(self.client.get(format!("{}{path}", self.base)))
-            .send()
-            .expect("GET");
-        (r.status().as_u16(), r.json().unwrap_or(Value::Null))
-    }
-    fn post(&self, path: &str, body: &Value) -> (u16, Value) {
-        let r = self
-            .authed(self.client.post(format!("{}{path}", self.base)))
-            .json(body)
-            .send()
-            .expect("POST");
-        (r.status().as_u16(), r.json().unwrap_or(Value::Null))
-    }
-    fn patch(&self, path: &str, body: &Value) -> (u16, Value) {
-        let r = self
-            .authed(self.client.patch(format!("{}{path}", self.base)))
-            .json(body)
-            .send()
-            .expect("PATCH");
-        (r.status().as_u16(), r.json().unwrap_or(Value::Null))
-    }
-    fn delete(&self, path: &str) -> u16 {
-        self.authed(self.client.delete(format!("{}{path}", self.base)))
-            .send()
-            .expect("DELETE")
-            .status()
-            .as_u16()
-    }
-}
 
 #[test]
 fn domains_and_accounts_through_the_api() {
@@ -79,7 +23,7 @@ fn domains_and_accounts_through_the_api() {
         .and_then(|rest| rest.split('"').next())
         .expect("password in banner")
         .to_string();
-    let s = Session::new(&appliance, &data);
+    let s = AdminApi::new(&appliance, &data);
 
     // Authentication.
     let anonymous = s
@@ -265,7 +209,7 @@ fn domains_and_accounts_through_the_api() {
         .collect();
     assert_eq!(checkpoints.len(), 1, "{checkpoints:?}");
     let appliance = Appliance::start(&path, &config);
-    let s = Session::new(&appliance, &data);
+    let s = AdminApi::new(&appliance, &data);
     let metrics = s
         .client
         .get(format!("http://{}/metrics", appliance.http))

@@ -190,6 +190,9 @@ pub async fn add(api: Rc<Api>, req: Request) -> Reply {
 
 pub async fn show(api: Rc<Api>, req: Request) -> Reply {
     let address = path_tail(&req, ONE);
+    if let Some((account, mailbox)) = address.split_once("/mailboxes/") {
+        return mailbox_status(&api, account, mailbox).await;
+    }
     match api.services.directory.account(address.clone()).await {
         Ok(Some(a)) => json_reply(StatusCode::OK, &View::from(a)),
         Ok(None) => errors::error(
@@ -199,6 +202,50 @@ pub async fn show(api: Rc<Api>, req: Request) -> Reply {
             None,
         ),
         Err(e) => errors::directory(e),
+    }
+}
+
+/// A mailbox's counters as the API shows them.
+#[derive(Serialize)]
+struct MailboxView {
+    name: String,
+    messages: u32,
+    unseen: u32,
+    size: u64,
+    uidvalidity: u32,
+    uidnext: u32,
+    highest_modseq: u64,
+}
+
+/// `GET /api/v1/accounts/{address}/mailboxes/{name}`: the mailbox's
+/// counters, from the shard that owns the account.
+async fn mailbox_status(api: &Api, account: &str, mailbox: &str) -> Reply {
+    let primary = match api.services.directory.account(account.to_string()).await {
+        Ok(Some(a)) => a.address,
+        Ok(None) => {
+            let why = format!("no such account: {account}");
+            return errors::error(StatusCode::NOT_FOUND, "not_found", &why, None);
+        }
+        Err(e) => return errors::directory(e),
+    };
+    match api.services.mail.status(&primary, mailbox).await {
+        Ok(s) => json_reply(
+            StatusCode::OK,
+            &MailboxView {
+                name: mailbox.to_string(),
+                messages: s.messages,
+                unseen: s.unseen,
+                size: s.size,
+                uidvalidity: s.uidvalidity,
+                uidnext: s.uidnext,
+                highest_modseq: s.highest_modseq,
+            },
+        ),
+        Err(ServiceError::Mail(MailError::NoSuchMailbox(name))) => {
+            let why = format!("no such mailbox: {name}");
+            errors::error(StatusCode::NOT_FOUND, "not_found", &why, None)
+        }
+        Err(e) => errors::mail(e),
     }
 }
 
