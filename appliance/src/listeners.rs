@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_http::{serve_connection, ConnectionOptions, Router};
+use cairn_ldap::LdapServer;
 use cairn_shards::ip_limit::IpLimiter;
 use cairn_shards::metrics::ServiceMetrics;
 use cairn_shards::net::{TcpListener, TcpStream};
@@ -18,6 +19,10 @@ use futures_lite::AsyncWriteExt;
 
 /// How long an HTTP connection may stay silent between requests.
 const HTTP_IDLE: Duration = Duration::from_secs(60);
+/// The socket's own limit under the mail and directory protocols, whose
+/// sessions keep the protocol's timeouts (RFC 5321's ten minutes at most):
+/// a backstop, never the first to fire.
+const SESSION_BACKSTOP: Duration = Duration::from_secs(15 * 60);
 
 /// The server behind a listener.
 pub enum Server {
@@ -25,6 +30,7 @@ pub enum Server {
         router: Rc<Router>,
         options: ConnectionOptions,
     },
+    Ldap(LdapServer),
 }
 
 impl Server {
@@ -36,6 +42,7 @@ impl Server {
                     tracing::debug!(%peer, error = %e, "HTTP connection ended with an error");
                 }
             }
+            Server::Ldap(ldap) => ldap.serve(stream, peer).await,
         }
     }
 
@@ -43,6 +50,7 @@ impl Server {
     fn idle_timeout(&self) -> Duration {
         match self {
             Server::Http { .. } => HTTP_IDLE,
+            Server::Ldap(_) => SESSION_BACKSTOP,
         }
     }
 
@@ -57,6 +65,8 @@ impl Server {
                 )
                 .into_bytes()
             }
+            // LDAP has no greeting to refuse with: the connection closes.
+            Server::Ldap(_) => Vec::new(),
         }
     }
 }
@@ -134,5 +144,8 @@ pub async fn accept_loop(
 
 /// Tells a connection over the per-address limit why, and closes it.
 async fn refuse(mut stream: TcpStream, reply: Vec<u8>) {
+    if reply.is_empty() {
+        return;
+    }
     let _ = time::timeout(Duration::from_secs(2), stream.write_all(&reply)).await;
 }

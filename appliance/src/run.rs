@@ -16,7 +16,7 @@ use cairn_shards::{
     net, probe_bind, ConnectionTracker, Runtime, RuntimeConfig, ShardContext, Shutdown,
 };
 use cairn_storage::directory::lockout::Policy;
-use cairn_storage::metrics::StorageMetrics;
+use cairn_storage::metrics::{AuthMetrics, StorageMetrics};
 use cairn_storage::services::{Meshes, Services};
 use cairn_storage::shard_store::{shards_on_disk, ShardStore};
 use cairn_storage::DataDir;
@@ -27,6 +27,7 @@ use crate::cli::RunArgs;
 use crate::http_service;
 use crate::listeners::{self, Listener, Server};
 use crate::{admin_credential, logging, tls};
+use cairn_ldap::{LdapOptions, LdapServer};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// An address may fail this many times more than one account may.
@@ -58,7 +59,10 @@ struct Planned {
 /// The services this build serves; a configured listener of another service
 /// is reported and not opened (no placeholder servers).
 fn is_built(service: Service) -> bool {
-    matches!(service, Service::Http | Service::Https)
+    matches!(
+        service,
+        Service::Http | Service::Https | Service::Ldap | Service::Ldaps
+    )
 }
 
 fn load_config(args: &RunArgs) -> Result<Config, String> {
@@ -90,7 +94,7 @@ fn plan_listeners(config: &Config) -> Result<(Vec<Planned>, Vec<&'static str>), 
             not_built.push(service.name());
             continue;
         }
-        if listener.tls == TlsMode::Starttls {
+        if listener.tls == TlsMode::Starttls && !service.has_starttls() {
             return Err(format!(
                 "listeners.{}.tls: HTTP has no STARTTLS; use \"none\" or \"implicit\"",
                 service.name()
@@ -145,6 +149,7 @@ fn run_until_stopped(args: RunArgs) -> Result<(), String> {
     }
     let metrics = Metrics::new(shards, VERSION);
     let storage_metrics = Arc::new(StorageMetrics::new(&metrics));
+    let meshes = Meshes::new(shards).with_auth_metrics(AuthMetrics::new(&metrics));
     let shutdown = Shutdown::new();
     shutdown
         .on_signals()
@@ -156,7 +161,7 @@ fn run_until_stopped(args: RunArgs) -> Result<(), String> {
         tls,
         metrics,
         storage_metrics,
-        meshes: Meshes::new(shards),
+        meshes,
         credentials,
         auth_policy: Policy {
             per_account: config.limits.max_auth_failures,
@@ -208,18 +213,15 @@ struct TlsConfigs {
     other: Arc<rustls::ServerConfig>,
 }
 
-/// The servers of one shard, one per kind of listener.
-struct Servers {
-    http: Rc<Server>,
-    https: Rc<Server>,
-}
+/// The servers of one shard, one per planned listener.
+struct Servers(Vec<(Service, Rc<Server>)>);
 
 impl Servers {
-    fn for_service(&self, service: Service) -> Rc<Server> {
-        match service {
-            Service::Https => self.https.clone(),
-            _ => self.http.clone(),
-        }
+    fn for_service(&self, service: Service) -> Option<Rc<Server>> {
+        self.0
+            .iter()
+            .find(|(s, _)| *s == service)
+            .map(|(_, server)| server.clone())
     }
 }
 
@@ -264,19 +266,38 @@ impl ShardMain {
             ctx,
             self.api(services.clone()),
         ));
-        let http = |service: Service| {
-            Rc::new(http_service::server(
-                router.clone(),
-                ctx,
-                self.metrics.clone(),
-                self.metrics.service(service.name(), ctx.id()),
-                self.config.limits.max_line_length,
-            ))
-        };
-        Servers {
-            http: http(Service::Http),
-            https: http(Service::Https),
-        }
+        let limits = &self.config.limits;
+        let planned = self.planned.iter().filter_map(|p| {
+            let metrics = self.metrics.service(p.service.name(), ctx.id());
+            // STARTTLS is offered where the listener says so; an implicit
+            // TLS listener hands the server an encrypted stream already.
+            let starttls = (p.tls == TlsMode::Starttls).then(|| self.tls.other.clone());
+            let server = match p.service {
+                Service::Http | Service::Https => http_service::server(
+                    router.clone(),
+                    ctx,
+                    self.metrics.clone(),
+                    metrics,
+                    limits.max_line_length,
+                ),
+                Service::Ldap | Service::Ldaps => {
+                    let options = LdapOptions {
+                        allow_anonymous: self.config.ldap.allow_anonymous,
+                        default_size_limit: self.config.ldap.size_limit,
+                        ..LdapOptions::default()
+                    };
+                    Server::Ldap(LdapServer::new(
+                        services.clone(),
+                        starttls,
+                        options,
+                        metrics,
+                    ))
+                }
+                _ => return None,
+            };
+            Some((p.service, Rc::new(server)))
+        });
+        Servers(planned.collect())
     }
 
     async fn run(self, ctx: ShardContext) {
@@ -331,6 +352,9 @@ impl ShardMain {
         let tracker = ConnectionTracker::default();
         let servers = self.servers(&ctx, &services);
         for (p, listener) in bound {
+            let Some(server) = servers.for_service(p.service) else {
+                continue;
+            };
             let tls = (p.tls == TlsMode::Implicit).then(|| match p.service {
                 Service::Https => self.tls.https.clone(),
                 _ => self.tls.other.clone(),
@@ -339,7 +363,7 @@ impl ShardMain {
                 service: p.service.name(),
                 listener,
                 tls,
-                server: servers.for_service(p.service),
+                server,
             };
             cairn_shards::spawn_detached(listeners::accept_loop(
                 listener,
@@ -393,16 +417,12 @@ fn print_banner(
         config.data_dir.display()
     );
     for p in planned {
-        let scheme = if p.tls == TlsMode::Implicit {
-            "https"
-        } else {
-            "http"
-        };
         println!(
-            "  listening  {:<11} {:<22} tls={:<9} {scheme}://{}/",
+            "  listening  {:<11} {:<22} tls={:<9} {}://{}/",
             p.service.name(),
             p.addr,
             tls_name(p.tls),
+            scheme(p),
             p.addr
         );
     }
@@ -412,27 +432,30 @@ fn print_banner(
             not_built.join(", ")
         );
     }
-    if let Some(p) = planned.first() {
-        let scheme = if p.tls == TlsMode::Implicit {
-            "https"
-        } else {
-            "http"
-        };
-        println!("  health: {scheme}://{}/healthz", p.addr);
+    let find = |service: Service| planned.iter().find(|p| p.service == service);
+    if let Some(p) = find(Service::Http).or_else(|| find(Service::Https)) {
+        let base = format!("{}://{}", scheme(p), p.addr);
+        println!("  health: {base}/healthz");
         if config.metrics.enabled {
-            println!("  metrics: {scheme}://{}{}", p.addr, config.metrics.path);
+            println!("  metrics: {base}{}", config.metrics.path);
         }
-    }
-    if let Some(p) = planned.first() {
-        let scheme = if p.tls == TlsMode::Implicit {
-            "https"
-        } else {
-            "http"
-        };
         println!(
-            "  admin API: {scheme}://{}/api/v1/ (Bearer token in {}, or Basic auth as the admin)",
-            p.addr,
+            "  admin API: {base}/api/v1/ (Bearer token in {}, or Basic auth as the admin)",
             config.data_dir.join(admin_credential::TOKEN_FILE).display()
+        );
+        println!("  add a domain and an account: cairn admin domain add example.org; cairn admin account add alice@example.org --password-stdin");
+    }
+    if let Some(p) = find(Service::Submission) {
+        println!(
+            "  send mail: swaks --server {} --port {} --tls --auth PLAIN --auth-user alice@example.org --from alice@example.org --to bob@example.org",
+            p.addr.ip(),
+            p.addr.port()
+        );
+    }
+    if let Some(p) = find(Service::Ldap) {
+        println!(
+            "  search the directory: ldapsearch -x -H ldap://{} -D uid=alice,ou=people,dc=example,dc=org -W -b dc=example,dc=org '(mail=*)'",
+            p.addr
         );
     }
     let file = config.data_dir.join(admin_credential::FILE);
@@ -449,6 +472,22 @@ fn print_banner(
         ),
     }
     println!("Stop with Ctrl-C or SIGTERM.");
+}
+
+/// The URL scheme of a listener.
+fn scheme(p: &Planned) -> &'static str {
+    match p.service {
+        Service::Http => "http",
+        Service::Https => "https",
+        Service::Smtp | Service::Submission => "smtp",
+        Service::Smtps => "smtps",
+        Service::Ldap => "ldap",
+        Service::Ldaps => "ldaps",
+        Service::Imap => "imap",
+        Service::Imaps => "imaps",
+        Service::Pop3 => "pop",
+        Service::Pop3s => "pops",
+    }
 }
 
 fn tls_name(mode: TlsMode) -> &'static str {

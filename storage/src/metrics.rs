@@ -1,10 +1,11 @@
-//! Storage's metric families: what each shard's log has written and what
-//! recovery found at start.
+//! Storage's metric families: what each shard's log has written, what
+//! recovery found at start, and how logins went.
 
 use cairn_shards::metrics::Metrics;
 use cairn_shards::ShardId;
 use prometheus::{IntCounterVec, Opts};
 
+use crate::directory::auth::{AuthError, Principal};
 use crate::log::{LogStats, RecoveryReport};
 
 /// The storage families, registered with the appliance's metrics.
@@ -94,5 +95,41 @@ impl StorageMetrics {
             .with_label_values(&[&s])
             .inc_by(now.failed_commits - last.failed_commits);
         *last = now;
+    }
+}
+
+/// Logins by outcome (`cairn_auth_attempts_total{result}`), counted by the
+/// authenticator on the directory's shard for every protocol. Cheap to
+/// clone.
+#[derive(Clone)]
+pub struct AuthMetrics {
+    attempts: IntCounterVec,
+}
+
+impl AuthMetrics {
+    /// Defines the family and registers it.
+    pub fn new(metrics: &Metrics) -> Self {
+        let attempts = IntCounterVec::new(
+            Opts::new(
+                "cairn_auth_attempts_total",
+                "Logins by result: ok, invalid (bad user or password), disabled, throttled (locked out), unavailable.",
+            ),
+            &["result"],
+        )
+        .unwrap_or_else(|e| panic!("metric definition cairn_auth_attempts_total: {e}"));
+        metrics.register(&attempts);
+        Self { attempts }
+    }
+
+    /// Counts one login's outcome.
+    pub fn record(&self, outcome: &Result<Principal, AuthError>) {
+        let result = match outcome {
+            Ok(_) => "ok",
+            Err(AuthError::Invalid) => "invalid",
+            Err(AuthError::Disabled) => "disabled",
+            Err(AuthError::Throttled { .. }) => "throttled",
+            Err(AuthError::Unavailable(_)) => "unavailable",
+        };
+        self.attempts.with_label_values(&[result]).inc();
     }
 }

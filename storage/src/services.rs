@@ -17,17 +17,20 @@ use crate::directory::auth::Authenticator;
 use crate::directory::lockout::Policy;
 use crate::directory::service::{CallError, DirectoryMesh, DirectoryService, DIRECTORY_SHARD};
 use crate::directory::{names, Account, Directory, NewAccount};
+use crate::metrics::AuthMetrics;
 use crate::service::{MailMesh, MailService, ServiceError};
 use crate::shard_store::ShardStore;
 
 /// Bound on requests queued from one shard to another.
 const MESH_QUEUE: usize = 64;
 
-/// The cross-shard meshes, made once before the shards start.
+/// What the shards share, made once before they start: the cross-shard
+/// meshes, and where logins are counted.
 #[derive(Clone)]
 pub struct Meshes {
     pub mail: MailMesh,
     pub directory: DirectoryMesh,
+    pub auth_metrics: Option<AuthMetrics>,
 }
 
 impl Meshes {
@@ -35,7 +38,14 @@ impl Meshes {
         Self {
             mail: MailMesh::new(shards, MESH_QUEUE),
             directory: DirectoryMesh::new(shards, MESH_QUEUE),
+            auth_metrics: None,
         }
+    }
+
+    /// Counts logins in `metrics` (`cairn_auth_attempts_total`).
+    pub fn with_auth_metrics(mut self, metrics: AuthMetrics) -> Self {
+        self.auth_metrics = Some(metrics);
+        self
     }
 }
 
@@ -73,7 +83,8 @@ impl Services {
             MailService::start(&meshes.mail, ctx.id(), store.mail.clone(), placement).await?;
         let serving = (ctx.id() == DIRECTORY_SHARD).then(|| {
             let directory = Directory::new(store.tables.clone());
-            let auth = Authenticator::new(directory.clone(), ctx.blocking().clone(), policy);
+            let auth = Authenticator::new(directory.clone(), ctx.blocking().clone(), policy)
+                .observed(meshes.auth_metrics.clone());
             (directory, auth)
         });
         let directory = DirectoryService::start(&meshes.directory, ctx.id(), serving).await?;

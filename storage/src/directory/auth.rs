@@ -13,6 +13,7 @@ use cairn_shards::BlockingPool;
 
 use super::lockout::{Lockout, Policy, Refusal};
 use super::{Directory, Status};
+use crate::metrics::AuthMetrics;
 
 /// A hash verified when the account does not exist, so that an unknown
 /// address takes as long to refuse as a wrong password.
@@ -47,6 +48,7 @@ pub struct Authenticator {
     directory: Directory,
     blocking: BlockingPool,
     lockout: Rc<RefCell<Lockout>>,
+    metrics: Option<AuthMetrics>,
 }
 
 impl Authenticator {
@@ -56,16 +58,32 @@ impl Authenticator {
             directory,
             blocking,
             lockout: Rc::new(RefCell::new(Lockout::new(policy))),
+            metrics: None,
         }
     }
 
-    /// Checks `user`'s `password`, for a client at `ip`.
+    /// Counts every login's outcome in `metrics`.
+    pub fn observed(mut self, metrics: Option<AuthMetrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Checks `user`'s `password`, for a client at `ip`, and counts the
+    /// outcome.
     pub async fn authenticate(
         &self,
         user: &str,
         password: &str,
         ip: IpAddr,
     ) -> Result<Principal, AuthError> {
+        let outcome = self.check(user, password, ip).await;
+        if let Some(m) = &self.metrics {
+            m.record(&outcome);
+        }
+        outcome
+    }
+
+    async fn check(&self, user: &str, password: &str, ip: IpAddr) -> Result<Principal, AuthError> {
         let key = user.to_ascii_lowercase();
         if let Err(refusal) = self.lockout.borrow_mut().check(&key, ip, Instant::now()) {
             let retry_after = match refusal {
