@@ -25,6 +25,7 @@ use std::collections::HashMap;
 use cairn_storage::directory::{Account, AddressBook, List, Status};
 
 use crate::dn::escape_value;
+use crate::index::SearchIndex;
 
 /// The attribute types this server knows, by canonical name.
 pub const USER_ATTRIBUTES: &[&str] = &[
@@ -88,23 +89,41 @@ pub fn canonical(name: &str) -> Option<&'static str> {
         .copied()
 }
 
-/// One attribute of an entry, with its values lowercased for matching.
+/// One attribute of an entry, with its values normalized once, when the
+/// tree is built, for the matching rules: lowercased (equality, ordering,
+/// substrings) and squashed (approximate matching), so that evaluating a
+/// filter never allocates.
 #[derive(Debug, Clone)]
 pub struct Attr {
     pub name: &'static str,
     pub values: Vec<String>,
+    /// `values`, lowercased.
     pub lower: Vec<String>,
+    /// `lower`, without whitespace (see [`squash`]).
+    pub squashed: Vec<String>,
 }
 
 impl Attr {
     fn new(name: &'static str, values: Vec<String>) -> Self {
-        let lower = values.iter().map(|v| v.to_lowercase()).collect();
+        let lower: Vec<String> = values.iter().map(|v| v.to_lowercase()).collect();
+        // Of the lowercased values, as the scan always did (they differ
+        // from the values' own squash for a final sigma).
+        let squashed = lower.iter().map(|v| squash(v)).collect();
         Self {
             name,
             values,
             lower,
+            squashed,
         }
     }
+}
+
+/// Approximate matching's normal form: case and whitespace ignored.
+pub fn squash(s: &str) -> String {
+    s.chars()
+        .filter(|c| !c.is_whitespace())
+        .flat_map(char::to_lowercase)
+        .collect()
 }
 
 /// One entry of the tree.
@@ -183,6 +202,8 @@ pub struct Dit {
     pub naming_contexts: Vec<String>,
     /// Normalized DN (RDNs joined by NUL) → index in `entries`.
     index: HashMap<String, usize>,
+    /// The search index over `entries` (see [`crate::index`]).
+    pub search: SearchIndex,
     /// Primary address → account DN.
     accounts: HashMap<String, String>,
 }
@@ -207,9 +228,34 @@ fn under(
     head
 }
 
+/// Entries built between chances for other tasks of the shard to run.
+const BUILD_YIELD_EVERY: usize = 512;
+
 impl Dit {
-    /// Builds the tree from `book`.
+    /// Builds the tree and its search index from `book`, in one go (for
+    /// tests and tools; a shard uses [`Dit::build_async`]).
     pub fn build(book: &AddressBook) -> Dit {
+        // Without a yield hook the future never waits: it completes on
+        // its first poll.
+        futures_lite::future::block_on(Self::build_inner(book, false))
+    }
+
+    /// Builds the tree and its search index from `book`, yielding to the
+    /// shard's other tasks every few hundred entries so that a big
+    /// directory does not stall it.
+    pub async fn build_async(book: &AddressBook) -> Dit {
+        Self::build_inner(book, true).await
+    }
+
+    async fn build_inner(book: &AddressBook, yielding: bool) -> Dit {
+        let mut since_yield = 0usize;
+        let mut tick = async move || {
+            since_yield += 1;
+            if yielding && since_yield >= BUILD_YIELD_EVERY {
+                since_yield = 0;
+                cairn_shards::yield_if_needed().await;
+            }
+        };
         let mut dit = Dit {
             generation: book.generation,
             ..Dit::default()
@@ -282,6 +328,7 @@ impl Dit {
                 ));
             }
             for a in accounts.get(domain).into_iter().flatten() {
+                tick().await;
                 let Some((local, _)) = split(&a.address) else {
                     continue;
                 };
@@ -318,6 +365,7 @@ impl Dit {
                 ));
             }
             for l in lists.get(domain).into_iter().flatten() {
+                tick().await;
                 let Some((local, _)) = split(&l.address) else {
                     continue;
                 };
@@ -352,7 +400,9 @@ impl Dit {
     }
 
     fn push(&mut self, entry: Entry) {
-        self.index.insert(key(&entry.rdns), self.entries.len());
+        let id = self.entries.len();
+        self.index.insert(key(&entry.rdns), id);
+        self.search.add(id, &entry);
         self.entries.push(entry);
     }
 

@@ -8,7 +8,7 @@
 
 use ldap3_proto::proto::{LdapFilter, LdapSubstringFilter};
 
-use crate::dit::{canonical, Entry};
+use crate::dit::{canonical, squash, Attr, Entry};
 
 /// Whether a filter holds for an entry (RFC 4511 §4.5.1.7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,82 +79,125 @@ pub fn check(filter: &LdapFilter, max_depth: usize) -> Result<(), FilterError> {
     Ok(())
 }
 
-/// Evaluates `filter` on `entry`. Run [`check`] first.
-pub fn eval(filter: &LdapFilter, entry: &Entry) -> Tri {
+/// A filter prepared for evaluation on many entries: attribute types
+/// resolved to their canonical names and assertion values normalized the
+/// way the entries' values are ([`Attr::lower`], [`Attr::squashed`]), once
+/// per search, so that evaluating it on an entry never allocates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Compiled {
+    And(Vec<Compiled>),
+    Or(Vec<Compiled>),
+    Not(Box<Compiled>),
+    /// Presence of a known attribute type.
+    Present(&'static str),
+    /// The value lowercased.
+    Equality(&'static str, String),
+    /// The value squashed.
+    Approx(&'static str, String),
+    /// The value lowercased.
+    GreaterOrEqual(&'static str, String),
+    /// The value lowercased.
+    LessOrEqual(&'static str, String),
+    /// The components lowercased.
+    Substring(&'static str, LdapSubstringFilter),
+    /// False on every entry (presence of an unknown attribute type).
+    False,
+    /// Undefined on every entry (an unknown attribute type in a value
+    /// assertion, an extensible match).
+    Undefined,
+}
+
+/// Prepares `filter` for evaluation. Run [`check`] first: this recurses.
+pub fn compile(filter: &LdapFilter) -> Compiled {
+    let assertion = |a: &str, make: &dyn Fn(&'static str) -> Compiled| match canonical(a) {
+        Some(name) => make(name),
+        None => Compiled::Undefined,
+    };
     match filter {
-        LdapFilter::And(v) => {
-            let mut out = Tri::True;
-            for f in v {
-                match eval(f, entry) {
-                    Tri::False => return Tri::False,
-                    Tri::Undefined => out = Tri::Undefined,
-                    Tri::True => {}
-                }
-            }
-            out
-        }
-        LdapFilter::Or(v) => {
-            let mut out = Tri::False;
-            for f in v {
-                match eval(f, entry) {
-                    Tri::True => return Tri::True,
-                    Tri::Undefined => out = Tri::Undefined,
-                    Tri::False => {}
-                }
-            }
-            out
-        }
-        LdapFilter::Not(inner) => match eval(inner, entry) {
-            Tri::True => Tri::False,
-            Tri::False => Tri::True,
-            Tri::Undefined => Tri::Undefined,
-        },
+        LdapFilter::And(v) => Compiled::And(v.iter().map(compile).collect()),
+        LdapFilter::Or(v) => Compiled::Or(v.iter().map(compile).collect()),
+        LdapFilter::Not(inner) => Compiled::Not(Box::new(compile(inner))),
         LdapFilter::Present(a) => match canonical(a) {
-            Some(name) => entry.attr(name).is_some().into(),
-            None => Tri::False,
+            Some(name) => Compiled::Present(name),
+            None => Compiled::False,
         },
-        LdapFilter::Equality(a, v) => values(entry, a, |vals| {
-            let v = v.to_lowercase();
-            vals.contains(&v)
-        }),
-        LdapFilter::Approx(a, v) => values(entry, a, |vals| {
-            let v = squash(v);
-            vals.iter().any(|x| squash(x) == v)
-        }),
-        LdapFilter::GreaterOrEqual(a, v) => values(entry, a, |vals| {
-            let v = v.to_lowercase();
-            vals.iter().any(|x| x.as_str() >= v.as_str())
-        }),
-        LdapFilter::LessOrEqual(a, v) => values(entry, a, |vals| {
-            let v = v.to_lowercase();
-            vals.iter().any(|x| x.as_str() <= v.as_str())
-        }),
-        LdapFilter::Substring(a, sub) => values(entry, a, |vals| {
-            let sub = lower_substring(sub);
-            vals.iter().any(|x| substring_matches(x, &sub))
-        }),
-        LdapFilter::Extensible(_) => Tri::Undefined,
+        LdapFilter::Equality(a, v) => assertion(a, &|n| Compiled::Equality(n, v.to_lowercase())),
+        LdapFilter::Approx(a, v) => assertion(a, &|n| Compiled::Approx(n, squash(v))),
+        LdapFilter::GreaterOrEqual(a, v) => {
+            assertion(a, &|n| Compiled::GreaterOrEqual(n, v.to_lowercase()))
+        }
+        LdapFilter::LessOrEqual(a, v) => {
+            assertion(a, &|n| Compiled::LessOrEqual(n, v.to_lowercase()))
+        }
+        LdapFilter::Substring(a, sub) => {
+            assertion(a, &|n| Compiled::Substring(n, lower_substring(sub)))
+        }
+        LdapFilter::Extensible(_) => Compiled::Undefined,
     }
 }
 
-/// Applies `test` to the lowercased values of attribute `name`: Undefined
-/// if the type is unknown, False if the entry lacks it.
-fn values(entry: &Entry, name: &str, test: impl Fn(&[String]) -> bool) -> Tri {
-    let Some(canon) = canonical(name) else {
-        return Tri::Undefined;
-    };
-    match entry.attr(canon) {
-        Some(attr) => test(&attr.lower).into(),
+/// Evaluates `filter` on `entry`. Run [`check`] first. For many entries,
+/// [`compile`] once and use [`Compiled::eval`].
+pub fn eval(filter: &LdapFilter, entry: &Entry) -> Tri {
+    compile(filter).eval(entry)
+}
+
+impl Compiled {
+    /// Whether this filter holds for `entry` (RFC 4511 §4.5.1.7).
+    pub fn eval(&self, entry: &Entry) -> Tri {
+        match self {
+            Compiled::And(v) => {
+                let mut out = Tri::True;
+                for f in v {
+                    match f.eval(entry) {
+                        Tri::False => return Tri::False,
+                        Tri::Undefined => out = Tri::Undefined,
+                        Tri::True => {}
+                    }
+                }
+                out
+            }
+            Compiled::Or(v) => {
+                let mut out = Tri::False;
+                for f in v {
+                    match f.eval(entry) {
+                        Tri::True => return Tri::True,
+                        Tri::Undefined => out = Tri::Undefined,
+                        Tri::False => {}
+                    }
+                }
+                out
+            }
+            Compiled::Not(inner) => match inner.eval(entry) {
+                Tri::True => Tri::False,
+                Tri::False => Tri::True,
+                Tri::Undefined => Tri::Undefined,
+            },
+            Compiled::Present(name) => entry.attr(name).is_some().into(),
+            Compiled::Equality(name, v) => values(entry, name, |a| a.lower.iter().any(|x| x == v)),
+            Compiled::Approx(name, v) => values(entry, name, |a| a.squashed.iter().any(|x| x == v)),
+            Compiled::GreaterOrEqual(name, v) => values(entry, name, |a| {
+                a.lower.iter().any(|x| x.as_str() >= v.as_str())
+            }),
+            Compiled::LessOrEqual(name, v) => values(entry, name, |a| {
+                a.lower.iter().any(|x| x.as_str() <= v.as_str())
+            }),
+            Compiled::Substring(name, sub) => values(entry, name, |a| {
+                a.lower.iter().any(|x| substring_matches(x, sub))
+            }),
+            Compiled::False => Tri::False,
+            Compiled::Undefined => Tri::Undefined,
+        }
+    }
+}
+
+/// Applies `test` to attribute `name` (canonical) of `entry`: False if the
+/// entry lacks it.
+fn values(entry: &Entry, name: &str, test: impl Fn(&Attr) -> bool) -> Tri {
+    match entry.attr(name) {
+        Some(attr) => test(attr).into(),
         None => Tri::False,
     }
-}
-
-/// Approximate matching: case and whitespace ignored.
-fn squash(s: &str) -> String {
-    s.chars()
-        .filter(|c| !c.is_whitespace())
-        .flat_map(char::to_lowercase)
-        .collect()
 }
 
 fn lower_substring(s: &LdapSubstringFilter) -> LdapSubstringFilter {

@@ -6,6 +6,8 @@
 //! - [`dn`]: DN parsing and escaping.
 //! - [`dit`]: the tree built from the directory's address book.
 //! - [`filter`]: filter limits and evaluation.
+//! - [`index`]: the search index built with the tree, and the planner
+//!   that narrows a filter to candidate entries.
 //! - [`search`]: scopes, attribute selection, result entries, the root
 //!   DSE and paged-results cookies.
 //! - `session`: one connection's state machine over a [`Stream`].
@@ -18,6 +20,7 @@ pub mod codec;
 pub mod dit;
 pub mod dn;
 pub mod filter;
+pub mod index;
 pub mod search;
 mod session;
 
@@ -82,6 +85,8 @@ struct Inner {
     metrics: ServiceMetrics,
     /// This shard's copy of the tree, by directory generation.
     dit: RefCell<Option<Rc<Dit>>>,
+    /// Held while the tree is being rebuilt.
+    building: cairn_shards::sync::LocalMutex,
     /// Numbers paged searches, so that a cookie names one.
     searches: Cell<u64>,
 }
@@ -101,6 +106,7 @@ impl LdapServer {
                 options,
                 metrics,
                 dit: RefCell::new(None),
+                building: cairn_shards::sync::LocalMutex::new(),
                 searches: Cell::new(0),
             }),
         }
@@ -125,7 +131,15 @@ impl Inner {
                 return Ok(dit.clone());
             }
         }
-        let dit = Rc::new(Dit::build(&book));
+        // One build at a time: the build yields, and the tasks that ask
+        // meanwhile wait for it rather than build the same tree again.
+        let _building = self.building.lock().await;
+        if let Some(dit) = self.dit.borrow().as_ref() {
+            if dit.generation == book.generation {
+                return Ok(dit.clone());
+            }
+        }
+        let dit = Rc::new(Dit::build_async(&book).await);
         *self.dit.borrow_mut() = Some(dit.clone());
         Ok(dit)
     }

@@ -569,11 +569,19 @@ impl Session<'_> {
             _ => None,
         };
 
+        // Only the entries the index cannot rule out, in entry order (so a
+        // cookie's position means the same thing on every page); the real
+        // filter decides.
+        let filter = filter::compile(&req.filter);
+        let candidates = dit.search.candidates(&filter);
         let mut sent = 0usize;
         let mut more_at = None;
         let mut timed_out = false;
-        for (i, entry) in dit.entries.iter().enumerate().skip(start) {
-            if i % YIELD_EVERY == 0 {
+        for (n, i) in candidates.iter_from(start, dit.entries.len()).enumerate() {
+            let Some(entry) = dit.entries.get(i) else {
+                break;
+            };
+            if n % YIELD_EVERY == 0 {
                 if deadline.is_some_and(|d| Instant::now() >= d) {
                     timed_out = true;
                     break;
@@ -583,9 +591,7 @@ impl Session<'_> {
                     return LdapResultCode::Other;
                 }
             }
-            if !in_scope(&entry.rdns, &base, &req.scope)
-                || filter::eval(&req.filter, entry) != Tri::True
-            {
+            if !in_scope(&entry.rdns, &base, &req.scope) || filter.eval(entry) != Tri::True {
                 continue;
             }
             if sent >= limit {
