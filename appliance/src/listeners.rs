@@ -15,6 +15,7 @@ use cairn_shards::metrics::ServiceMetrics;
 use cairn_shards::net::{TcpListener, TcpStream};
 use cairn_shards::stream::Stream;
 use cairn_shards::{time, ConnectionTracker, ShardContext};
+use cairn_smtp::SmtpServer;
 use futures_lite::AsyncWriteExt;
 
 /// How long an HTTP connection may stay silent between requests.
@@ -30,6 +31,7 @@ pub enum Server {
         router: Rc<Router>,
         options: ConnectionOptions,
     },
+    Smtp(SmtpServer),
     Ldap(LdapServer),
 }
 
@@ -42,6 +44,7 @@ impl Server {
                     tracing::debug!(%peer, error = %e, "HTTP connection ended with an error");
                 }
             }
+            Server::Smtp(smtp) => smtp.serve(stream, peer).await,
             Server::Ldap(ldap) => ldap.serve(stream, peer).await,
         }
     }
@@ -50,7 +53,7 @@ impl Server {
     fn idle_timeout(&self) -> Duration {
         match self {
             Server::Http { .. } => HTTP_IDLE,
-            Server::Ldap(_) => SESSION_BACKSTOP,
+            Server::Smtp(_) | Server::Ldap(_) => SESSION_BACKSTOP,
         }
     }
 
@@ -64,6 +67,9 @@ impl Server {
                     BODY.len()
                 )
                 .into_bytes()
+            }
+            Server::Smtp(_) => {
+                b"421 4.7.0 Too many connections from your address, try again later\r\n".to_vec()
             }
             // LDAP has no greeting to refuse with: the connection closes.
             Server::Ldap(_) => Vec::new(),

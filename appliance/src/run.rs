@@ -28,6 +28,7 @@ use crate::http_service;
 use crate::listeners::{self, Listener, Server};
 use crate::{admin_credential, logging, tls};
 use cairn_ldap::{LdapOptions, LdapServer};
+use cairn_smtp::{Mode, SmtpOptions, SmtpServer};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// An address may fail this many times more than one account may.
@@ -61,7 +62,13 @@ struct Planned {
 fn is_built(service: Service) -> bool {
     matches!(
         service,
-        Service::Http | Service::Https | Service::Ldap | Service::Ldaps
+        Service::Http
+            | Service::Https
+            | Service::Smtp
+            | Service::Submission
+            | Service::Smtps
+            | Service::Ldap
+            | Service::Ldaps
     )
 }
 
@@ -288,6 +295,27 @@ impl ShardMain {
                     };
                     Server::Ldap(LdapServer::new(
                         services.clone(),
+                        starttls,
+                        options,
+                        metrics,
+                    ))
+                }
+                Service::Smtp | Service::Submission | Service::Smtps => {
+                    let mode = if p.service == Service::Smtp {
+                        Mode::Mx
+                    } else {
+                        Mode::Submission
+                    };
+                    let options = SmtpOptions {
+                        hostname: self.config.node.hostname.clone(),
+                        max_message_size: limits.max_message_size,
+                        max_recipients: limits.max_recipients as usize,
+                        max_line_length: limits.max_line_length,
+                        ..SmtpOptions::default()
+                    };
+                    Server::Smtp(SmtpServer::new(
+                        services.clone(),
+                        mode,
                         starttls,
                         options,
                         metrics,

@@ -1,1 +1,137 @@
-//! SMTP: inbound MX, submission and SMTPS (being written).
+//! `cairn-smtp`: the SMTP server of Cairn — inbound MX (port 25), and
+//! message submission (587 with STARTTLS, 465 with implicit TLS), with
+//! local delivery into the mailstore.
+//!
+//! - [`codec`]: the wire, sans-IO (command lines, DATA bodies, replies);
+//! - [`session`]: one connection's state machine, over a [`Stream`];
+//! - [`auth`]: the AUTH PLAIN/LOGIN exchanges;
+//! - [`delivery`]: recipients, relay and sender rules, and delivery;
+//! - [`headers`]: `Received:` and `Authentication-Results:`.
+//!
+//! A `250` after DATA (or `BDAT … LAST`) is sent only once every
+//! recipient's copy is durable on its shard. Mail to other domains is
+//! refused until the outbound queue exists (never an open relay).
+
+pub mod auth;
+pub mod codec;
+pub mod delivery;
+pub mod headers;
+pub mod session;
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cairn_shards::metrics::ServiceMetrics;
+use cairn_shards::stream::Stream;
+use cairn_storage::services::Services;
+
+/// What a listener is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Inbound mail from other servers (port 25): no AUTH, local
+    /// recipients only.
+    Mx,
+    /// Message submission by our users (587, and 465 with implicit TLS):
+    /// AUTH over TLS before MAIL, the sender must be the user's.
+    Submission,
+}
+
+/// Read deadlines (RFC 5321 §4.5.3.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SmtpTimeouts {
+    /// Waiting for a command (and the greeting's first one): 5 minutes.
+    pub command: Duration,
+    /// Waiting for each block of DATA or BDAT bytes: 3 minutes.
+    pub data_block: Duration,
+    /// The longest the final reply after the body may take (delivery):
+    /// 10 minutes; past it the client gets `451`.
+    pub data_end: Duration,
+}
+
+impl Default for SmtpTimeouts {
+    fn default() -> Self {
+        Self {
+            command: Duration::from_secs(5 * 60),
+            data_block: Duration::from_secs(3 * 60),
+            data_end: Duration::from_secs(10 * 60),
+        }
+    }
+}
+
+/// Limits and names of an SMTP listener.
+#[derive(Debug, Clone)]
+pub struct SmtpOptions {
+    /// Our host name, in the greeting and the trace headers.
+    pub hostname: String,
+    /// The largest message accepted, in bytes (advertised with SIZE).
+    pub max_message_size: u64,
+    /// Recipients (RCPT commands) per message.
+    pub max_recipients: usize,
+    /// The longest command line, CRLF included (RFC 5321 allows 512 at
+    /// the least; AUTH lines with initial responses need more).
+    pub max_line_length: usize,
+    /// Failed AUTH attempts per session before `421` and close.
+    pub max_auth_failures: u32,
+    /// Unknown or malformed commands per session before `421` and close.
+    pub max_bad_commands: u32,
+    pub timeouts: SmtpTimeouts,
+}
+
+impl Default for SmtpOptions {
+    fn default() -> Self {
+        Self {
+            hostname: "localhost".to_string(),
+            max_message_size: 25 * 1024 * 1024,
+            max_recipients: 100,
+            max_line_length: 4096,
+            max_auth_failures: 3,
+            max_bad_commands: 20,
+            timeouts: SmtpTimeouts::default(),
+        }
+    }
+}
+
+/// What every session of a listener shares.
+pub(crate) struct Inner {
+    pub(crate) services: Services,
+    pub(crate) mode: Mode,
+    pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
+    pub(crate) options: SmtpOptions,
+    pub(crate) metrics: ServiceMetrics,
+}
+
+/// An SMTP listener's server, on one shard. Cheap to clone.
+#[derive(Clone)]
+pub struct SmtpServer {
+    inner: Rc<Inner>,
+}
+
+impl SmtpServer {
+    /// A server in `mode`; `tls` enables STARTTLS (and is what the
+    /// appliance used for an implicit-TLS stream).
+    pub fn new(
+        services: Services,
+        mode: Mode,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        options: SmtpOptions,
+        metrics: ServiceMetrics,
+    ) -> Self {
+        Self {
+            inner: Rc::new(Inner {
+                services,
+                mode,
+                tls,
+                options,
+                metrics,
+            }),
+        }
+    }
+
+    /// Serves one connection, from the greeting to QUIT (or a timeout,
+    /// or the client going away).
+    pub async fn serve(&self, stream: Stream, peer: SocketAddr) {
+        session::run(&self.inner, stream, peer).await
+    }
+}

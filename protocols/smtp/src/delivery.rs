@@ -1,0 +1,243 @@
+//! Who a message goes to and whether it may: recipients resolved through
+//! the directory (accounts, aliases, alias domains, catch-alls, lists
+//! expanded to their local members), the relay rule, list sender
+//! restrictions, the submission sender rule, and the final delivery into
+//! the recipients' INBOXes with its reply.
+//!
+//! External list members cannot be reached until the outbound queue
+//! exists: they are logged, counted, and skipped. A delivery that fails
+//! for some recipients after others succeeded answers `451` so that the
+//! client retries: the recipients that had it get it twice rather than
+//! anyone losing it.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use cairn_storage::directory::{names, List, Recipient, Status};
+use cairn_storage::mailbox::MailError;
+use cairn_storage::service::ServiceError;
+use cairn_storage::services::Services;
+
+use crate::codec::reply::Reply;
+use crate::Mode;
+
+/// How deep lists may nest inside lists.
+const MAX_LIST_DEPTH: usize = 4;
+/// The most accounts one RCPT may expand to.
+const MAX_EXPANSION: usize = 10_000;
+
+/// The accounts one RCPT resolved to.
+#[derive(Debug, Default)]
+pub struct Resolved {
+    /// Primary addresses of local accounts.
+    pub accounts: Vec<String>,
+    /// External list members skipped (no outbound queue yet).
+    pub external: usize,
+}
+
+fn temp_failure() -> Reply {
+    Reply::new(451, "4.3.0", "Temporary directory failure; try again later")
+}
+
+fn same_address(a: &str, b: &str) -> bool {
+    a.eq_ignore_ascii_case(b)
+}
+
+fn may_send_to(list: &List, sender: &str) -> bool {
+    list.senders.is_empty() || list.senders.iter().any(|s| same_address(s, sender))
+}
+
+/// The domain of `address` if it is one we serve.
+async fn served_domain(services: &Services, address: &str) -> Result<bool, Reply> {
+    let Some((_, domain)) = address.rsplit_once('@') else {
+        return Ok(false);
+    };
+    let Ok(domain) = names::domain(domain) else {
+        return Ok(false);
+    };
+    match services.directory.domain(domain).await {
+        Ok(found) => Ok(found.is_some()),
+        Err(e) => {
+            tracing::warn!(error = %e, "smtp: directory unavailable");
+            Err(temp_failure())
+        }
+    }
+}
+
+/// Resolves `RCPT TO:<address>` for a message from `sender`.
+pub async fn recipient(
+    services: &Services,
+    mode: Mode,
+    sender: &str,
+    address: &str,
+) -> Result<Resolved, Reply> {
+    if !served_domain(services, address).await? {
+        return Err(match mode {
+            Mode::Mx => Reply::new(550, "5.7.1", "Relaying denied"),
+            Mode::Submission => Reply::new(
+                550,
+                "5.7.1",
+                "Delivery to other domains is not available yet on this server",
+            ),
+        });
+    }
+    let unknown = || Reply::new(550, "5.1.1", "No such user here");
+    let resolved = services
+        .directory
+        .resolve(address.to_string())
+        .await
+        .map_err(|_| temp_failure())?;
+    match resolved {
+        Recipient::Unknown => Err(unknown()),
+        Recipient::Account(primary) => match services.directory.account(primary.clone()).await {
+            Ok(Some(a)) if a.status != Status::Active => Err(Reply::new(
+                550,
+                "5.2.1",
+                "Mailbox disabled, not accepting messages",
+            )),
+            Ok(Some(_)) => Ok(Resolved {
+                accounts: vec![primary],
+                external: 0,
+            }),
+            Ok(None) => Err(unknown()),
+            Err(_) => Err(temp_failure()),
+        },
+        Recipient::List(list) => {
+            if !may_send_to(&list, sender) {
+                return Err(Reply::new(
+                    550,
+                    "5.7.1",
+                    "Sender not allowed to post to this list",
+                ));
+            }
+            expand(services, list).await
+        }
+    }
+}
+
+/// The local accounts of a list, nested lists included.
+async fn expand(services: &Services, list: List) -> Result<Resolved, Reply> {
+    let mut out = Resolved::default();
+    let mut seen_lists: HashSet<String> = HashSet::new();
+    let mut seen_accounts: HashSet<String> = HashSet::new();
+    seen_lists.insert(list.address.to_ascii_lowercase());
+    let mut stack = vec![(list, 0usize)];
+    while let Some((list, depth)) = stack.pop() {
+        for member in list.members {
+            if out.accounts.len() >= MAX_EXPANSION {
+                tracing::warn!(list = %list.address, "smtp: list expansion truncated");
+                return Ok(out);
+            }
+            let resolved = services
+                .directory
+                .resolve(member.clone())
+                .await
+                .map_err(|_| temp_failure())?;
+            match resolved {
+                Recipient::Account(primary) => {
+                    if seen_accounts.insert(primary.clone()) {
+                        out.accounts.push(primary);
+                    }
+                }
+                Recipient::List(inner) if depth + 1 < MAX_LIST_DEPTH => {
+                    if seen_lists.insert(inner.address.to_ascii_lowercase()) {
+                        stack.push((inner, depth + 1));
+                    }
+                }
+                Recipient::List(inner) => {
+                    tracing::warn!(list = %list.address, nested = %inner.address, "smtp: lists nested too deep; skipped");
+                }
+                Recipient::Unknown => {
+                    if served_domain(services, &member).await? {
+                        tracing::warn!(list = %list.address, %member, "smtp: list member does not exist; skipped");
+                    } else {
+                        out.external += 1;
+                        tracing::warn!(list = %list.address, %member, "smtp: external list member skipped: no outbound queue yet");
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Checks that the authenticated `user` may use `from` as the envelope
+/// sender: its own address, one of its aliases, or a list that lets it
+/// post.
+pub async fn check_sender(services: &Services, user: &str, from: &str) -> Result<(), Reply> {
+    let refused = || {
+        Reply::new(
+            553,
+            "5.7.1",
+            format!("Sender address rejected: not owned by user {user}"),
+        )
+    };
+    let Ok((from, _)) = names::address(from) else {
+        return Err(refused());
+    };
+    if same_address(&from, user) {
+        return Ok(());
+    }
+    let account = services
+        .directory
+        .account(user.to_string())
+        .await
+        .map_err(|_| temp_failure())?;
+    let aliases = account.map(|a| a.aliases).unwrap_or_default();
+    if aliases.iter().any(|a| same_address(a, &from)) {
+        return Ok(());
+    }
+    match services.directory.resolve(from.clone()).await {
+        Ok(Recipient::List(list))
+            if !list.senders.is_empty()
+                && list.senders.iter().any(|s| {
+                    same_address(s, user) || aliases.iter().any(|a| same_address(a, s))
+                }) =>
+        {
+            Ok(())
+        }
+        Ok(_) => Err(refused()),
+        Err(_) => Err(temp_failure()),
+    }
+}
+
+/// Stores `body` in the INBOX of every account; durable when it returns
+/// `Ok`.
+pub async fn deliver(
+    services: &Services,
+    accounts: &[String],
+    body: Arc<[u8]>,
+    now: i64,
+) -> Result<(), Reply> {
+    let targets: Vec<(String, String)> = accounts
+        .iter()
+        .map(|a| (a.clone(), "INBOX".to_string()))
+        .collect();
+    let results = services.mail.deliver(&targets, body, now).await;
+    let mut over_quota = false;
+    let mut failed = false;
+    for (account, result) in accounts.iter().zip(&results) {
+        match result {
+            Ok(_) => {}
+            Err(ServiceError::Mail(MailError::OverQuota { .. })) => {
+                tracing::info!(%account, "smtp: mailbox over quota");
+                over_quota = true;
+            }
+            Err(e) => {
+                tracing::warn!(%account, error = %e, "smtp: delivery failed");
+                failed = true;
+            }
+        }
+    }
+    if failed || results.len() != accounts.len() {
+        Err(Reply::new(
+            451,
+            "4.3.0",
+            "Temporary failure storing the message; try again later",
+        ))
+    } else if over_quota {
+        Err(Reply::new(552, "5.2.2", "Mailbox full: over quota"))
+    } else {
+        Ok(())
+    }
+}
