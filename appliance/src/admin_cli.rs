@@ -13,7 +13,8 @@ use serde_json::{json, Value};
 
 use crate::admin_credential::TOKEN_FILE;
 use crate::cli::{
-    AccountCommand, AdminArgs, AdminCommand, DomainCommand, ListCommand, PasswordSource,
+    AccountCommand, AdminArgs, AdminCommand, AppPasswordCommand, CosCommand, DomainCommand,
+    ListCommand, PasswordSource,
 };
 
 /// Runs one admin command; exit 1 with the API's message on failure.
@@ -178,11 +179,57 @@ fn print_account(a: &Value) {
         "display_name",
         "status",
         "quota_bytes",
+        "class_of_service",
         "shard",
         "aliases",
     ] {
-        println!("{key:<13} {}", a[key].to_string().trim_matches('"'));
+        println!("{key:<16} {}", a[key].to_string().trim_matches('"'));
     }
+}
+
+fn print_class(c: &Value) {
+    for key in [
+        "name",
+        "quota_bytes",
+        "max_message_size",
+        "min_password_length",
+    ] {
+        println!("{key:<19} {}", c[key]);
+    }
+    println!("{:<19} {}", "features", features(c).join(", "));
+}
+
+/// The features a class has on, by name.
+fn features(c: &Value) -> Vec<String> {
+    c["features"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(_, on)| on.as_bool() == Some(true))
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
+/// A Unix time as `YYYY-MM-DD HH:MM:SS UTC`.
+fn utc(secs: u64) -> String {
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 fn execute(args: &AdminArgs) -> Result<(), String> {
@@ -246,12 +293,14 @@ fn execute(args: &AdminArgs) -> Result<(), String> {
                 password,
                 name,
                 quota,
+                class,
             } => {
                 let body = json!({
                     "address": address,
                     "password": read_password(password)?,
                     "display_name": name.clone().unwrap_or_default(),
                     "quota_bytes": quota,
+                    "class_of_service": class,
                 });
                 let a = t.send(t.request(Method::POST, "/accounts").json(&body))?;
                 out(&a, &|a| {
@@ -317,6 +366,72 @@ fn execute(args: &AdminArgs) -> Result<(), String> {
                     println!("deleted account {address}")
                 });
             }
+            AccountCommand::SetClass { address, class } => {
+                let path = format!("/accounts/{}", encode(address));
+                let a = t.send(
+                    t.request(Method::PATCH, &path)
+                        .json(&json!({ "class_of_service": class })),
+                )?;
+                out(&a, &|a| {
+                    println!(
+                        "{address} is now in class {}",
+                        a["class_of_service"].as_str().unwrap_or_default()
+                    )
+                });
+            }
+            AccountCommand::AppPassword(cmd) => app_password(&t, cmd, &out)?,
+        },
+        AdminCommand::Cos(cmd) => match cmd {
+            CosCommand::Add {
+                name,
+                quota,
+                max_message_size,
+                disable,
+                min_password_length,
+            } => {
+                let features: serde_json::Map<String, Value> = disable
+                    .iter()
+                    .map(|f| (f.key().to_string(), Value::Bool(false)))
+                    .collect();
+                let body = json!({
+                    "name": name,
+                    "quota_bytes": quota,
+                    "max_message_size": max_message_size,
+                    "features": features,
+                    "min_password_length": min_password_length,
+                });
+                let c = t.send(t.request(Method::POST, "/classes").json(&body))?;
+                out(&c, &|c| {
+                    println!(
+                        "added class of service {}",
+                        c["name"].as_str().unwrap_or_default()
+                    )
+                });
+            }
+            CosCommand::List => {
+                let page = t.send(t.request(Method::GET, "/classes"))?;
+                let all = Value::from(page["items"].as_array().cloned().unwrap_or_default());
+                out(&all, &|all| {
+                    for c in all.as_array().into_iter().flatten() {
+                        println!(
+                            "{:<20} quota {:<12} {}",
+                            c["name"].as_str().unwrap_or_default(),
+                            c["quota_bytes"],
+                            features(c).join(",")
+                        );
+                    }
+                });
+            }
+            CosCommand::Show { name } => {
+                let c = t.send(t.request(Method::GET, &format!("/classes/{}", encode(name))))?;
+                out(&c, &print_class);
+            }
+            CosCommand::Delete { name } => {
+                t.send(t.request(Method::DELETE, &format!("/classes/{}", encode(name))))?;
+                out(&json!({ "deleted": name }), &|_| {
+                    println!("deleted class of service {name}")
+                });
+            }
         },
         AdminCommand::List(cmd) => match cmd {
             ListCommand::Add {
@@ -360,6 +475,56 @@ fn execute(args: &AdminArgs) -> Result<(), String> {
                 });
             }
         },
+    }
+    Ok(())
+}
+
+/// Prints a reply: its JSON with `--json`, else the text the callback prints.
+type Output<'a> = dyn Fn(&Value, &dyn Fn(&Value)) + 'a;
+
+/// `cairn admin account app-password …`.
+fn app_password(t: &Target, cmd: &AppPasswordCommand, out: &Output) -> Result<(), String> {
+    match cmd {
+        AppPasswordCommand::Add { address, name } => {
+            let path = format!("/accounts/{}/app-passwords", encode(address));
+            let p = t.send(
+                t.request(Method::POST, &path)
+                    .json(&json!({ "name": name })),
+            )?;
+            out(&p, &|p| {
+                println!(
+                    "app password {name} of {}: {}",
+                    p["address"].as_str().unwrap_or_default(),
+                    p["password"].as_str().unwrap_or_default()
+                );
+                println!("(shown only now: enter it in the mail client)");
+            });
+        }
+        AppPasswordCommand::List { address } => {
+            let path = format!("/accounts/{}/app-passwords", encode(address));
+            let page = t.send(t.request(Method::GET, &path))?;
+            let all = Value::from(page["items"].as_array().cloned().unwrap_or_default());
+            out(&all, &|all| {
+                for p in all.as_array().into_iter().flatten() {
+                    println!(
+                        "{:<30} created {}",
+                        p["name"].as_str().unwrap_or_default(),
+                        utc(p["created_unix"].as_u64().unwrap_or(0))
+                    );
+                }
+            });
+        }
+        AppPasswordCommand::Delete { address, name } => {
+            let path = format!(
+                "/accounts/{}/app-passwords/{}",
+                encode(address),
+                encode(name)
+            );
+            t.send(t.request(Method::DELETE, &path))?;
+            out(&json!({ "deleted": name, "address": address }), &|_| {
+                println!("deleted app password {name} of {address}")
+            });
+        }
     }
     Ok(())
 }

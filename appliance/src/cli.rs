@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Cairn: mail, directory, files, chats and video in one appliance.
 #[derive(Parser)]
@@ -55,6 +55,60 @@ pub enum AdminCommand {
     /// Distribution lists.
     #[command(subcommand)]
     List(ListCommand),
+    /// Classes of service (quota, message size, features, password length).
+    #[command(subcommand)]
+    Cos(CosCommand),
+}
+
+/// A feature a class of service can turn off.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Feature {
+    Imap,
+    Pop3,
+    Activesync,
+    Files,
+    Chats,
+    Video,
+}
+
+impl Feature {
+    /// Its key in the API's `features` object.
+    pub fn key(self) -> &'static str {
+        match self {
+            Feature::Imap => "imap",
+            Feature::Pop3 => "pop3",
+            Feature::Activesync => "activesync",
+            Feature::Files => "files",
+            Feature::Chats => "chats",
+            Feature::Video => "video",
+        }
+    }
+}
+
+#[derive(Subcommand)]
+pub enum CosCommand {
+    /// Add a class of service (every feature on unless disabled).
+    Add {
+        name: String,
+        /// Default quota of its accounts in bytes (0: none).
+        #[arg(long, default_value_t = 0)]
+        quota: u64,
+        /// Largest message in bytes (0: the appliance's limit).
+        #[arg(long, default_value_t = 0)]
+        max_message_size: u64,
+        /// Turn a feature off; repeat for more.
+        #[arg(long = "disable", value_enum)]
+        disable: Vec<Feature>,
+        /// Shortest password of its accounts (default 8).
+        #[arg(long)]
+        min_password_length: Option<u32>,
+    },
+    /// List the classes of service.
+    List,
+    /// Show a class of service.
+    Show { name: String },
+    /// Delete a class of service no account uses.
+    Delete { name: String },
 }
 
 #[derive(Subcommand)]
@@ -124,9 +178,12 @@ pub enum AccountCommand {
         /// Display name.
         #[arg(long)]
         name: Option<String>,
-        /// Quota in bytes (0: none).
-        #[arg(long, default_value_t = 0)]
-        quota: u64,
+        /// Quota in bytes (default: its class's quota).
+        #[arg(long)]
+        quota: Option<u64>,
+        /// Its class of service (default: `default`).
+        #[arg(long)]
+        class: Option<String>,
     },
     /// List accounts.
     List {
@@ -148,8 +205,23 @@ pub enum AccountCommand {
     Unlock { address: String },
     /// Give an account another address.
     AddAlias { address: String, alias: String },
+    /// Move an account to another class of service.
+    SetClass { address: String, class: String },
+    /// App passwords for mail clients.
+    #[command(subcommand)]
+    AppPassword(AppPasswordCommand),
     /// Delete an account and its mail.
     Delete { address: String },
+}
+
+#[derive(Subcommand)]
+pub enum AppPasswordCommand {
+    /// Make an app password (printed once: only its hash is kept).
+    Add { address: String, name: String },
+    /// List an account's app passwords (names and creation times).
+    List { address: String },
+    /// Delete an app password.
+    Delete { address: String, name: String },
 }
 
 #[derive(Args)]

@@ -241,3 +241,231 @@ fn domains_and_accounts_through_the_api() {
     assert_eq!(s.delete("/domains/example.org?force=true"), 204);
     assert_eq!(s.get("/accounts/alice@example.org").0, 404);
 }
+
+#[test]
+fn classes_of_service_and_app_passwords_through_the_api() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let config = TestConfig::new(&data, "");
+    let path = tmp.path().join("appliance.toml");
+    std::fs::write(&path, &config.text).expect("write config");
+    let appliance = Appliance::start(&path, &config);
+    let s = AdminApi::new(&appliance, &data);
+    let doc: Value = s
+        .client
+        .get(format!("{}/openapi.json", s.base))
+        .send()
+        .expect("GET")
+        .json()
+        .expect("openapi");
+    assert!(doc["paths"]["/api/v1/classes/{name}"]["patch"].is_object());
+    assert!(doc["paths"]["/api/v1/accounts/{address}/app-passwords"]["post"].is_object());
+
+    // Classes: `default` is there from the start.
+    let (status, body) = s.get("/classes");
+    assert_eq!(status, 200);
+    assert_eq!(body["items"][0]["name"], "default", "{body}");
+    assert_eq!(body["items"][0]["min_password_length"], 8, "{body}");
+    let staff = json!({
+        "name": "staff",
+        "quota_bytes": 1_000_000,
+        "features": { "activesync": false },
+        "min_password_length": 12
+    });
+    let (status, body) = s.post("/classes", &staff);
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(
+        (
+            body["features"]["activesync"].as_bool(),
+            body["features"]["imap"].as_bool()
+        ),
+        (Some(false), Some(true)),
+        "{body}"
+    );
+    assert_eq!(s.post("/classes", &staff).0, 409);
+    let (status, body) = s.post("/classes", &json!({ "name": "bad name" }));
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (400, Some("name")),
+        "{body}"
+    );
+    let (status, body) = s.post("/classes", &json!({ "name": "x", "colour": 1 }));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_json"))
+    );
+    let (status, body) = s.patch("/classes/staff", &json!({ "max_message_size": 5_000_000 }));
+    assert_eq!(
+        (
+            status,
+            body["max_message_size"].as_u64(),
+            body["quota_bytes"].as_u64()
+        ),
+        (200, Some(5_000_000), Some(1_000_000)),
+        "{body}"
+    );
+    assert_eq!(
+        s.patch("/classes/nope", &json!({ "quota_bytes": 1 })).0,
+        404
+    );
+    assert_eq!(s.get("/classes/staff").0, 200);
+    assert_eq!(s.get("/classes/nope").0, 404);
+
+    // Accounts in classes: the password policy and quota come from the class.
+    assert_eq!(s.post("/domains", &json!({ "name": "example.org" })).0, 201);
+    let (status, body) = s.post(
+        "/accounts",
+        &json!({ "address": "alice@example.org", "password": "long enough", "class_of_service": "staff" }),
+    );
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (400, Some("password")),
+        "staff needs 12 characters: {body}"
+    );
+    let (status, body) = s.post(
+        "/accounts",
+        &json!({ "address": "alice@example.org", "password": "long enough", "class_of_service": "nope" }),
+    );
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (400, Some("class_of_service")),
+        "{body}"
+    );
+    let (status, body) = s.post(
+        "/accounts",
+        &json!({ "address": "alice@example.org", "password": "a long passphrase", "class_of_service": "staff" }),
+    );
+    assert_eq!(
+        (
+            status,
+            body["class_of_service"].as_str(),
+            body["quota_bytes"].as_u64()
+        ),
+        (201, Some("staff"), Some(1_000_000)),
+        "{body}"
+    );
+    let (status, body) = s.post(
+        "/accounts",
+        &json!({ "address": "bob@example.org", "password": "long enough" }),
+    );
+    assert_eq!(
+        (
+            status,
+            body["class_of_service"].as_str(),
+            body["quota_bytes"].as_u64()
+        ),
+        (201, Some("default"), Some(0)),
+        "{body}"
+    );
+    let (status, body) = s.patch(
+        "/accounts/bob@example.org",
+        &json!({ "class_of_service": "nope" }),
+    );
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (400, Some("class_of_service")),
+        "{body}"
+    );
+    let (status, body) = s.patch(
+        "/accounts/bob@example.org",
+        &json!({ "class_of_service": "staff", "password": "too short!" }),
+    );
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (400, Some("password")),
+        "the new class's policy applies: {body}"
+    );
+    let (status, body) = s.patch(
+        "/accounts/bob@example.org",
+        &json!({ "class_of_service": "staff" }),
+    );
+    assert_eq!(
+        (status, body["class_of_service"].as_str()),
+        (200, Some("staff")),
+        "{body}"
+    );
+    let (status, body) = {
+        let r = s
+            .authed(s.client.delete(format!("{}/classes/staff", s.base)))
+            .send()
+            .expect("DELETE");
+        (
+            r.status().as_u16(),
+            r.json::<Value>().unwrap_or(Value::Null),
+        )
+    };
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("in_use")),
+        "{body}"
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("2 accounts")),
+        "{body}"
+    );
+    assert_eq!(s.delete("/classes/default"), 400);
+
+    // App passwords: shown once, listed without secrets, deleted.
+    let (status, body) = s.post(
+        "/accounts/alice@example.org/app-passwords",
+        &json!({ "name": "thunderbird" }),
+    );
+    assert_eq!(status, 201, "{body}");
+    let password = body["password"].as_str().expect("password").to_string();
+    assert_eq!(password.len(), 19, "{password}");
+    assert_eq!(
+        s.post(
+            "/accounts/alice@example.org/app-passwords",
+            &json!({ "name": "thunderbird" })
+        )
+        .0,
+        409
+    );
+    let (status, body) = s.post(
+        "/accounts/alice@example.org/app-passwords",
+        &json!({ "name": "no spaces" }),
+    );
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (400, Some("name")),
+        "{body}"
+    );
+    assert_eq!(
+        s.post(
+            "/accounts/zed@example.org/app-passwords",
+            &json!({ "name": "x" })
+        )
+        .0,
+        404
+    );
+    let (status, body) = s.get("/accounts/alice@example.org/app-passwords");
+    assert_eq!(status, 200);
+    assert_eq!(body["items"][0]["name"], "thunderbird", "{body}");
+    assert!(body["items"][0]["created_unix"]
+        .as_u64()
+        .is_some_and(|t| t > 0));
+    let text = body.to_string();
+    assert!(
+        !text.contains("argon2") && !text.contains(&password),
+        "{text}"
+    );
+    assert_eq!(
+        s.delete("/accounts/alice@example.org/app-passwords/phone"),
+        404
+    );
+    assert_eq!(
+        s.delete("/accounts/alice@example.org/app-passwords/thunderbird"),
+        204
+    );
+    let (_, body) = s.get("/accounts/alice@example.org/app-passwords");
+    assert_eq!(body["items"].as_array().map(Vec::len), Some(0), "{body}");
+
+    // Once nobody uses it, the class goes.
+    for user in ["alice", "bob"] {
+        assert_eq!(s.delete(&format!("/accounts/{user}@example.org")), 204);
+    }
+    assert_eq!(s.delete("/classes/staff"), 204);
+    assert_eq!(s.get("/classes/staff").0, 404);
+}

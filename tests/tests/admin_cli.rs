@@ -145,3 +145,163 @@ fn domains_and_accounts_from_the_command_line() {
     assert_eq!(st.code(), Some(1));
     assert!(err.contains("cannot reach the appliance"), "{err}");
 }
+
+#[test]
+fn classes_of_service_and_app_passwords_from_the_command_line() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let config = TestConfig::new(&tmp.path().join("data"), "");
+    let path = tmp.path().join("appliance.toml");
+    std::fs::write(&path, &config.text).expect("write config");
+    let _appliance = Appliance::start(&path, &config);
+    let cfg = path.to_str().expect("utf-8");
+    let admin = |args: &[&str]| {
+        let mut all = vec!["admin", "--config", cfg];
+        all.extend_from_slice(args);
+        run_cairn(&all)
+    };
+
+    let (st, out, err) = admin(&[
+        "cos",
+        "add",
+        "staff",
+        "--quota",
+        "1000000",
+        "--disable",
+        "activesync",
+        "--disable",
+        "video",
+        "--min-password-length",
+        "12",
+    ]);
+    assert!(st.success(), "{out}{err}");
+    assert!(out.contains("added class of service staff"), "{out}");
+    let (st, _, err) = admin(&["cos", "add", "staff"]);
+    assert_eq!(st.code(), Some(1));
+    assert!(err.contains("409"), "{err}");
+    let (st, _, err) = admin(&["cos", "add", "x", "--disable", "telepathy"]);
+    assert_eq!(st.code(), Some(2), "{err}");
+    let (_, out, _) = admin(&["cos", "list"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(
+        lines[0].starts_with("default") && lines[1].starts_with("staff"),
+        "{out}"
+    );
+    let (_, out, _) = admin(&["cos", "show", "staff"]);
+    assert!(
+        out.contains("1000000") && out.contains("imap") && !out.contains("video"),
+        "{out}"
+    );
+    let (_, out, _) = admin(&["--json", "cos", "show", "staff"]);
+    let parsed: serde_json::Value = serde_json::from_str(&out).expect("JSON output");
+    assert_eq!(parsed["features"]["activesync"], false, "{out}");
+    assert_eq!(parsed["min_password_length"], 12, "{out}");
+
+    assert!(admin(&["domain", "add", "example.org"]).0.success());
+    let (st, _, err) = admin(&[
+        "account",
+        "add",
+        "alice@example.org",
+        "--password",
+        "long enough",
+        "--class",
+        "staff",
+    ]);
+    assert_eq!(st.code(), Some(1));
+    assert!(err.contains("[password]") && err.contains("400"), "{err}");
+    let (st, _, err) = admin(&[
+        "account",
+        "add",
+        "alice@example.org",
+        "--password",
+        "long enough",
+        "--class",
+        "nope",
+    ]);
+    assert_eq!(st.code(), Some(1));
+    assert!(err.contains("[class_of_service]"), "{err}");
+    let (st, out, err) = admin(&[
+        "account",
+        "add",
+        "alice@example.org",
+        "--password",
+        "a long passphrase",
+        "--class",
+        "staff",
+    ]);
+    assert!(st.success(), "{out}{err}");
+    let (_, out, _) = admin(&["account", "show", "alice@example.org"]);
+    assert!(out.contains("staff") && out.contains("1000000"), "{out}");
+    let (st, _, err) = admin(&["cos", "delete", "staff"]);
+    assert_eq!(st.code(), Some(1));
+    assert!(
+        err.contains("in_use") && err.contains("1 accounts"),
+        "{err}"
+    );
+    let (st, out, err) = admin(&["account", "set-class", "alice@example.org", "default"]);
+    assert!(st.success(), "{out}{err}");
+    assert!(
+        out.contains("alice@example.org is now in class default"),
+        "{out}"
+    );
+
+    let (st, out, err) = admin(&[
+        "account",
+        "app-password",
+        "add",
+        "alice@example.org",
+        "phone",
+    ]);
+    assert!(st.success(), "{out}{err}");
+    let password = out
+        .lines()
+        .next()
+        .and_then(|l| l.rsplit(' ').next())
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(password.len(), 19, "{out}");
+    let (st, _, err) = admin(&[
+        "account",
+        "app-password",
+        "add",
+        "alice@example.org",
+        "phone",
+    ]);
+    assert_eq!(st.code(), Some(1));
+    assert!(err.contains("409"), "{err}");
+    let (_, out, _) = admin(&["account", "app-password", "list", "alice@example.org"]);
+    assert!(
+        out.starts_with("phone") && out.contains("UTC") && !out.contains(&password),
+        "{out}"
+    );
+    let (_, out, _) = admin(&[
+        "--json",
+        "account",
+        "app-password",
+        "list",
+        "alice@example.org",
+    ]);
+    let parsed: serde_json::Value = serde_json::from_str(&out).expect("JSON output");
+    assert_eq!(parsed[0]["name"], "phone", "{out}");
+    assert!(admin(&[
+        "account",
+        "app-password",
+        "delete",
+        "alice@example.org",
+        "phone"
+    ])
+    .0
+    .success());
+    let (st, _, err) = admin(&[
+        "account",
+        "app-password",
+        "delete",
+        "alice@example.org",
+        "phone",
+    ]);
+    assert_eq!(st.code(), Some(1));
+    assert!(err.contains("404"), "{err}");
+    let (st, out, err) = admin(&["cos", "delete", "staff"]);
+    assert!(st.success(), "{out}{err}");
+    assert!(out.contains("deleted class of service staff"), "{out}");
+}

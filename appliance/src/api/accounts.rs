@@ -1,25 +1,26 @@
 //! `/api/v1/accounts`: list (paged, `?search=`), add (the password is
 //! hashed with argon2id on the blocking pool; the mail account is made on
-//! the shard that owns it), show, change (password, status, name), delete.
+//! the shard that owns it), show, change (password, status, name, class of
+//! service), delete; and below one account its app passwords
+//! ([`super::app_passwords`]). The password policy (its shortest length)
+//! and a new account's default quota come from its class of service.
 
 use std::rc::Rc;
 
 use cairn_http::json::{json_reply, no_content, read_json};
 use cairn_http::{Reply, Request};
 use cairn_storage::directory::service::AccountChanges;
-use cairn_storage::directory::{names, Account, NewAccount, Status};
+use cairn_storage::directory::{names, Account, ClassOfService, NewAccount, Status};
 use cairn_storage::mailbox::MailError;
 use cairn_storage::service::ServiceError;
 use cairn_storage::services::ProvisionError;
 use hyper::StatusCode;
 use serde::{Deserialize, Serialize};
 
-use super::{errors, page_limit, path_tail, query, Api};
+use super::{app_passwords, errors, page_limit, path_tail, query, Api};
 
 /// The prefix of one account's path.
 pub const ONE: &str = "/api/v1/accounts/";
-/// The shortest password accepted.
-const MIN_PASSWORD: usize = 8;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -34,8 +35,11 @@ struct Create {
     surname: String,
     #[serde(default)]
     phone: String,
+    /// Absent or 0: the quota of its class of service.
     #[serde(default)]
-    quota_bytes: u64,
+    quota_bytes: Option<u64>,
+    /// Absent: `default`.
+    class_of_service: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -44,6 +48,7 @@ struct Patch {
     password: Option<String>,
     status: Option<Status>,
     display_name: Option<String>,
+    class_of_service: Option<String>,
 }
 
 /// An account as the API shows it: never its password hash.
@@ -56,6 +61,7 @@ struct View {
     phone: String,
     status: Status,
     quota_bytes: u64,
+    class_of_service: String,
     shard: u32,
     aliases: Vec<String>,
 }
@@ -70,16 +76,43 @@ impl From<Account> for View {
             phone: a.phone,
             status: a.status,
             quota_bytes: a.quota_bytes,
+            class_of_service: a
+                .class_of_service
+                .unwrap_or_else(|| ClassOfService::DEFAULT.to_string()),
             shard: a.shard,
             aliases: a.aliases,
         }
     }
 }
 
-/// Checks the password policy and hashes on the blocking pool.
-async fn hash_password(api: &Api, password: String) -> Result<String, Reply> {
-    if password.chars().count() < MIN_PASSWORD {
-        let why = format!("at least {MIN_PASSWORD} characters");
+/// The class of service `name` (`None`: `default`), or 400 naming the
+/// field `class_of_service`.
+async fn class_named(api: &Api, name: Option<String>) -> Result<ClassOfService, Reply> {
+    let name = name.unwrap_or_else(|| ClassOfService::DEFAULT.to_string());
+    match api.services.directory.class(name.clone()).await {
+        Ok(Some(class)) => Ok(class),
+        Ok(None) => Err(errors::error(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            &format!("no such class of service: {name}"),
+            Some("class_of_service"),
+        )),
+        Err(e) => Err(errors::directory(e)),
+    }
+}
+
+/// Checks the password policy of `class` and hashes on the blocking pool.
+async fn hash_password(
+    api: &Api,
+    password: String,
+    class: &ClassOfService,
+) -> Result<String, Reply> {
+    let min = class.min_password_length as usize;
+    if password.chars().count() < min {
+        let why = format!(
+            "at least {min} characters (class of service {})",
+            class.name
+        );
         return Err(errors::error(
             StatusCode::BAD_REQUEST,
             "invalid",
@@ -105,17 +138,36 @@ pub async fn patch(api: Rc<Api>, req: Request) -> Reply {
         Ok(v) => v,
         Err(reply) => return reply,
     };
-    let password_hash = match patch.password {
-        Some(p) => match hash_password(&api, p).await {
-            Ok(h) => Some(h),
+    // A new class is checked before anything else, and its policy applies
+    // to a password given with it.
+    let new_class = match &patch.class_of_service {
+        Some(name) => match class_named(&api, Some(name.clone())).await {
+            Ok(class) => Some(class),
             Err(reply) => return reply,
         },
+        None => None,
+    };
+    let password_hash = match patch.password {
+        Some(p) => {
+            let class = match new_class {
+                Some(class) => class,
+                None => match api.services.directory.class_of(address.clone()).await {
+                    Ok(class) => class,
+                    Err(e) => return errors::directory(e),
+                },
+            };
+            match hash_password(&api, p, &class).await {
+                Ok(h) => Some(h),
+                Err(reply) => return reply,
+            }
+        }
         None => None,
     };
     let changes = AccountChanges {
         password_hash,
         status: patch.status,
         display_name: patch.display_name,
+        class_of_service: patch.class_of_service,
     };
     match api
         .services
@@ -157,9 +209,18 @@ pub async fn add(api: Rc<Api>, req: Request) -> Reply {
         Ok((address, _)) => address,
         Err(e) => return errors::directory(e.into()),
     };
-    let password_hash = match hash_password(&api, new.password).await {
+    let class = match class_named(&api, new.class_of_service.clone()).await {
+        Ok(class) => class,
+        Err(reply) => return reply,
+    };
+    let password_hash = match hash_password(&api, new.password, &class).await {
         Ok(h) => h,
         Err(reply) => return reply,
+    };
+    // The mail side gets the quota given here: fill in the class's.
+    let quota_bytes = match new.quota_bytes {
+        Some(q) if q > 0 => q,
+        _ => class.quota_bytes,
     };
     let account = NewAccount {
         address,
@@ -168,8 +229,8 @@ pub async fn add(api: Rc<Api>, req: Request) -> Reply {
         given_name: new.given_name,
         surname: new.surname,
         phone: new.phone,
-        quota_bytes: new.quota_bytes,
-        class_of_service: None,
+        quota_bytes,
+        class_of_service: new.class_of_service.map(|_| class.name),
         shard: 0,
     };
     let created = match api.services.add_account(account).await {
@@ -192,6 +253,12 @@ pub async fn show(api: Rc<Api>, req: Request) -> Reply {
     let address = path_tail(&req, ONE);
     if let Some((account, mailbox)) = address.split_once("/mailboxes/") {
         return mailbox_status(&api, account, mailbox).await;
+    }
+    if let (account, Some(rest)) = below(&address) {
+        return match rest {
+            app_passwords::SEGMENT => app_passwords::list(&api, account.to_string()).await,
+            _ => no_such_resource(),
+        };
     }
     match api.services.directory.account(address.clone()).await {
         Ok(Some(a)) => json_reply(StatusCode::OK, &View::from(a)),
@@ -255,13 +322,33 @@ struct NewAlias {
     alias: String,
 }
 
-/// `POST /api/v1/accounts/{address}/aliases {"alias": …}`.
+/// Splits `address/rest` after the address's domain (which holds no `/`).
+fn below(tail: &str) -> (&str, Option<&str>) {
+    let domain_at = tail.rfind('@').unwrap_or(0);
+    match tail[domain_at..].find('/') {
+        Some(slash) => {
+            let (address, rest) = tail.split_at(domain_at + slash);
+            (address, Some(&rest[1..]))
+        }
+        None => (tail, None),
+    }
+}
+
+fn no_such_resource() -> Reply {
+    errors::error(StatusCode::NOT_FOUND, "not_found", "no such resource", None)
+}
+
+/// `POST /api/v1/accounts/{address}/aliases {"alias": …}`, and
+/// `POST …/app-passwords {"name": …}`.
 pub async fn add_alias(api: Rc<Api>, req: Request) -> Reply {
     let tail = path_tail(&req, ONE);
-    let Some(address) = tail.strip_suffix("/aliases") else {
-        return errors::error(StatusCode::NOT_FOUND, "not_found", "no such resource", None);
+    let address = match below(&tail) {
+        (address, Some("aliases")) => address.to_string(),
+        (address, Some(app_passwords::SEGMENT)) => {
+            return app_passwords::add(&api, address.to_string(), req).await
+        }
+        _ => return no_such_resource(),
     };
-    let address = address.to_string();
     let new: NewAlias = match read_json(req, api.max_body).await {
         Ok(v) => v,
         Err(reply) => return reply,
@@ -288,6 +375,15 @@ pub async fn add_alias(api: Rc<Api>, req: Request) -> Reply {
 
 pub async fn delete(api: Rc<Api>, req: Request) -> Reply {
     let address = path_tail(&req, ONE);
+    if let (account, Some(rest)) = below(&address) {
+        let app = rest
+            .strip_prefix(app_passwords::SEGMENT)
+            .and_then(|r| r.strip_prefix('/'));
+        return match app {
+            Some(name) => app_passwords::delete(&api, account.to_string(), name.to_string()).await,
+            None => no_such_resource(),
+        };
+    }
     let primary = match api.services.directory.account(address.clone()).await {
         Ok(Some(a)) => a.address,
         Ok(None) => {

@@ -1,5 +1,5 @@
 //! Directory and routing errors as API replies: 400 with the field at
-//! fault, 404, 409, 503 when storage or a shard cannot answer.
+//! fault, 404, 409 (duplicate, not empty, in use), 503 when storage or a shard cannot answer.
 
 use cairn_http::Reply;
 use cairn_storage::directory::service::CallError;
@@ -30,6 +30,9 @@ pub fn directory(e: CallError) -> Reply {
         CallError::Directory(e @ DirectoryError::NotEmpty { .. }) => {
             error(StatusCode::CONFLICT, "not_empty", &e.to_string(), None)
         }
+        CallError::Directory(e @ DirectoryError::InUse { .. }) => {
+            error(StatusCode::CONFLICT, "in_use", &e.to_string(), None)
+        }
         CallError::Directory(e @ DirectoryError::NotFound { .. }) => {
             error(StatusCode::NOT_FOUND, "not_found", &e.to_string(), None)
         }
@@ -43,6 +46,12 @@ pub fn directory(e: CallError) -> Reply {
             )
         }
     }
+}
+
+/// 404 for an account.
+pub fn not_found_account(address: &str) -> Reply {
+    let why = format!("no such account: {address}");
+    error(StatusCode::NOT_FOUND, "not_found", &why, None)
 }
 
 /// A mail call's failure.

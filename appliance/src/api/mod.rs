@@ -1,10 +1,13 @@
-//! The admin API (`/api/v1/…`, JSON): domains and accounts, authenticated
+//! The admin API (`/api/v1/…`, JSON): domains, accounts (with their app
+//! passwords), lists and classes of service, authenticated
 //! with the API token or the admin password. Every handler runs on the
 //! shard that accepted the connection; directory changes go to the
 //! directory's shard and mail accounts to the shard that owns them.
 
 mod accounts;
+mod app_passwords;
 mod auth;
+mod classes;
 mod domains;
 mod errors;
 mod lists;
@@ -108,6 +111,11 @@ pub fn routes(router: Router, api: Rc<Api>) -> Router {
         .route(Method::POST, "/api/v1/lists", guarded(&api, lists::add))
         .route_prefix(Method::DELETE, lists::ONE, guarded(&api, lists::delete))
         .route_prefix(Method::PATCH, accounts::ONE, guarded(&api, accounts::patch))
+        .route(Method::GET, "/api/v1/classes", guarded(&api, classes::list))
+        .route(Method::POST, "/api/v1/classes", guarded(&api, classes::add))
+        .route_prefix(Method::GET, classes::ONE, guarded(&api, classes::show))
+        .route_prefix(Method::PATCH, classes::ONE, guarded(&api, classes::patch))
+        .route_prefix(Method::DELETE, classes::ONE, guarded(&api, classes::delete))
         .route_prefix(
             Method::DELETE,
             accounts::ONE,

@@ -51,7 +51,7 @@ impl Directory {
         Ok(book)
     }
 
-    fn scan_all<T: crate::table::Table<Key = String>>(
+    pub(super) fn scan_all<T: crate::table::Table<Key = String>>(
         &self,
     ) -> Result<Vec<T::Value>, DirectoryError> {
         let mut out = Vec::new();

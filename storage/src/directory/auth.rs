@@ -1,7 +1,12 @@
 //! The authentication service every protocol uses: an address (or alias)
 //! and password checked against the directory's argon2id hash on the
 //! blocking pool, with lockout per account and per client address, and an
-//! audit line for every failure (never the password).
+//! audit line for every login and failure (never the password).
+//!
+//! The password may be the account's own or one of its app passwords; an
+//! app password is only tried when the password has the shape the
+//! appliance generates, so a wrong password costs one hash, or at most
+//! one per app password (16) plus one.
 
 use std::cell::RefCell;
 use std::net::IpAddr;
@@ -11,6 +16,7 @@ use std::time::{Duration, Instant};
 use argon2::{Argon2, PasswordHash, PasswordVerifier};
 use cairn_shards::BlockingPool;
 
+use super::app_passwords::looks_generated;
 use super::lockout::{Lockout, Policy, Refusal};
 use super::{Directory, Status};
 use crate::metrics::AuthMetrics;
@@ -27,6 +33,8 @@ pub struct Principal {
     pub address: String,
     /// The shard that holds its mail.
     pub shard: u32,
+    /// The name of the app password used, `None` for the account password.
+    pub app_password: Option<String>,
 }
 
 /// Why a login failed. Wrong address and wrong password are one answer.
@@ -96,29 +104,53 @@ impl Authenticator {
             .directory
             .account(user)
             .map_err(|e| AuthError::Unavailable(e.to_string()))?;
-        let hash = account
-            .as_ref()
-            .map_or(DECOY_HASH.to_string(), |a| a.password_hash.clone());
+        // (name, hash): `None` for the account password, then the app
+        // passwords when the password may be one.
+        let mut candidates: Vec<(Option<String>, String)> = vec![(
+            None,
+            account
+                .as_ref()
+                .map_or(DECOY_HASH.to_string(), |a| a.password_hash.clone()),
+        )];
+        if let Some(a) = account.as_ref().filter(|_| looks_generated(password)) {
+            let apps = self
+                .directory
+                .app_passwords(&a.address)
+                .map_err(|e| AuthError::Unavailable(e.to_string()))?;
+            candidates.extend(apps.into_iter().map(|app| (Some(app.name), app.hash)));
+        }
         let password = password.to_string();
-        let matches = self
+        let matched = self
             .blocking
             .run(move || {
-                PasswordHash::new(&hash)
-                    .map(|h| {
-                        Argon2::default()
-                            .verify_password(password.as_bytes(), &h)
-                            .is_ok()
-                    })
-                    .unwrap_or(false)
+                candidates.into_iter().find_map(|(name, hash)| {
+                    let ok = PasswordHash::new(&hash)
+                        .map(|h| {
+                            Argon2::default()
+                                .verify_password(password.as_bytes(), &h)
+                                .is_ok()
+                        })
+                        .unwrap_or(false);
+                    ok.then_some(name)
+                })
             })
             .await
             .map_err(|e| AuthError::Unavailable(e.to_string()))?;
+        let matches = matched.is_some();
         match account {
             Some(a) if matches && a.status == Status::Active => {
                 self.lockout.borrow_mut().succeeded(&key);
+                let app_password = matched.flatten();
+                let credential = if app_password.is_some() {
+                    "app password"
+                } else {
+                    "password"
+                };
+                tracing::info!(target: "audit", user = %a.address, %ip, credential, app_password = app_password.as_deref().unwrap_or(""), "login");
                 Ok(Principal {
                     address: a.address,
                     shard: a.shard,
+                    app_password,
                 })
             }
             Some(a) if matches => {

@@ -5,9 +5,14 @@
 //!
 //! Password hashing is the caller's (on the blocking pool): records only
 //! ever hold argon2id hashes.
+//!
+//! Classes of service ([`classes`]) and app passwords ([`app_passwords`])
+//! live in their own tables beside the accounts.
 
 pub mod address_book;
+pub mod app_passwords;
 pub mod auth;
+pub mod classes;
 pub mod lockout;
 pub mod names;
 pub mod records;
@@ -20,8 +25,9 @@ use std::sync::Arc;
 
 use crate::table::{Batch, TableError, Tables};
 pub use address_book::AddressBook;
-pub use records::{Account, Accounts, Domain, List, Status};
-use records::{AddressUse, Addresses, Aliases, ByDomain, Domains, Lists};
+pub use records::{Account, Accounts, AppPassword, ClassOfService, Domain, Features, List, Status};
+use records::{AddressUse, Addresses, Aliases, ByDomain, Classes, Domains, Lists};
+use service::AccountChanges;
 
 /// Why a directory operation was refused. The admin API maps these to
 /// 400 (with the field), 404, 409.
@@ -35,12 +41,21 @@ pub enum DirectoryError {
     NotFound { what: &'static str, name: String },
     #[error("the domain {domain} still has {addresses} addresses or alias domains; delete them first or force")]
     NotEmpty { domain: String, addresses: usize },
+    #[error(
+        "the {what} {name} is still used by {users} accounts; move them to another class first"
+    )]
+    InUse {
+        what: &'static str,
+        name: String,
+        users: usize,
+    },
     #[error(transparent)]
     Storage(TableError),
 }
 
 /// A new account: the address and the already-hashed password, the rest
-/// optional.
+/// optional. A `quota_bytes` of 0 takes the quota of its class of service
+/// (`None`: `default`).
 #[derive(Debug, Clone, Default)]
 pub struct NewAccount {
     pub address: String,
@@ -197,6 +212,9 @@ impl Directory {
         for (addr, kind) in &addresses {
             batch.delete::<Addresses>(addr);
             batch.delete::<ByDomain>(&(name.clone(), addr.clone()));
+            if *kind == AddressUse::Account {
+                self.drop_app_passwords(&mut batch, addr)?;
+            }
             match kind {
                 AddressUse::Account => batch.delete::<Accounts>(addr),
                 AddressUse::Alias => batch.delete::<Aliases>(addr),
@@ -252,8 +270,24 @@ impl Directory {
                 reason: "not an argon2 hash".into(),
             });
         }
+        let class = match &new.class_of_service {
+            Some(name) => Some(self.known_class(name)?),
+            None => None,
+        };
+        let quota_bytes = match (&class, new.quota_bytes) {
+            (_, q) if q > 0 => q,
+            (Some(class), _) => class.quota_bytes,
+            (None, _) => self
+                .class(ClassOfService::DEFAULT)?
+                .map_or(0, |c| c.quota_bytes),
+        };
         let mut batch = self.tables.batch();
         let address = self.claim(&mut batch, &new.address, AddressUse::Account)?;
+        if let Some(class) = &class {
+            if self.tables.contains::<Classes>(&class.name) {
+                batch.require_present::<Classes>(&class.name);
+            }
+        }
         let account = Account {
             address: address.clone(),
             display_name: new.display_name,
@@ -262,8 +296,8 @@ impl Directory {
             phone: new.phone,
             password_hash: new.password_hash,
             status: Status::Active,
-            quota_bytes: new.quota_bytes,
-            class_of_service: new.class_of_service,
+            quota_bytes,
+            class_of_service: class.map(|c| c.name),
             shard: new.shard,
             aliases: Vec::new(),
         };
@@ -338,7 +372,35 @@ impl Directory {
         Ok(account)
     }
 
-    /// Deletes an account and its aliases.
+    /// Applies `changes` to an account: a class of service it names must
+    /// exist (`Invalid`, field `class_of_service`).
+    pub async fn change_account(
+        &self,
+        address: &str,
+        changes: AccountChanges,
+    ) -> Result<Account, DirectoryError> {
+        let class = match &changes.class_of_service {
+            Some(name) => Some(self.known_class(name)?.name),
+            None => None,
+        };
+        self.update_account(address, |a| {
+            if let Some(hash) = changes.password_hash {
+                a.password_hash = hash;
+            }
+            if let Some(status) = changes.status {
+                a.status = status;
+            }
+            if let Some(name) = changes.display_name {
+                a.display_name = name;
+            }
+            if let Some(class) = class {
+                a.class_of_service = Some(class);
+            }
+        })
+        .await
+    }
+
+    /// Deletes an account, its aliases and its app passwords.
     pub async fn delete_account(&self, address: &str) -> Result<(), DirectoryError> {
         let not_found = || DirectoryError::NotFound {
             what: "account",
@@ -360,6 +422,7 @@ impl Directory {
             batch.delete::<ByDomain>(&(domain, addr.clone()));
             batch.delete::<Aliases>(addr);
         }
+        self.drop_app_passwords(&mut batch, &account.address)?;
         batch.delete::<Accounts>(&account.address);
         self.commit(batch, not_found()).await
     }

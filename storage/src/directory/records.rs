@@ -109,3 +109,90 @@ impl Table for ByDomain {
     type Key = (String, String);
     type Value = AddressUse;
 }
+
+/// What a class of service lets its accounts use. Protocol servers check
+/// their flag before they accept a login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Features {
+    pub imap: bool,
+    pub pop3: bool,
+    pub activesync: bool,
+    pub files: bool,
+    pub chats: bool,
+    pub video: bool,
+}
+
+impl Default for Features {
+    /// Everything on.
+    fn default() -> Self {
+        Self {
+            imap: true,
+            pop3: true,
+            activesync: true,
+            files: true,
+            chats: true,
+            video: true,
+        }
+    }
+}
+
+/// A class of service: limits and features shared by the accounts that
+/// name it (an account that names none is in [`ClassOfService::DEFAULT`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClassOfService {
+    pub name: String,
+    /// The quota of a new account that asks for none; 0 = unlimited.
+    pub quota_bytes: u64,
+    /// The largest message accepted; 0 = the appliance's limit.
+    pub max_message_size: u64,
+    pub features: Features,
+    /// The shortest password accepted for its accounts (in characters).
+    pub min_password_length: u32,
+}
+
+impl ClassOfService {
+    /// The name of the class that always exists.
+    pub const DEFAULT: &'static str = "default";
+    /// The shortest password of the built-in default class.
+    pub const DEFAULT_MIN_PASSWORD: u32 = 8;
+
+    /// The built-in `default` class: every feature, no quota, the
+    /// appliance's message size limit, passwords of 8 characters or more.
+    pub fn builtin_default() -> Self {
+        Self {
+            name: Self::DEFAULT.into(),
+            quota_bytes: 0,
+            max_message_size: 0,
+            features: Features::default(),
+            min_password_length: Self::DEFAULT_MIN_PASSWORD,
+        }
+    }
+}
+
+/// Classes of service by name (`default` only once it was changed).
+pub struct Classes;
+impl Table for Classes {
+    const NAME: &'static str = "directory.classes";
+    type Key = String;
+    type Value = ClassOfService;
+}
+
+/// A named password for one mail client of an account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppPassword {
+    pub name: String,
+    /// An argon2id PHC string, never the password.
+    pub hash: String,
+    /// When it was made, in seconds since the Unix epoch.
+    pub created_unix: u64,
+}
+
+/// (primary address, name) → app password: an account's app passwords by
+/// prefix scan. Kept beside the account rather than in its record so that
+/// the account's stored encoding (and the address book) never carry them.
+pub struct AppPasswords;
+impl Table for AppPasswords {
+    const NAME: &'static str = "directory.app_passwords";
+    type Key = (String, String);
+    type Value = AppPassword;
+}

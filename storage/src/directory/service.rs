@@ -12,7 +12,8 @@ use super::auth::{AuthError, Authenticator, Principal};
 use std::sync::Arc;
 
 use super::{
-    Account, AddressBook, Directory, DirectoryError, Domain, List, NewAccount, Recipient, Status,
+    Account, AddressBook, AppPassword, ClassOfService, Directory, DirectoryError, Domain, Features,
+    List, NewAccount, Recipient, Status,
 };
 
 /// The shard that keeps the directory.
@@ -64,6 +65,24 @@ pub enum DirectoryRequest {
     DeleteList(String),
     Resolve(String),
     AddressBook,
+    AddClass(ClassOfService),
+    Class(String),
+    Classes,
+    UpdateClass {
+        name: String,
+        changes: ClassChanges,
+    },
+    DeleteClass(String),
+    ClassOf(String),
+    AddAppPassword {
+        address: String,
+        app: AppPassword,
+    },
+    AppPasswords(String),
+    DeleteAppPassword {
+        address: String,
+        name: String,
+    },
 }
 
 /// Changes to an account; `None` leaves a field as it is.
@@ -72,6 +91,49 @@ pub struct AccountChanges {
     pub password_hash: Option<String>,
     pub status: Option<Status>,
     pub display_name: Option<String>,
+    /// The name of an existing class of service.
+    pub class_of_service: Option<String>,
+}
+
+/// Changes to a class of service; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct ClassChanges {
+    pub quota_bytes: Option<u64>,
+    pub max_message_size: Option<u64>,
+    pub min_password_length: Option<u32>,
+    pub imap: Option<bool>,
+    pub pop3: Option<bool>,
+    pub activesync: Option<bool>,
+    pub files: Option<bool>,
+    pub chats: Option<bool>,
+    pub video: Option<bool>,
+}
+
+impl ClassChanges {
+    /// Applies the changes to `class`.
+    pub fn apply(self, class: &mut ClassOfService) {
+        let set = |field: &mut bool, value: Option<bool>| {
+            if let Some(v) = value {
+                *field = v;
+            }
+        };
+        let f: &mut Features = &mut class.features;
+        set(&mut f.imap, self.imap);
+        set(&mut f.pop3, self.pop3);
+        set(&mut f.activesync, self.activesync);
+        set(&mut f.files, self.files);
+        set(&mut f.chats, self.chats);
+        set(&mut f.video, self.video);
+        if let Some(q) = self.quota_bytes {
+            class.quota_bytes = q;
+        }
+        if let Some(m) = self.max_message_size {
+            class.max_message_size = m;
+        }
+        if let Some(n) = self.min_password_length {
+            class.min_password_length = n;
+        }
+    }
 }
 
 /// The directory shard's answer: the error travels as its message and kind.
@@ -89,6 +151,11 @@ pub enum DirectoryReply {
     Lists(Result<Vec<List>, DirectoryError>),
     Recipient(Result<Recipient, DirectoryError>),
     AddressBook(Result<Arc<AddressBook>, DirectoryError>),
+    Class(Result<ClassOfService, DirectoryError>),
+    MaybeClass(Result<Option<ClassOfService>, DirectoryError>),
+    Classes(Result<Vec<ClassOfService>, DirectoryError>),
+    AppPassword(Result<AppPassword, DirectoryError>),
+    AppPasswords(Result<Vec<AppPassword>, DirectoryError>),
 }
 
 /// The mesh that carries directory requests.
@@ -142,20 +209,24 @@ async fn handle(dir: Directory, auth: Authenticator, req: DirectoryRequest) -> D
             search,
         } => DirectoryReply::Accounts(dir.accounts(after.as_deref(), limit, search.as_deref())),
         Q::DeleteAccount(address) => DirectoryReply::Done(dir.delete_account(&address).await),
-        Q::UpdateAccount { address, changes } => DirectoryReply::NewAccount(
-            dir.update_account(&address, |a| {
-                if let Some(hash) = changes.password_hash {
-                    a.password_hash = hash;
-                }
-                if let Some(status) = changes.status {
-                    a.status = status;
-                }
-                if let Some(name) = changes.display_name {
-                    a.display_name = name;
-                }
-            })
-            .await,
-        ),
+        Q::UpdateAccount { address, changes } => {
+            DirectoryReply::NewAccount(dir.change_account(&address, changes).await)
+        }
+        Q::AddClass(class) => DirectoryReply::Class(dir.add_class(class).await),
+        Q::Class(name) => DirectoryReply::MaybeClass(dir.class(&name)),
+        Q::Classes => DirectoryReply::Classes(dir.classes()),
+        Q::UpdateClass { name, changes } => {
+            DirectoryReply::Class(dir.update_class(&name, |c| changes.apply(c)).await)
+        }
+        Q::DeleteClass(name) => DirectoryReply::Done(dir.delete_class(&name).await),
+        Q::ClassOf(address) => DirectoryReply::Class(dir.class_of(&address)),
+        Q::AddAppPassword { address, app } => {
+            DirectoryReply::AppPassword(dir.add_app_password(&address, app).await)
+        }
+        Q::AppPasswords(address) => DirectoryReply::AppPasswords(dir.app_passwords(&address)),
+        Q::DeleteAppPassword { address, name } => {
+            DirectoryReply::Done(dir.delete_app_password(&address, &name).await)
+        }
     }
 }
 
@@ -365,6 +436,104 @@ impl DirectoryService {
     pub async fn delete_account(&self, address: String) -> Result<(), CallError> {
         expect_reply!(
             self.call(DirectoryRequest::DeleteAccount(address)).await?,
+            DirectoryReply::Done,
+            CallError::Mismatch
+        )
+    }
+
+    /// Adds a class of service.
+    pub async fn add_class(&self, class: ClassOfService) -> Result<ClassOfService, CallError> {
+        expect_reply!(
+            self.call(DirectoryRequest::AddClass(class)).await?,
+            DirectoryReply::Class,
+            CallError::Mismatch
+        )
+    }
+
+    /// A class of service by name (`default` always exists).
+    pub async fn class(&self, name: String) -> Result<Option<ClassOfService>, CallError> {
+        expect_reply!(
+            self.call(DirectoryRequest::Class(name)).await?,
+            DirectoryReply::MaybeClass,
+            CallError::Mismatch
+        )
+    }
+
+    /// Every class of service, `default` included.
+    pub async fn classes(&self) -> Result<Vec<ClassOfService>, CallError> {
+        expect_reply!(
+            self.call(DirectoryRequest::Classes).await?,
+            DirectoryReply::Classes,
+            CallError::Mismatch
+        )
+    }
+
+    /// Changes a class of service.
+    pub async fn update_class(
+        &self,
+        name: String,
+        changes: ClassChanges,
+    ) -> Result<ClassOfService, CallError> {
+        expect_reply!(
+            self.call(DirectoryRequest::UpdateClass { name, changes })
+                .await?,
+            DirectoryReply::Class,
+            CallError::Mismatch
+        )
+    }
+
+    /// Deletes a class of service that no account names.
+    pub async fn delete_class(&self, name: String) -> Result<(), CallError> {
+        expect_reply!(
+            self.call(DirectoryRequest::DeleteClass(name)).await?,
+            DirectoryReply::Done,
+            CallError::Mismatch
+        )
+    }
+
+    /// The class of service of the account `address` (or alias): the one
+    /// it names, or `default`. Protocol servers check its features and
+    /// message size.
+    pub async fn class_of(&self, address: String) -> Result<ClassOfService, CallError> {
+        expect_reply!(
+            self.call(DirectoryRequest::ClassOf(address)).await?,
+            DirectoryReply::Class,
+            CallError::Mismatch
+        )
+    }
+
+    /// Adds an app password (already hashed) to an account.
+    pub async fn add_app_password(
+        &self,
+        address: String,
+        app: AppPassword,
+    ) -> Result<AppPassword, CallError> {
+        expect_reply!(
+            self.call(DirectoryRequest::AddAppPassword { address, app })
+                .await?,
+            DirectoryReply::AppPassword,
+            CallError::Mismatch
+        )
+    }
+
+    /// An account's app passwords (with their hashes: never show those).
+    pub async fn app_passwords(&self, address: String) -> Result<Vec<AppPassword>, CallError> {
+        expect_reply!(
+            self.call(DirectoryRequest::AppPasswords(address)).await?,
+            DirectoryReply::AppPasswords,
+            CallError::Mismatch
+        )
+    }
+
+    /// Deletes one of an account's app passwords.
+    pub async fn delete_app_password(
+        &self,
+        address: String,
+        name: String,
+    ) -> Result<(), CallError> {
+        expect_reply!(
+            self.call(DirectoryRequest::DeleteAppPassword { address, name })
+                .await?,
             DirectoryReply::Done,
             CallError::Mismatch
         )

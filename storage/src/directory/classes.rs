@@ -1,0 +1,186 @@
+//! Classes of service: named sets of limits (default quota, message size,
+//! password length) and features that accounts refer to by name.
+//!
+//! The class `default` always exists: until an administrator changes it,
+//! it is the built-in one ([`ClassOfService::builtin_default`]) and is
+//! returned without being stored; changing it stores it. It can be changed
+//! but not deleted. An account that names no class is in `default`.
+//! A class still named by accounts cannot be deleted.
+
+use super::records::{Accounts, Classes};
+use super::{storage, ClassOfService, Directory, DirectoryError};
+
+/// Longest class name.
+pub const MAX_NAME: usize = 64;
+/// Bounds of a class's minimum password length.
+pub const PASSWORD_LENGTHS: std::ops::RangeInclusive<u32> = 1..=256;
+
+/// Checks a class name and returns it lower-cased: 1 to 64 letters,
+/// digits, `-`, `_` or `.`.
+pub fn class_name(name: &str, field: &'static str) -> Result<String, DirectoryError> {
+    let name = name.to_ascii_lowercase();
+    let ok = !name.is_empty()
+        && name.len() <= MAX_NAME
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(name)
+    } else {
+        Err(DirectoryError::Invalid {
+            field,
+            reason: format!("a class name has 1 to {MAX_NAME} letters, digits, '-', '_' or '.'"),
+        })
+    }
+}
+
+fn check(class: &ClassOfService) -> Result<(), DirectoryError> {
+    if !PASSWORD_LENGTHS.contains(&class.min_password_length) {
+        return Err(DirectoryError::Invalid {
+            field: "min_password_length",
+            reason: format!(
+                "between {} and {}",
+                PASSWORD_LENGTHS.start(),
+                PASSWORD_LENGTHS.end()
+            ),
+        });
+    }
+    Ok(())
+}
+
+impl Directory {
+    /// Adds a class of service; `default` exists already.
+    pub async fn add_class(&self, class: ClassOfService) -> Result<ClassOfService, DirectoryError> {
+        let name = class_name(&class.name, "name")?;
+        let class = ClassOfService { name, ..class };
+        check(&class)?;
+        let exists = || DirectoryError::Exists {
+            what: "class of service",
+            name: class.name.clone(),
+        };
+        if class.name == ClassOfService::DEFAULT {
+            return Err(exists());
+        }
+        let mut batch = self.tables.batch();
+        batch.require_absent::<Classes>(&class.name);
+        batch.put::<Classes>(&class.name, &class);
+        self.commit(batch, exists()).await?;
+        Ok(class)
+    }
+
+    /// A class by name (`default` is always there); `None` for an unknown
+    /// or malformed name.
+    pub fn class(&self, name: &str) -> Result<Option<ClassOfService>, DirectoryError> {
+        let Ok(name) = class_name(name, "name") else {
+            return Ok(None);
+        };
+        let stored = self.tables.get::<Classes>(&name).map_err(storage)?;
+        Ok(match stored {
+            None if name == ClassOfService::DEFAULT => Some(ClassOfService::builtin_default()),
+            other => other,
+        })
+    }
+
+    /// Every class in name order, `default` included.
+    pub fn classes(&self) -> Result<Vec<ClassOfService>, DirectoryError> {
+        let mut all = self.scan_all::<Classes>()?;
+        if !all.iter().any(|c| c.name == ClassOfService::DEFAULT) {
+            let at = all.partition_point(|c| c.name.as_str() < ClassOfService::DEFAULT);
+            all.insert(at, ClassOfService::builtin_default());
+        }
+        Ok(all)
+    }
+
+    /// Changes a class with `change` (its name stays) and stores it.
+    pub async fn update_class(
+        &self,
+        name: &str,
+        change: impl FnOnce(&mut ClassOfService),
+    ) -> Result<ClassOfService, DirectoryError> {
+        let not_found = || DirectoryError::NotFound {
+            what: "class of service",
+            name: name.to_string(),
+        };
+        let mut class = self.class(name)?.ok_or_else(not_found)?;
+        let stored = self.tables.contains::<Classes>(&class.name);
+        let key = class.name.clone();
+        change(&mut class);
+        class.name = key.clone();
+        check(&class)?;
+        let mut batch = self.tables.batch();
+        if stored {
+            batch.require_present::<Classes>(&key);
+        }
+        batch.put::<Classes>(&key, &class);
+        self.commit(batch, not_found()).await?;
+        Ok(class)
+    }
+
+    /// How many accounts name the class `name`.
+    pub fn class_users(&self, name: &str) -> Result<usize, DirectoryError> {
+        Ok(self
+            .scan_all::<Accounts>()?
+            .iter()
+            .filter(|a| a.class_of_service.as_deref() == Some(name))
+            .count())
+    }
+
+    /// Deletes a class that no account names; `default` cannot be deleted.
+    pub async fn delete_class(&self, name: &str) -> Result<(), DirectoryError> {
+        let not_found = || DirectoryError::NotFound {
+            what: "class of service",
+            name: name.to_string(),
+        };
+        let name = class_name(name, "name").map_err(|_| not_found())?;
+        if name == ClassOfService::DEFAULT {
+            return Err(DirectoryError::Invalid {
+                field: "name",
+                reason: "the default class cannot be deleted".into(),
+            });
+        }
+        let users = self.class_users(&name)?;
+        if users > 0 {
+            return Err(DirectoryError::InUse {
+                what: "class of service",
+                name,
+                users,
+            });
+        }
+        let mut batch = self.tables.batch();
+        batch.require_present::<Classes>(&name);
+        batch.delete::<Classes>(&name);
+        self.commit(batch, not_found()).await
+    }
+
+    /// The class of the account `address` (or alias): the one it names, or
+    /// `default`. A class that went away meanwhile counts as `default`.
+    pub fn class_of(&self, address: &str) -> Result<ClassOfService, DirectoryError> {
+        let account = self
+            .account(address)?
+            .ok_or_else(|| DirectoryError::NotFound {
+                what: "account",
+                name: address.to_string(),
+            })?;
+        let name = account
+            .class_of_service
+            .unwrap_or_else(|| ClassOfService::DEFAULT.to_string());
+        match self.class(&name)? {
+            Some(class) => Ok(class),
+            None => {
+                tracing::warn!(account = %account.address, class = %name, "the account's class of service is missing; using default");
+                self.class(ClassOfService::DEFAULT)
+                    .map(|c| c.unwrap_or_else(ClassOfService::builtin_default))
+            }
+        }
+    }
+
+    /// The class an account being added or changed may name: `Invalid`
+    /// (field `class_of_service`) when there is none of that name.
+    pub(super) fn known_class(&self, name: &str) -> Result<ClassOfService, DirectoryError> {
+        let name = class_name(name, "class_of_service")?;
+        self.class(&name)?.ok_or_else(|| DirectoryError::Invalid {
+            field: "class_of_service",
+            reason: format!("no such class of service: {name}"),
+        })
+    }
+}
