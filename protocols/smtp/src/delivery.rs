@@ -13,7 +13,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use cairn_storage::directory::{names, List, Recipient, Status};
+use cairn_storage::directory::{names, List, Recipient, Route, Status};
 use cairn_storage::mailbox::MailError;
 use cairn_storage::service::ServiceError;
 use cairn_storage::services::Services;
@@ -33,6 +33,9 @@ pub struct Resolved {
     pub accounts: Vec<String>,
     /// External list members skipped (no outbound queue yet).
     pub external: usize,
+    /// The smallest class-of-service message limit among the accounts
+    /// (0 = none beyond the listener's).
+    pub max_message_size: u64,
 }
 
 fn temp_failure() -> Reply {
@@ -47,20 +50,24 @@ fn may_send_to(list: &List, sender: &str) -> bool {
     list.senders.is_empty() || list.senders.iter().any(|s| same_address(s, sender))
 }
 
-/// The domain of `address` if it is one we serve.
-async fn served_domain(services: &Services, address: &str) -> Result<bool, Reply> {
-    let Some((_, domain)) = address.rsplit_once('@') else {
-        return Ok(false);
-    };
-    let Ok(domain) = names::domain(domain) else {
-        return Ok(false);
-    };
-    match services.directory.domain(domain).await {
-        Ok(found) => Ok(found.is_some()),
-        Err(e) => {
+/// Where `address` goes, its domain, and its account's status and class
+/// limit: one cross-shard call.
+async fn route(services: &Services, address: &str) -> Result<Route, Reply> {
+    services
+        .directory
+        .route(address.to_string())
+        .await
+        .map_err(|e| {
             tracing::warn!(error = %e, "smtp: directory unavailable");
-            Err(temp_failure())
-        }
+            temp_failure()
+        })
+}
+
+/// The smaller of two size limits, 0 meaning none.
+pub fn tighter(a: u64, b: u64) -> u64 {
+    match (a, b) {
+        (0, x) | (x, 0) => x,
+        (a, b) => a.min(b),
     }
 }
 
@@ -71,7 +78,8 @@ pub async fn recipient(
     sender: &str,
     address: &str,
 ) -> Result<Resolved, Reply> {
-    if !served_domain(services, address).await? {
+    let route = route(services, address).await?;
+    if !route.served {
         return Err(match mode {
             Mode::Mx => Reply::new(550, "5.7.1", "Relaying denied"),
             Mode::Submission => Reply::new(
@@ -81,26 +89,20 @@ pub async fn recipient(
             ),
         });
     }
-    let unknown = || Reply::new(550, "5.1.1", "No such user here");
-    let resolved = services
-        .directory
-        .resolve(address.to_string())
-        .await
-        .map_err(|_| temp_failure())?;
-    match resolved {
-        Recipient::Unknown => Err(unknown()),
-        Recipient::Account(primary) => match services.directory.account(primary.clone()).await {
-            Ok(Some(a)) if a.status != Status::Active => Err(Reply::new(
+    match route.recipient {
+        Recipient::Unknown => Err(Reply::new(550, "5.1.1", "No such user here")),
+        Recipient::Account(primary) => match route.status {
+            Some(Status::Active) => Ok(Resolved {
+                accounts: vec![primary],
+                external: 0,
+                max_message_size: route.max_message_size,
+            }),
+            Some(_) => Err(Reply::new(
                 550,
                 "5.2.1",
                 "Mailbox disabled, not accepting messages",
             )),
-            Ok(Some(_)) => Ok(Resolved {
-                accounts: vec![primary],
-                external: 0,
-            }),
-            Ok(None) => Err(unknown()),
-            Err(_) => Err(temp_failure()),
+            None => Err(Reply::new(550, "5.1.1", "No such user here")),
         },
         Recipient::List(list) => {
             if !may_send_to(&list, sender) {
@@ -115,7 +117,8 @@ pub async fn recipient(
     }
 }
 
-/// The local accounts of a list, nested lists included.
+/// The local accounts of a list, nested lists included; members whose
+/// accounts are disabled are skipped.
 async fn expand(services: &Services, list: List) -> Result<Resolved, Reply> {
     let mut out = Resolved::default();
     let mut seen_lists: HashSet<String> = HashSet::new();
@@ -128,16 +131,17 @@ async fn expand(services: &Services, list: List) -> Result<Resolved, Reply> {
                 tracing::warn!(list = %list.address, "smtp: list expansion truncated");
                 return Ok(out);
             }
-            let resolved = services
-                .directory
-                .resolve(member.clone())
-                .await
-                .map_err(|_| temp_failure())?;
-            match resolved {
-                Recipient::Account(primary) => {
+            let route = route(services, &member).await?;
+            match route.recipient {
+                Recipient::Account(primary) if route.status == Some(Status::Active) => {
                     if seen_accounts.insert(primary.clone()) {
+                        out.max_message_size =
+                            tighter(out.max_message_size, route.max_message_size);
                         out.accounts.push(primary);
                     }
+                }
+                Recipient::Account(primary) => {
+                    tracing::warn!(list = %list.address, %primary, "smtp: list member's account is disabled; skipped");
                 }
                 Recipient::List(inner) if depth + 1 < MAX_LIST_DEPTH => {
                     if seen_lists.insert(inner.address.to_ascii_lowercase()) {
@@ -147,13 +151,12 @@ async fn expand(services: &Services, list: List) -> Result<Resolved, Reply> {
                 Recipient::List(inner) => {
                     tracing::warn!(list = %list.address, nested = %inner.address, "smtp: lists nested too deep; skipped");
                 }
+                Recipient::Unknown if route.served => {
+                    tracing::warn!(list = %list.address, %member, "smtp: list member does not exist; skipped");
+                }
                 Recipient::Unknown => {
-                    if served_domain(services, &member).await? {
-                        tracing::warn!(list = %list.address, %member, "smtp: list member does not exist; skipped");
-                    } else {
-                        out.external += 1;
-                        tracing::warn!(list = %list.address, %member, "smtp: external list member skipped: no outbound queue yet");
-                    }
+                    out.external += 1;
+                    tracing::warn!(list = %list.address, %member, "smtp: external list member skipped: no outbound queue yet");
                 }
             }
         }

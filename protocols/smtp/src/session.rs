@@ -142,6 +142,10 @@ struct Tx {
     overflow: bool,
     /// A BDAT failed: only RSET helps (RFC 3030 §2).
     bdat_failed: bool,
+    /// The size declared with MAIL (SIZE=), 0 when none.
+    declared_size: usize,
+    /// The smallest class-of-service limit among the recipients (0 = none).
+    class_limit: u64,
 }
 
 /// What the session does after a command.
@@ -568,6 +572,8 @@ impl State<'_> {
             chunks: None,
             overflow: false,
             bdat_failed: false,
+            declared_size: size,
+            class_limit: 0,
         });
         self.reply(Reply::new(250, "2.1.0", "Ok"));
         Next::Continue
@@ -591,7 +597,19 @@ impl State<'_> {
             return Next::Continue;
         }
         match delivery::recipient(services, mode, &tx.from, address).await {
+            Ok(resolved)
+                if resolved.max_message_size > 0
+                    && tx.declared_size as u64 > resolved.max_message_size =>
+            {
+                // RFC 1870 §6.1: too big for this recipient only.
+                self.reply(Reply::new(
+                    552,
+                    "5.3.4",
+                    "Message too big for this recipient",
+                ));
+            }
             Ok(resolved) => {
+                tx.class_limit = delivery::tighter(tx.class_limit, resolved.max_message_size);
                 if resolved.external > 0 {
                     tracing::warn!(rcpt = %address, external = resolved.external, "smtp: external list members not delivered (no outbound queue yet)");
                 }
@@ -701,6 +719,13 @@ impl State<'_> {
     }
 
     async fn store(&self, tx: &Tx, body: Vec<u8>) -> Result<Reply, Reply> {
+        if tx.class_limit > 0 && body.len() as u64 > tx.class_limit {
+            return Err(Reply::new(
+                552,
+                "5.3.4",
+                "Message too big for a recipient's class of service",
+            ));
+        }
         let o = &self.inner.options;
         let now = headers::now();
         let id = queue_id(self.inner.services.shard);

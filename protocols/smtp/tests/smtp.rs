@@ -17,7 +17,7 @@ use cairn_shards::{Runtime, RuntimeConfig, ShardContext, Shutdown};
 use cairn_smtp::{Mode, SmtpOptions, SmtpServer};
 use cairn_storage::directory::lockout::Policy;
 use cairn_storage::directory::service::AccountChanges;
-use cairn_storage::directory::{List, NewAccount, Status};
+use cairn_storage::directory::{ClassOfService, Features, List, NewAccount, Status};
 use cairn_storage::services::{Meshes, Services};
 use cairn_storage::shard_store::ShardStore;
 use futures_channel::mpsc::{unbounded, UnboundedSender};
@@ -112,6 +112,25 @@ async fn provision(services: &Services) -> (String, String) {
     let [Some(a), Some(b)] = on else {
         panic!("no account for each shard")
     };
+    // A class of service whose accounts take messages of 1 KiB at most.
+    dir.add_class(ClassOfService {
+        name: "small".into(),
+        quota_bytes: 0,
+        max_message_size: 1024,
+        features: Features::default(),
+        min_password_length: 8,
+    })
+    .await
+    .expect("class");
+    services
+        .add_account(NewAccount {
+            address: "small@example.org".into(),
+            password_hash: hash.clone(),
+            class_of_service: Some("small".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("account of the small class");
     for (address, quota) in [
         (a.clone(), 0),
         (b.clone(), 0),
@@ -485,6 +504,30 @@ fn size_limits() {
     let r = raw.reply();
     assert!(r.starts_with("503 5.5.1"), "a BDAT after a failed one: {r}");
     assert!(raw.cmd("RSET").starts_with("250 "));
+    // A recipient whose class of service takes 1 KiB at most: refused at
+    // RCPT when the declared size is over it (RFC 1870 §6.1), at the end
+    // of DATA when the message is.
+    assert!(raw
+        .cmd("MAIL FROM:<s@remote.test> SIZE=2000")
+        .starts_with("250 "));
+    let r = raw.cmd("RCPT TO:<small@example.org>");
+    assert!(r.starts_with("552 5.3.4"), "{r}");
+    assert!(raw.cmd(&format!("RCPT TO:<{a}>")).starts_with("250 "));
+    assert!(raw.cmd("RSET").starts_with("250 "));
+    assert!(raw.cmd("MAIL FROM:<s@remote.test>").starts_with("250 "));
+    assert!(raw.cmd("RCPT TO:<small@example.org>").starts_with("250 "));
+    assert!(raw.cmd("DATA").starts_with("354 "));
+    raw.send(format!("Subject: big\r\n\r\n{}\r\n.\r\n", "y".repeat(2000)).as_bytes());
+    let r = raw.reply();
+    assert!(r.starts_with("552 5.3.4"), "{r}");
+    assert!(server.inbox("small@example.org").is_empty());
+    assert!(raw.cmd("MAIL FROM:<s@remote.test>").starts_with("250 "));
+    assert!(raw.cmd("RCPT TO:<small@example.org>").starts_with("250 "));
+    assert!(raw.cmd("DATA").starts_with("354 "));
+    raw.send(b"Subject: small\r\n\r\nfits\r\n.\r\n");
+    let r = raw.reply();
+    assert!(r.starts_with("250 2.0.0"), "{r}");
+    assert_eq!(server.inbox("small@example.org").len(), 1);
     assert!(raw.cmd("QUIT").starts_with("221 "));
     // lettre, over the limit.
     let big = message("s@remote.test", &[a], "big", "q".repeat(8000));

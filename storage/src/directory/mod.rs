@@ -84,6 +84,20 @@ fn storage(e: TableError) -> DirectoryError {
     DirectoryError::Storage(e)
 }
 
+/// Everything a mail server asks about one recipient address, answered
+/// in one call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// The address's domain is one we serve.
+    pub served: bool,
+    /// Where its mail goes.
+    pub recipient: Recipient,
+    /// The account's status, for [`Recipient::Account`].
+    pub status: Option<Status>,
+    /// The account's class's largest message (0 = the appliance's limit).
+    pub max_message_size: u64,
+}
+
 /// The directory of the appliance, on the shard that keeps it.
 #[derive(Clone)]
 pub struct Directory {
@@ -495,6 +509,32 @@ impl Directory {
         batch.delete::<Addresses>(&address);
         batch.delete::<ByDomain>(&(domain, address.clone()));
         self.commit(batch, not_found()).await
+    }
+
+    /// What a mail server needs to know of `address` (see [`Route`]).
+    pub fn route(&self, address: &str) -> Result<Route, DirectoryError> {
+        let served = match address.rsplit_once('@') {
+            Some((_, domain)) => match names::domain(domain) {
+                Ok(domain) => self.domain(&domain)?.is_some(),
+                Err(_) => false,
+            },
+            None => false,
+        };
+        let mut route = Route {
+            served,
+            recipient: Recipient::Unknown,
+            status: None,
+            max_message_size: 0,
+        };
+        if !served {
+            return Ok(route);
+        }
+        route.recipient = self.resolve(address)?;
+        if let Recipient::Account(primary) = &route.recipient {
+            route.status = self.account(primary)?.map(|a| a.status);
+            route.max_message_size = self.class_of(primary)?.max_message_size;
+        }
+        Ok(route)
     }
 
     /// Where mail for `address` goes: an account (directly or by alias, also

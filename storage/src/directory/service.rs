@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use super::{
     Account, AddressBook, AppPassword, ClassOfService, Directory, DirectoryError, Domain, Features,
-    List, NewAccount, Recipient, Status,
+    List, NewAccount, Recipient, Route, Status,
 };
 
 /// The shard that keeps the directory.
@@ -64,6 +64,7 @@ pub enum DirectoryRequest {
     },
     DeleteList(String),
     Resolve(String),
+    Route(String),
     AddressBook,
     AddClass(ClassOfService),
     Class(String),
@@ -150,6 +151,7 @@ pub enum DirectoryReply {
     List(Result<List, DirectoryError>),
     Lists(Result<Vec<List>, DirectoryError>),
     Recipient(Result<Recipient, DirectoryError>),
+    Route(Result<Route, DirectoryError>),
     AddressBook(Result<Arc<AddressBook>, DirectoryError>),
     Class(Result<ClassOfService, DirectoryError>),
     MaybeClass(Result<Option<ClassOfService>, DirectoryError>),
@@ -182,6 +184,7 @@ async fn handle(dir: Directory, auth: Authenticator, req: DirectoryRequest) -> D
         Q::Lists { after, limit } => DirectoryReply::Lists(dir.lists(after.as_deref(), limit)),
         Q::DeleteList(address) => DirectoryReply::Done(dir.delete_list(&address).await),
         Q::Resolve(address) => DirectoryReply::Recipient(dir.resolve(&address)),
+        Q::Route(address) => DirectoryReply::Route(dir.route(&address)),
         Q::AddressBook => DirectoryReply::AddressBook(dir.address_book()),
         Q::Authenticate { user, password, ip } => {
             DirectoryReply::Auth(auth.authenticate(&user, &password, ip).await)
@@ -365,6 +368,16 @@ impl DirectoryService {
         expect_reply!(
             self.call(DirectoryRequest::Resolve(address)).await?,
             DirectoryReply::Recipient,
+            CallError::Mismatch
+        )
+    }
+
+    /// What a mail server needs to know of `address`, in one call (see
+    /// [`Directory::route`]).
+    pub async fn route(&self, address: String) -> Result<Route, CallError> {
+        expect_reply!(
+            self.call(DirectoryRequest::Route(address)).await?,
+            DirectoryReply::Route,
             CallError::Mismatch
         )
     }
