@@ -55,3 +55,16 @@ check "SMTPS: implicit TLS + AUTH delivers" \
     swaks --server 127.0.0.1 --port "${port[smtps]}" --tls-on-connect --helo client.test \
     --auth PLAIN --auth-user bob@example.org --auth-password "$PASSWORD" \
     --from bob@example.org --to alice@example.org --body 'over SMTPS'
+submission_with_an_app_password() {
+    local app
+    app=$(admin --json account app-password add bob@example.org mail-client |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["password"])')
+    [ -n "$app" ]
+    "${sub[@]}" --tls --auth LOGIN --auth-user bob@example.org --auth-password "$app" \
+        --from bob@example.org --to carol@example.org --body 'sent with an app password'
+    # Deleted, it no longer logs in.
+    admin account app-password delete bob@example.org mail-client >/dev/null
+    expect '535 5\.7\.8' "${sub[@]}" --tls --auth LOGIN --auth-user bob@example.org \
+        --auth-password "$app" --from bob@example.org --to carol@example.org
+}
+check "submission: an app password logs in until it is deleted" submission_with_an_app_password
