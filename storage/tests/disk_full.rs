@@ -1,6 +1,9 @@
 //! A full disk: on a small tmpfs mounted by the test, appends fail with
 //! `DiskFull`, nothing acknowledged is lost, and appending resumes once
-//! space is freed. Needs root to mount; skipped (and says so) otherwise.
+//! space is freed; pipelined deliveries to one account that fail leave the
+//! mailstore consistent (quota released, later deliveries work, the state
+//! comes back the same). Needs root to mount; skipped (and says so)
+//! otherwise.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -97,6 +100,87 @@ fn a_full_disk_fails_appends_cleanly_and_service_resumes() {
             seen.last().map(Vec::as_slice),
             Some(&b"after space was freed"[..])
         );
+    })
+    .expect("executor");
+}
+
+#[test]
+fn failed_pipelined_deliveries_leave_the_mailstore_consistent() {
+    use cairn_storage::shard_store::ShardStore;
+    const ALICE: &str = "alice@example.org";
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let Some(_mount) = mount_small_tmpfs(tmp.path(), "1m") else {
+        return;
+    };
+    let filler = tmp.path().join("filler");
+    std::fs::write(&filler, vec![0u8; 256 * 1024]).expect("filler");
+    let data = tmp.path().join("data");
+    block_on(async {
+        let (store, _) = ShardStore::open(&data, 0).await.expect("open");
+        store
+            .mail
+            .create_account(ALICE, 0, 0)
+            .await
+            .expect("account");
+        let mut delivered = Vec::new();
+        let mut failed = 0;
+        for round in 0..40usize {
+            let tasks: Vec<_> = (0..8usize)
+                .map(|k| {
+                    let mail = store.mail.clone();
+                    let i = round * 8 + k;
+                    cairn_shards::spawn(async move {
+                        let body = format!("{i}:").repeat(3000).into_bytes();
+                        let rcpt = [(ALICE.to_string(), "INBOX".to_string())];
+                        (i, mail.deliver(&rcpt, &body, i as i64).await.pop())
+                    })
+                })
+                .collect();
+            for t in tasks {
+                match t.await {
+                    (i, Some(Ok(d))) => delivered.push((i, d.uid)),
+                    (_, Some(Err(_))) => failed += 1,
+                    (_, None) => panic!("no result"),
+                }
+            }
+            if failed > 0 {
+                break;
+            }
+        }
+        assert!(failed > 0, "the disk filled up");
+        let check = |store: &ShardStore| {
+            let messages = store.mail.messages(ALICE, "INBOX").expect("messages");
+            let (bytes, _, count, _) = store.mail.quota(ALICE).expect("quota");
+            assert_eq!(count, messages.len() as u64, "quota released");
+            assert_eq!(bytes, messages.iter().map(|m| m.size).sum::<u64>());
+            messages
+        };
+        let messages = check(&store);
+        for (i, uid) in &delivered {
+            assert!(
+                messages
+                    .iter()
+                    .any(|m| m.uid == *uid && m.internal_date == *i as i64),
+                "acknowledged delivery {i} is there"
+            );
+        }
+        std::fs::remove_file(&filler).expect("free space");
+        let rcpt = [(ALICE.to_string(), "INBOX".to_string())];
+        let after = store
+            .mail
+            .deliver(&rcpt, b"after space was freed", 9999)
+            .await;
+        let uid = after[0].as_ref().expect("deliveries resume").uid;
+        assert!(messages.iter().all(|m| m.uid < uid), "UIDs keep increasing");
+        let messages = check(&store);
+        let snapshot = store.mail.snapshot();
+        store.log.close().await;
+        let (store, _) = ShardStore::open(&data, 0).await.expect("reopen");
+        assert_eq!(store.mail.snapshot(), snapshot);
+        for m in &messages {
+            store.mail.body(&m.blob).await.expect("body");
+        }
+        store.log.close().await;
     })
     .expect("executor");
 }

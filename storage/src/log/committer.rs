@@ -1,7 +1,9 @@
 //! Group commit: the one task per log that owns the open segment, takes
 //! every queued append as a batch, writes the batch with the unfinished
 //! last block in one aligned O_DIRECT write, runs one `fdatasync`, and only
-//! then answers the appenders.
+//! then answers the appenders. A failed commit fails every append queued
+//! behind it too, so that no record becomes durable after an earlier one
+//! was lost.
 
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -202,9 +204,23 @@ pub(super) async fn run(shared: Rc<Shared>, mut writer: Writer) {
                 let mut stats = shared.stats.get();
                 stats.failed_commits += 1;
                 shared.stats.set(stats);
-                tracing::error!(error = %e, records = batch.len(), "group commit failed");
-                for p in batch {
-                    let _ = p.reply.send(Err(e.clone()));
+                // Everything queued behind the failed batch fails with it: a
+                // later record may depend on one of the lost ones.
+                let queued: Vec<Pending> = {
+                    let mut q = shared.queue.borrow_mut();
+                    q.bytes = 0;
+                    q.pending.drain(..).collect()
+                };
+                tracing::error!(
+                    error = %e,
+                    records = batch.len(),
+                    queued = queued.len(),
+                    "group commit failed"
+                );
+                for p in batch.into_iter().chain(queued) {
+                    if p.reply.send(Err(e.clone())).is_ok() {
+                        shared.answered.set(shared.answered.get() + 1);
+                    }
                 }
             }
         }

@@ -3,6 +3,13 @@
 //! commit — concurrent appenders are batched into one write and one
 //! `fdatasync`, and each append resolves only once its bytes are durable.
 //!
+//! Records are durable in the order they were appended: a batch is one
+//! write and one `fdatasync` after the previous batch's, and when a group
+//! commit fails every append still queued behind it fails with it. So a
+//! record is never durable while one appended before it (before the failure
+//! was reported) is not: an appender may append a record, then records that
+//! refer to it, and wait for the last one only.
+//!
 //! Opening the log replays every intact record to the caller (who rebuilds
 //! its in-memory state from them), reports damage with its file and offset,
 //! and cuts a torn tail off the last segment. Opened after a [`Position`]
@@ -176,38 +183,77 @@ struct Shared {
     committer: RefCell<Option<cairn_shards::Task<()>>>,
     /// The end of the last successful group commit.
     durable: Cell<Position>,
-    /// Successful appends answered by the committer, and those whose
-    /// appenders have taken the answer (or gone away): while the two differ,
-    /// some durable record may not be applied to memory yet.
+    /// Appends answered by the committer (durable or failed), and those
+    /// whose appenders have taken the answer (or gone away): while the two
+    /// differ, some durable record may not be applied to memory yet, or a
+    /// failure not yet accounted for by its appender.
     answered: Cell<u64>,
     taken: Cell<u64>,
     /// Notified when `taken` catches up with `answered`.
     settled: Event,
 }
 
-/// An appender's wait for its answer; counts the answer as taken when it
-/// is taken, or when the appender goes away without taking it.
-struct Answer {
+/// An append in flight: its wait for the committer's answer. The answer
+/// counts as taken (see [`SegmentLog::settled_position`]) when it is taken,
+/// by [`Appending::wait`] or [`Appending::try_take`], or when this goes
+/// away without taking an answer that had arrived.
+pub struct Appending {
     shared: Rc<Shared>,
-    rx: oneshot::Receiver<Result<Location, LogError>>,
-    done: bool,
+    state: AppendState,
 }
 
-impl Answer {
-    async fn wait(mut self) -> Result<Location, LogError> {
-        let result = (&mut self.rx).await.unwrap_or(Err(LogError::Closed));
-        self.done = true;
-        if result.is_ok() {
-            self.shared.take_answer();
+enum AppendState {
+    Waiting(oneshot::Receiver<Result<Location, LogError>>),
+    /// Refused before it was queued, or its answer taken already.
+    Done(Option<Result<Location, LogError>>),
+}
+
+impl Appending {
+    /// Waits until the record is durable (or its commit failed).
+    pub async fn wait(mut self) -> Result<Location, LogError> {
+        if let AppendState::Waiting(rx) = &mut self.state {
+            let result = match rx.await {
+                Ok(result) => {
+                    self.shared.take_answer();
+                    result
+                }
+                Err(_) => Err(LogError::Closed),
+            };
+            self.state = AppendState::Done(Some(result));
         }
-        result
+        match &mut self.state {
+            AppendState::Done(result) => result.take().unwrap_or(Err(LogError::Closed)),
+            AppendState::Waiting(_) => Err(LogError::Closed),
+        }
+    }
+
+    /// The answer if it has arrived, without waiting; `None` while the
+    /// record's commit has not ended. An answer is handed out once.
+    pub fn try_take(&mut self) -> Option<Result<Location, LogError>> {
+        match &mut self.state {
+            AppendState::Waiting(rx) => {
+                let result = match rx.try_recv() {
+                    Ok(None) => return None,
+                    Ok(Some(result)) => {
+                        self.shared.take_answer();
+                        result
+                    }
+                    Err(_) => Err(LogError::Closed),
+                };
+                self.state = AppendState::Done(None);
+                Some(result)
+            }
+            AppendState::Done(result) => result.take(),
+        }
     }
 }
 
-impl Drop for Answer {
+impl Drop for Appending {
     fn drop(&mut self) {
-        if !self.done && matches!(self.rx.try_recv(), Ok(Some(Ok(_)))) {
-            self.shared.take_answer();
+        if let AppendState::Waiting(rx) = &mut self.state {
+            if matches!(rx.try_recv(), Ok(Some(_))) {
+                self.shared.take_answer();
+            }
         }
     }
 }
@@ -390,16 +436,19 @@ impl SegmentLog {
         kind: u8,
         payload: &[u8],
     ) -> impl std::future::Future<Output = Result<Location, LogError>> + 'static {
-        let answer = self.enqueue(kind, payload).map(|rx| Answer {
+        self.start_append(kind, payload).wait()
+    }
+
+    /// Queues a record now (its place in the log is fixed when this
+    /// returns) and hands back the wait for its durability.
+    pub fn start_append(&self, kind: u8, payload: &[u8]) -> Appending {
+        let state = match self.enqueue(kind, payload) {
+            Ok(rx) => AppendState::Waiting(rx),
+            Err(e) => AppendState::Done(Some(Err(e))),
+        };
+        Appending {
             shared: self.shared.clone(),
-            rx,
-            done: false,
-        });
-        async move {
-            match answer {
-                Ok(answer) => answer.wait().await,
-                Err(e) => Err(e),
-            }
+            state,
         }
     }
 

@@ -3,11 +3,23 @@
 //! flags and keywords, internal date, size, body) and per-account quotas,
 //! persisted as operations in the shard's segment log.
 //!
-//! Every change is planned against the current state under the account's
-//! lock (names, quota, UIDs, MODSEQs), appended to the log, and applied to
-//! the in-memory state only once durable; so nothing is visible, and no
-//! caller is answered, before it is on disk. Operations on different
-//! accounts proceed concurrently and share group commits.
+//! Every change is planned under the account's lock (names, quota, UIDs,
+//! MODSEQs), appended to the log, and applied to the in-memory state only
+//! once durable; so nothing is visible, and no caller is answered, before
+//! it is on disk. Operations on different accounts proceed concurrently and
+//! share group commits.
+//!
+//! Appends (deliveries, IMAP APPEND) to one account pipeline too: each is
+//! planned against the state plus the appends already queued but not yet
+//! durable (the account's reserved view: next UID and MODSEQ per mailbox,
+//! bytes and messages pending for the quota), queued in the log, and the
+//! lock is released before waiting for durability; so concurrent deliveries
+//! to one account share group commits. The account's in-flight appends are
+//! applied strictly in log order as their commits end (a failed one is
+//! dropped: its UID is skipped, its quota released). A delivery queues its
+//! body's record and its appends back to back and waits for the last one
+//! only. Every other operation takes the lock, waits until the account has
+//! nothing in flight, and commits alone, as before.
 
 mod blobs;
 pub mod flags;
@@ -15,15 +27,16 @@ mod model;
 mod ops;
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 
 use cairn_shards::sync::{LocalGuard, LocalMutex};
+use event_listener::Event;
 use futures_channel::oneshot;
 
 use crate::kinds;
 use crate::log::{Location, SegmentLog};
-use blobs::Blobs;
+use blobs::{Blobs, PendingBlob, Staged};
 pub use flags::{FlagAction, Flags};
 pub use model::{
     canonical, validate_name, Account, MailError, Mailbox, Message, State, Status,
@@ -84,7 +97,10 @@ impl MailRecovery {
         match kind {
             kinds::BLOB => self.blobs.replay(at, payload),
             kinds::MAILBOX_OP => {
-                let op = MailOp::decode(payload).map_err(MailError::Corrupt)?;
+                let mut op = MailOp::decode(payload).map_err(MailError::Corrupt)?;
+                if let MailOp::Append { blob, .. } = &mut op {
+                    *blob = self.blobs.resolve(blob)?;
+                }
                 self.state.apply(&op)
             }
             _ => Ok(()),
@@ -98,10 +114,57 @@ impl MailRecovery {
                 log,
                 state: RefCell::new(self.state),
                 blobs: self.blobs,
-                locks: RefCell::new(HashMap::new()),
+                accounts: RefCell::new(HashMap::new()),
             }),
         }
     }
+}
+
+/// Takes the outcome of the account's append `id` and applies, in log
+/// order, every append whose outcome is in and has none before it pending.
+fn settle(inner: &Inner, pipe: &Pipe, id: u64, outcome: Result<(), MailError>) {
+    let mut flight = pipe.flight.borrow_mut();
+    let Some(index) = id.checked_sub(flight.first) else {
+        return;
+    };
+    if let Some(entry) = flight.queue.get_mut(index as usize) {
+        entry.outcome = Some(outcome);
+    }
+    while flight.queue.front().is_some_and(|e| e.outcome.is_some()) {
+        let Some(mut entry) = flight.queue.pop_front() else {
+            break;
+        };
+        flight.first += 1;
+        flight.bytes -= entry.size;
+        flight.messages -= 1;
+        let result = match entry.outcome.take() {
+            Some(Ok(())) => apply_durable(inner, &mut entry),
+            Some(Err(e)) => Err(e),
+            None => Err(MailError::Corrupt("an append without outcome".into())),
+        };
+        if let Some(reply) = entry.reply.take() {
+            let _ = reply.send(result);
+        }
+    }
+    if flight.queue.is_empty() {
+        // Reservations of failed appends are given up (their UIDs stay
+        // unused unless a later append was applied past them).
+        flight.reserved.clear();
+        drop(flight);
+        pipe.drained.notify(usize::MAX);
+    }
+}
+
+/// Applies a durable append, resolving its body's location first.
+fn apply_durable(inner: &Inner, entry: &mut InFlight) -> Result<(), MailError> {
+    if let (Some(pending), MailOp::Append { blob, .. }) = (&entry.blob, &mut entry.op) {
+        // The body's record lies before the op: its answer is in.
+        *blob = match pending.poll(&inner.blobs) {
+            Some(found) => found?,
+            None => inner.blobs.resolve(blob)?,
+        };
+    }
+    inner.state.borrow_mut().apply(&entry.op)
 }
 
 /// One shard's mail. Cheap to clone.
@@ -114,7 +177,40 @@ struct Inner {
     log: SegmentLog,
     state: RefCell<State>,
     blobs: Blobs,
-    locks: RefCell<HashMap<String, LocalMutex>>,
+    accounts: RefCell<HashMap<String, Rc<Pipe>>>,
+}
+
+/// One account's lock and its appends in flight.
+#[derive(Default)]
+struct Pipe {
+    lock: LocalMutex,
+    flight: RefCell<Flight>,
+    /// Notified when nothing is in flight any more.
+    drained: Event,
+}
+
+/// The appends of one account queued in the log and not yet applied, in
+/// log order, and what they reserve.
+#[derive(Default)]
+struct Flight {
+    /// The id of `queue[0]`.
+    first: u64,
+    queue: VecDeque<InFlight>,
+    /// Per mailbox: the next UID and MODSEQ not taken by an append in flight.
+    reserved: HashMap<String, (u32, u64)>,
+    /// Bytes and messages of the appends in flight (for the quota check).
+    bytes: u64,
+    messages: u64,
+}
+
+struct InFlight {
+    op: MailOp,
+    size: u64,
+    /// The body's record when the op was queued behind it.
+    blob: Option<Rc<PendingBlob>>,
+    /// Its commit's outcome once in.
+    outcome: Option<Result<(), MailError>>,
+    reply: Option<oneshot::Sender<Result<(), MailError>>>,
 }
 
 fn now_secs() -> i64 {
@@ -125,13 +221,64 @@ fn now_secs() -> i64 {
 }
 
 impl MailStore {
-    fn lock_of(&self, account: &str) -> LocalMutex {
+    fn pipe_of(&self, account: &str) -> Rc<Pipe> {
         self.inner
-            .locks
+            .accounts
             .borrow_mut()
             .entry(account.to_string())
             .or_default()
             .clone()
+    }
+
+    /// The account's lock, once nothing of it is in flight: for operations
+    /// that commit alone.
+    async fn lock_alone(&self, account: &str) -> LocalGuard {
+        let pipe = self.pipe_of(account);
+        let guard = pipe.lock.lock().await;
+        loop {
+            if pipe.flight.borrow().queue.is_empty() {
+                return guard;
+            }
+            let listener = pipe.drained.listen();
+            if pipe.flight.borrow().queue.is_empty() {
+                return guard;
+            }
+            listener.await;
+        }
+    }
+
+    /// Queues an append in the log (fixing its place) under the account's
+    /// lock, and returns the wait for its outcome: it is applied once
+    /// durable, after every earlier append of the account. Runs in its own
+    /// task, so that a caller going away leaves nothing unapplied.
+    fn launch(
+        &self,
+        pipe: &Rc<Pipe>,
+        op: MailOp,
+        size: u64,
+        blob: Option<Rc<PendingBlob>>,
+    ) -> oneshot::Receiver<Result<(), MailError>> {
+        let (tx, rx) = oneshot::channel();
+        let appending = self.inner.log.start_append(kinds::MAILBOX_OP, &op.encode());
+        let id = {
+            let mut flight = pipe.flight.borrow_mut();
+            flight.bytes += size;
+            flight.messages += 1;
+            flight.queue.push_back(InFlight {
+                op,
+                size,
+                blob,
+                outcome: None,
+                reply: Some(tx),
+            });
+            flight.first + flight.queue.len() as u64 - 1
+        };
+        let (inner, pipe) = (self.inner.clone(), pipe.clone());
+        cairn_shards::spawn_detached(async move {
+            let outcome = appending.wait().await.map(drop).map_err(MailError::from);
+            settle(&inner, &pipe, id, outcome);
+        });
+        rx
     }
 
     /// Appends `op` and applies it once durable, holding the account's
@@ -185,7 +332,7 @@ impl MailStore {
         quota_bytes: u64,
         quota_messages: u64,
     ) -> Result<(), MailError> {
-        let guard = self.lock_of(account).lock().await;
+        let guard = self.lock_alone(account).await;
         if self.inner.state.borrow().accounts.contains_key(account) {
             return Err(MailError::AccountExists(account.to_string()));
         }
@@ -204,7 +351,7 @@ impl MailStore {
 
     /// Deletes an account and all of its mail (the bodies go at compaction).
     pub async fn delete_account(&self, account: &str) -> Result<(), MailError> {
-        let guard = self.lock_of(account).lock().await;
+        let guard = self.lock_alone(account).await;
         self.read(account, |_| Ok(()))?;
         self.commit(
             guard,
@@ -223,7 +370,7 @@ impl MailStore {
         bytes: u64,
         messages: u64,
     ) -> Result<(), MailError> {
-        let guard = self.lock_of(account).lock().await;
+        let guard = self.lock_alone(account).await;
         self.read(account, |_| Ok(()))?;
         self.commit(
             guard,
@@ -307,7 +454,7 @@ impl MailStore {
     ) -> Result<(), MailError> {
         validate_name(name)?;
         let name = canonical(name);
-        let mut guard = self.lock_of(account).lock().await;
+        let mut guard = self.lock_alone(account).await;
         if self.read(account, |a| Ok(a.mailboxes.contains_key(&name)))? {
             return Err(MailError::MailboxExists(name));
         }
@@ -342,7 +489,7 @@ impl MailStore {
         if from == "INBOX" || to == "INBOX" {
             return Err(MailError::Protected("INBOX".into()));
         }
-        let mut guard = self.lock_of(account).lock().await;
+        let mut guard = self.lock_alone(account).await;
         let prefix = format!("{from}{SEPARATOR}");
         let moves: Vec<(String, String)> = self.read(account, |a| {
             a.mailbox(&from)?;
@@ -372,7 +519,7 @@ impl MailStore {
         if name == "INBOX" {
             return Err(MailError::Protected(name));
         }
-        let guard = self.lock_of(account).lock().await;
+        let guard = self.lock_alone(account).await;
         self.read(account, |a| a.mailbox(&name).map(|_| ()))?;
         self.commit(
             guard,
@@ -393,7 +540,7 @@ impl MailStore {
         subscribed: bool,
     ) -> Result<(), MailError> {
         let name = canonical(name);
-        let guard = self.lock_of(account).lock().await;
+        let guard = self.lock_alone(account).await;
         self.read(account, |a| a.mailbox(&name).map(|_| ()))?;
         self.commit(
             guard,
@@ -416,27 +563,41 @@ impl MailStore {
         flags: Flags,
         internal_date: i64,
     ) -> Result<Delivered, MailError> {
+        if flags.keywords.len() > flags::MAX_KEYWORDS {
+            return Err(MailError::TooManyKeywords(flags::MAX_KEYWORDS));
+        }
         self.read(account, |a| {
             a.mailbox(mailbox)?;
             a.check_quota(body.len() as u64, 1)
         })?;
-        let blob = self.inner.blobs.put(&self.inner.log, body).await?;
-        self.append_blob(
-            account,
-            mailbox,
-            blob,
-            body.len() as u64,
-            flags,
-            internal_date,
-        )
-        .await
+        let blob = self.inner.blobs.stage(&self.inner.log, body);
+        let done = self
+            .append_staged(
+                account,
+                mailbox,
+                &blob,
+                body.len() as u64,
+                flags,
+                internal_date,
+            )
+            .await;
+        self.finish_blob(&blob).await;
+        done
     }
 
-    async fn append_blob(
+    /// Takes the outcome of a staged body once every append referring to it
+    /// is queued (and records it in the index).
+    async fn finish_blob(&self, blob: &Staged) {
+        if let Staged::Pending(pending) = blob {
+            let _ = pending.finish(&self.inner.blobs).await;
+        }
+    }
+
+    async fn append_staged(
         &self,
         account: &str,
         mailbox: &str,
-        blob: BlobRef,
+        blob: &Staged,
         size: u64,
         flags: Flags,
         internal_date: i64,
@@ -445,65 +606,110 @@ impl MailStore {
             return Err(MailError::TooManyKeywords(flags::MAX_KEYWORDS));
         }
         let mailbox = canonical(mailbox);
-        let guard = self.lock_of(account).lock().await;
-        let (uid, modseq, uidvalidity) = self.read(account, |a| {
-            let mb = a.mailbox(&mailbox)?;
-            a.check_quota(size, 1)?;
-            Ok((mb.uidnext, mb.highest_modseq + 1, mb.uidvalidity))
-        })?;
-        self.commit(
-            guard,
-            MailOp::Append {
+        let pipe = self.pipe_of(account);
+        let guard = pipe.lock.lock().await;
+        let (uid, uidvalidity, rx) = {
+            let (uid, modseq, uidvalidity) = {
+                let flight = pipe.flight.borrow();
+                self.read(account, |a| {
+                    let mb = a.mailbox(&mailbox)?;
+                    a.check_quota(
+                        flight.bytes.saturating_add(size),
+                        flight.messages.saturating_add(1),
+                    )?;
+                    let (uid, modseq) = flight.reserved.get(&mailbox).copied().unwrap_or_default();
+                    Ok((
+                        uid.max(mb.uidnext),
+                        modseq.max(mb.highest_modseq + 1),
+                        mb.uidvalidity,
+                    ))
+                })?
+            };
+            if uid == u32::MAX {
+                return Err(MailError::Corrupt(format!("{mailbox} has run out of UIDs")));
+            }
+            let (blob, pending) = match blob {
+                Staged::Stored(b) => (*b, None),
+                Staged::Pending(p) => {
+                    let b = p.reference(&self.inner.blobs, &self.inner.log)?;
+                    (b, b.is_pending().then(|| p.clone()))
+                }
+            };
+            let op = MailOp::Append {
                 account: account.to_string(),
-                mailbox,
+                mailbox: mailbox.clone(),
                 uid,
                 modseq,
                 flags,
                 internal_date,
                 size,
                 blob,
-            },
-        )
-        .await?;
+            };
+            let rx = self.launch(&pipe, op, size, pending);
+            pipe.flight
+                .borrow_mut()
+                .reserved
+                .insert(mailbox, (uid + 1, modseq + 1));
+            (uid, uidvalidity, rx)
+        };
+        drop(guard);
+        rx.await
+            .unwrap_or_else(|_| Err(MailError::Corrupt("a commit task was lost".into())))?;
         Ok(Delivered { uidvalidity, uid })
     }
 
     /// Delivers one message to several local recipients (account, mailbox):
-    /// the body is stored once, then each recipient's append is committed
-    /// concurrently with the others. One result per recipient, in order.
+    /// the body is stored once, and each recipient's append is queued right
+    /// behind it, concurrently with the others. One result per recipient,
+    /// in order.
     pub async fn deliver(
         &self,
         recipients: &[(String, String)],
         body: &[u8],
         internal_date: i64,
     ) -> Vec<Result<Delivered, MailError>> {
-        let blob = match self.inner.blobs.put(&self.inner.log, body).await {
-            Ok(b) => b,
-            Err(e) => return recipients.iter().map(|_| Err(e.clone())).collect(),
-        };
-        let tasks: Vec<_> = recipients
-            .iter()
-            .map(|(account, mailbox)| {
-                let (store, account, mailbox) = (self.clone(), account.clone(), mailbox.clone());
-                let size = body.len() as u64;
-                cairn_shards::spawn(async move {
-                    store
-                        .append_blob(
-                            &account,
-                            &mailbox,
-                            blob,
-                            size,
-                            Flags::default(),
-                            internal_date,
-                        )
-                        .await
+        let blob = self.inner.blobs.stage(&self.inner.log, body);
+        let size = body.len() as u64;
+        let out = if let [(account, mailbox)] = recipients {
+            vec![
+                self.append_staged(
+                    account,
+                    mailbox,
+                    &blob,
+                    size,
+                    Flags::default(),
+                    internal_date,
+                )
+                .await,
+            ]
+        } else {
+            let tasks: Vec<_> = recipients
+                .iter()
+                .map(|(account, mailbox)| {
+                    let (store, account, mailbox) =
+                        (self.clone(), account.clone(), mailbox.clone());
+                    let blob = blob.clone();
+                    cairn_shards::spawn(async move {
+                        store
+                            .append_staged(
+                                &account,
+                                &mailbox,
+                                &blob,
+                                size,
+                                Flags::default(),
+                                internal_date,
+                            )
+                            .await
+                    })
                 })
-            })
-            .collect();
-        let mut out = Vec::with_capacity(tasks.len());
-        for t in tasks {
-            out.push(t.await);
-        }
+                .collect();
+            let mut out = Vec::with_capacity(tasks.len());
+            for t in tasks {
+                out.push(t.await);
+            }
+            out
+        };
+        self.finish_blob(&blob).await;
         out
     }
 
@@ -529,7 +735,7 @@ impl MailStore {
         unchanged_since: Option<u64>,
     ) -> Result<Stored, MailError> {
         let mailbox = canonical(mailbox);
-        let guard = self.lock_of(account).lock().await;
+        let guard = self.lock_alone(account).await;
         let (modseq, changed, modified_since) = self.read(account, |a| {
             let mb = a.mailbox(&mailbox)?;
             let mut changed = Vec::new();
@@ -586,7 +792,7 @@ impl MailStore {
         uids: Option<&[u32]>,
     ) -> Result<Vec<u32>, MailError> {
         let mailbox = canonical(mailbox);
-        let guard = self.lock_of(account).lock().await;
+        let guard = self.lock_alone(account).await;
         let (modseq, gone) = self.read(account, |a| {
             let mb = a.mailbox(&mailbox)?;
             let gone: Vec<u32> = mb
@@ -624,7 +830,7 @@ impl MailStore {
         moving: bool,
     ) -> Result<Vec<(u32, u32)>, MailError> {
         let (from, to) = (canonical(from), canonical(to));
-        let guard = self.lock_of(account).lock().await;
+        let guard = self.lock_alone(account).await;
         let (pairs, modseq, expunge_at) = self.read(account, |a| {
             let src = a.mailbox(&from)?;
             let dst = a.mailbox(&to)?;

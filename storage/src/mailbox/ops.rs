@@ -127,6 +127,28 @@ pub enum MailOp {
     },
 }
 
+impl BlobRef {
+    /// A reference to a body whose record is queued but not yet durable:
+    /// the hash only. An operation carrying one is queued after the body's
+    /// record (so it is durable only with it); the mailstore resolves it to
+    /// the body's location when it applies the operation, and by hash (the
+    /// body's record replays first) at recovery.
+    pub fn pending(hash: [u8; 32]) -> Self {
+        Self {
+            hash,
+            segment: u64::MAX,
+            offset: u64::MAX,
+            seq: 0,
+            len: 0,
+        }
+    }
+
+    /// Whether this is a [`BlobRef::pending`] reference.
+    pub fn is_pending(&self) -> bool {
+        self.segment == u64::MAX
+    }
+}
+
 impl MailOp {
     /// Serialises for the log.
     pub fn encode(&self) -> Vec<u8> {
