@@ -68,3 +68,14 @@ submission_with_an_app_password() {
         --auth-password "$app" --from bob@example.org --to carol@example.org
 }
 check "submission: an app password logs in until it is deleted" submission_with_an_app_password
+eicar_is_refused() {
+    local before
+    before=$(inbox_count carol@example.org)
+    # The EICAR test file, as an attachment (swaks base64-encodes it).
+    printf '%s' 'X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*' >"$work/eicar.com"
+    expect '554 5\.7\.1 Message rejected: virus found \(Eicar-Test-Signature\)' \
+        "${mx[@]}" --from s@remote.test --to carol@example.org \
+        --attach-type application/octet-stream --attach @"$work/eicar.com"
+    [ "$(inbox_count carol@example.org)" -eq "$before" ]
+}
+check "MX: a message carrying EICAR gets 554 5.7.1 and is not stored" eicar_is_refused

@@ -21,6 +21,35 @@ pub enum Command {
     Config(ConfigCommand),
     /// Manage domains and accounts of a running appliance.
     Admin(AdminArgs),
+    /// The anti-virus signature database.
+    #[command(subcommand)]
+    Avdb(AvdbCommand),
+}
+
+#[derive(Subcommand)]
+pub enum AvdbCommand {
+    /// Check FILE and make it the signature database (atomically).
+    Update {
+        file: PathBuf,
+        #[command(flatten)]
+        place: AvdbPlace,
+    },
+    /// Print the number of signatures and their source.
+    Show {
+        #[command(flatten)]
+        place: AvdbPlace,
+    },
+}
+
+/// Which appliance's data directory `avdb` works on.
+#[derive(Args)]
+pub struct AvdbPlace {
+    /// The appliance.toml the appliance runs with (default: the embedded one).
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// The data directory (default: the configuration's).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
 }
 
 #[derive(Args)]

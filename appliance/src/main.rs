@@ -7,6 +7,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod admin_cli;
 mod admin_credential;
 mod api;
+mod avdb_cmd;
 mod checkpoints;
 mod cli;
 mod config_cmd;
@@ -26,5 +27,6 @@ fn main() -> ExitCode {
         cli::Command::Run(args) => run::run(args),
         cli::Command::Config(cmd) => config_cmd::run(cmd),
         cli::Command::Admin(args) => admin_cli::run(args),
+        cli::Command::Avdb(cmd) => avdb_cmd::run(cmd),
     }
 }

@@ -155,6 +155,9 @@ fn run_until_stopped(args: RunArgs) -> Result<(), String> {
         ));
     }
     let metrics = Metrics::new(shards, VERSION);
+    let antivirus = cairn_smtp::antivirus::load_antivirus(data_dir.path())
+        .map_err(|e| format!("anti-virus database: {e}"))?;
+    antivirus.register_metrics(&metrics);
     let storage_metrics = Arc::new(StorageMetrics::new(&metrics));
     let meshes = Meshes::new(shards).with_auth_metrics(AuthMetrics::new(&metrics));
     let shutdown = Shutdown::new();
@@ -169,6 +172,7 @@ fn run_until_stopped(args: RunArgs) -> Result<(), String> {
         metrics,
         storage_metrics,
         meshes,
+        antivirus,
         credentials,
         auth_policy: Policy {
             per_account: config.limits.max_auth_failures,
@@ -240,6 +244,7 @@ struct ShardMain {
     metrics: Arc<Metrics>,
     storage_metrics: Arc<StorageMetrics>,
     meshes: Meshes,
+    antivirus: Arc<cairn_smtp::antivirus::Antivirus>,
     credentials: Arc<admin_credential::Credentials>,
     auth_policy: Policy,
     max_body: usize,
@@ -311,6 +316,7 @@ impl ShardMain {
                         max_message_size: limits.max_message_size,
                         max_recipients: limits.max_recipients as usize,
                         max_line_length: limits.max_line_length,
+                        antivirus: Some(self.antivirus.clone()),
                         ..SmtpOptions::default()
                     };
                     Server::Smtp(SmtpServer::new(
@@ -416,6 +422,15 @@ impl ShardMain {
                 cairn_shards::time::sleep(Duration::from_secs(1)).await;
             }
         });
+        if ctx.id() == 0 {
+            // Picks up `cairn avdb update` without a restart.
+            cairn_shards::spawn_detached(cairn_smtp::avdb_watch::run(
+                self.antivirus.clone(),
+                self.data_dir.clone(),
+                ctx.blocking().clone(),
+                cairn_smtp::avdb_watch::PERIOD,
+            ));
+        }
         let checkpoints = Checkpoints::new(store.clone(), ctx.id(), replayed);
         cairn_shards::spawn_detached(checkpoints.clone().run(ctx.clone()));
         let _ = self.ready.send(Ok(()));

@@ -6,13 +6,18 @@
 //! - [`session`]: one connection's state machine, over a [`Stream`];
 //! - [`auth`]: the AUTH PLAIN/LOGIN exchanges;
 //! - [`delivery`]: recipients, relay and sender rules, and delivery;
-//! - [`headers`]: `Received:` and `Authentication-Results:`.
+//! - [`headers`]: `Received:` and `Authentication-Results:`;
+//! - [`antivirus`]: the built-in signature scanner; infected mail is
+//!   refused at the end of DATA/BDAT with `554 5.7.1`, nothing stored;
+//! - [`avdb_watch`]: reloads its database when the file changes.
 //!
 //! A `250` after DATA (or `BDAT … LAST`) is sent only once every
 //! recipient's copy is durable on its shard. Mail to other domains is
 //! refused until the outbound queue exists (never an open relay).
 
+pub mod antivirus;
 pub mod auth;
+pub mod avdb_watch;
 pub mod codec;
 pub mod delivery;
 pub mod headers;
@@ -77,6 +82,9 @@ pub struct SmtpOptions {
     /// Unknown or malformed commands per session before `421` and close.
     pub max_bad_commands: u32,
     pub timeouts: SmtpTimeouts,
+    /// The virus scanner every complete body goes through before delivery
+    /// (None: no scanning). Shared by the shards: a reload reaches all.
+    pub antivirus: Option<Arc<antivirus::Antivirus>>,
 }
 
 impl Default for SmtpOptions {
@@ -89,6 +97,7 @@ impl Default for SmtpOptions {
             max_auth_failures: 3,
             max_bad_commands: 20,
             timeouts: SmtpTimeouts::default(),
+            antivirus: None,
         }
     }
 }

@@ -22,6 +22,7 @@ use cairn_storage::directory::auth::AuthError;
 use cairn_storage::directory::sasl::Credentials;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 
+use crate::antivirus::Verdict;
 use crate::auth::{self, Exchange, Step};
 use crate::codec::command::{self, Command, Mechanism, BODY_BINARYMIME};
 use crate::codec::data::{BodyError, DataReader};
@@ -31,6 +32,10 @@ use crate::{delivery, headers, Inner, Mode};
 
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 16 * 1024;
+
+/// Bodies up to this size are scanned for viruses on the shard (tens of
+/// microseconds); bigger ones on the blocking pool.
+const INLINE_SCAN_MAX: usize = 8 * 1024;
 
 /// Why a session ends.
 #[derive(Debug)]
@@ -707,7 +712,10 @@ impl State<'_> {
                 "5.6.0",
                 "Message contains a bare CR or LF; lines must end with CRLF (RFC 5321 2.3.8)",
             )),
-            Ok(body) => self.store(&tx, body).await,
+            Ok(body) => match self.virus_check(&tx, body).await {
+                Ok(body) => self.store(&tx, body).await,
+                Err(reply) => Err(reply),
+            },
         };
         let (outcome, reply) = match reply {
             Ok(reply) => (Outcome::Ok, reply),
@@ -716,6 +724,58 @@ impl State<'_> {
         };
         self.inner.metrics.request(outcome, started.elapsed());
         self.reply(reply);
+    }
+
+    /// Scans a complete body when the listener has a scanner: the body
+    /// back when clean, the refusal when infected (nothing is stored).
+    async fn virus_check(&self, tx: &Tx, body: Vec<u8>) -> Result<Vec<u8>, Reply> {
+        let Some(av) = self.inner.options.antivirus.clone() else {
+            return Ok(body);
+        };
+        let (body, verdict) = if body.len() <= INLINE_SCAN_MAX {
+            let verdict = av.scan(&body);
+            (body, verdict)
+        } else {
+            let pool_av = av.clone();
+            let job = self.inner.services.blocking.run(move || {
+                let av = pool_av;
+                let verdict = av.scan(&body);
+                (body, verdict)
+            });
+            match job.await {
+                Ok(done) => done,
+                Err(_) => {
+                    av.count_failed();
+                    tracing::error!(from = %tx.from, peer = %self.peer.ip(), "smtp: the virus scan failed");
+                    return Err(Reply::new(
+                        451,
+                        "4.3.0",
+                        "Virus scan failed; try again later",
+                    ));
+                }
+            }
+        };
+        match verdict {
+            Verdict::Clean => Ok(body),
+            Verdict::Infected { name, part } => {
+                tracing::warn!(
+                    target: "audit",
+                    from = %tx.from,
+                    peer = %self.peer.ip(),
+                    user = self.user.as_deref().unwrap_or(""),
+                    recipients = tx.accounts.len(),
+                    signature = %name,
+                    part = %part,
+                    size = body.len(),
+                    "smtp: virus found, message rejected"
+                );
+                Err(Reply::new(
+                    554,
+                    "5.7.1",
+                    format!("Message rejected: virus found ({name})"),
+                ))
+            }
+        }
     }
 
     async fn store(&self, tx: &Tx, body: Vec<u8>) -> Result<Reply, Reply> {

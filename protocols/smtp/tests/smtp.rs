@@ -819,3 +819,142 @@ fn idle_clients_time_out() {
     let r = raw.reply();
     assert!(r.starts_with("421 4.4.2"), "{r}");
 }
+
+/// A base64 line-wrapped encoding, for hand-made MIME.
+fn b64_lines(bytes: &[u8]) -> String {
+    use base64::Engine;
+    let text = base64::engine::general_purpose::STANDARD.encode(bytes);
+    text.as_bytes()
+        .chunks(76)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join("\r\n")
+}
+
+/// A message with `payload` as a base64 attachment (through lettre).
+fn with_attachment(to: &str, subject: &str, name: &str, payload: &[u8]) -> Message {
+    use lettre::message::header::{ContentTransferEncoding, ContentType};
+    use lettre::message::{Attachment, Body, MultiPart, SinglePart};
+    let body = Body::new_with_encoding(payload.to_vec(), ContentTransferEncoding::Base64)
+        .expect("base64 body");
+    let kind = ContentType::parse("application/octet-stream").expect("content type");
+    Message::builder()
+        .from("sender@remote.test".parse::<Mailbox>().expect("from"))
+        .to(to.parse::<Mailbox>().expect("to"))
+        .subject(subject)
+        .multipart(
+            MultiPart::mixed()
+                .singlepart(SinglePart::plain("See the attachment.\r\n".to_string()))
+                .singlepart(Attachment::new(name.to_string()).body(body, kind)),
+        )
+        .expect("message")
+}
+
+#[test]
+fn infected_mail_is_refused_at_data_and_bdat() {
+    use cairn_smtp::antivirus::{self, EICAR};
+    // A custom signature from a database file, the way the appliance
+    // loads it from its data directory.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = antivirus::db_file(dir.path());
+    std::fs::create_dir_all(db.parent().expect("parent")).expect("mkdir");
+    let custom = b"cairn-custom-malware-marker";
+    let hex: String = custom.iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::write(&db, format!("# test database\nCairn.Test.Custom:{hex}\n")).expect("write");
+    let av = antivirus::load_antivirus(dir.path()).expect("load");
+    assert_eq!(av.signatures().len(), 2);
+    let mut reloader = antivirus::Reloader::new(dir.path());
+    let server = start(SmtpOptions {
+        antivirus: Some(av.clone()),
+        ..SmtpOptions::default()
+    });
+    let Ready { mx: port, a, .. } = &server.ready;
+    let mailer = mx(*port);
+
+    // EICAR as a base64 attachment (never in the raw bytes): 554 5.7.1.
+    let infected = with_attachment(a, "infected", "eicar.com", EICAR);
+    assert!(!String::from_utf8_lossy(&infected.formatted()).contains("EICAR"));
+    let err = mailer.send(&infected).expect_err("refused");
+    assert_eq!(err.status().map(|c| c.to_string()).as_deref(), Some("554"));
+    assert!(err.to_string().contains("virus found"), "{err}");
+    assert!(server.inbox(a).is_empty(), "nothing stored");
+
+    // A clean message with an attachment is delivered.
+    let clean = with_attachment(a, "clean", "report.bin", b"\x00\x01harmless\xff");
+    mailer.send(&clean).expect("clean delivered");
+    assert_eq!(server.inbox(a).len(), 1);
+
+    // The custom signature, in a big (> 8 KiB: scanned on the blocking
+    // pool) attachment.
+    let mut big = vec![b'.'; 200 * 1024];
+    big.extend_from_slice(custom);
+    let err = mailer
+        .send(&with_attachment(a, "custom", "big.bin", &big))
+        .expect_err("refused");
+    assert!(err.to_string().contains("Cairn.Test.Custom"), "{err}");
+    // A big clean one goes through the pool too.
+    mailer
+        .send(&with_attachment(
+            a,
+            "big clean",
+            "big.bin",
+            &big[..200 * 1024],
+        ))
+        .expect("big clean delivered");
+    assert_eq!(server.inbox(a).len(), 2);
+
+    // Raw DATA with a plain EICAR, then BDAT LAST with a base64 one; the
+    // session goes on after each refusal.
+    let mut raw = Raw::connect(*port);
+    raw.cmd("EHLO client.test");
+    raw.cmd("MAIL FROM:<sender@remote.test>");
+    raw.cmd(&format!("RCPT TO:<{a}>"));
+    assert!(raw.cmd("DATA").starts_with("354"));
+    raw.send(b"Subject: plain\r\n\r\n");
+    raw.send(EICAR);
+    let r = raw.cmd("\r\n.");
+    assert_eq!(
+        r,
+        "554 5.7.1 Message rejected: virus found (Eicar-Test-Signature)\r\n"
+    );
+    raw.cmd("MAIL FROM:<sender@remote.test>");
+    raw.cmd(&format!("RCPT TO:<{a}>"));
+    let body = format!(
+        "Subject: bdat\r\nMIME-Version: 1.0\r\nContent-Type: application/octet-stream\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{}\r\n",
+        b64_lines(EICAR)
+    );
+    let (first, rest) = body.split_at(40);
+    raw.send(format!("BDAT {}\r\n{first}", first.len()).as_bytes());
+    assert!(raw.reply().starts_with("250"));
+    raw.send(format!("BDAT {} LAST\r\n{rest}", rest.len()).as_bytes());
+    let r = raw.reply();
+    assert!(
+        r.starts_with("554 5.7.1 Message rejected: virus found (Eicar-Test-Signature)"),
+        "{r}"
+    );
+    // And a clean one on the same session.
+    raw.cmd("MAIL FROM:<sender@remote.test>");
+    raw.cmd(&format!("RCPT TO:<{a}>"));
+    let ok = "Subject: ok\r\n\r\nfine\r\n";
+    raw.send(format!("BDAT {} LAST\r\n{ok}", ok.len()).as_bytes());
+    assert!(raw.reply().starts_with("250"));
+    assert_eq!(server.inbox(a).len(), 3, "only the clean ones were stored");
+    let (clean, infected, failed) = av.counts();
+    assert_eq!((clean, infected, failed), (3, 4, 0));
+
+    // A reload (what the appliance does every minute from the blocking
+    // pool) reaches the running listener: a new signature, no restart.
+    std::fs::write(&db, "Cairn.Test.Later:6c617465722d6d61726b6572\n").expect("write");
+    assert_eq!(reloader.check(&av), Ok(Some(2)));
+    assert_eq!(reloader.check(&av), Ok(None));
+    let err = mailer
+        .send(&message(
+            "sender@remote.test",
+            &[a],
+            "later",
+            "later-marker\r\n".into(),
+        ))
+        .expect_err("refused after the reload");
+    assert!(err.to_string().contains("Cairn.Test.Later"), "{err}");
+}
