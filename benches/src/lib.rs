@@ -2,6 +2,7 @@
 //! writer of `benches/RESULTS.md`, where each scenario keeps one section
 //! that a new run of it replaces (with the command that made it).
 
+pub mod appliance;
 pub mod report;
 pub mod rr_protocol;
 pub mod smtp_client;

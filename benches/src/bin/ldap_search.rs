@@ -8,14 +8,13 @@
 //! `cargo build --release -p cairn && cargo run --release -p cairn-benches
 //! --bin ldap_search -- --write-results`
 
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
 use argon2::Argon2;
+use cairn_benches::appliance::{free_ports, workspace, Appliance};
 use cairn_benches::report::{new_histogram, record, TABLE_HEADER};
 use cairn_benches::{Measurement, ResultsFile};
 use cairn_storage::directory::{Directory, NewAccount};
@@ -50,22 +49,6 @@ struct Args {
     /// Replace this scenario's section of benches/RESULTS.md.
     #[arg(long)]
     write_results: bool,
-}
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
-}
-
-fn free_ports(n: usize) -> Vec<u16> {
-    let held: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("free port"))
-        .collect();
-    held.iter()
-        .map(|l| l.local_addr().expect("addr").port())
-        .collect()
 }
 
 /// Entry `i`: (uid, given name, surname).
@@ -118,49 +101,6 @@ fn slapd_ldif(entries: usize) -> String {
         ));
     }
     out
-}
-
-fn start_cairn(bin: &Path, dir: &Path) -> (Child, u16) {
-    let services = [
-        "smtp",
-        "submission",
-        "smtps",
-        "imap",
-        "imaps",
-        "pop3",
-        "pop3s",
-        "ldap",
-        "ldaps",
-        "http",
-        "https",
-    ];
-    let ports = free_ports(services.len());
-    let mut config = format!("data_dir = \"{}/data\"\n", dir.display());
-    for (s, p) in services.iter().zip(&ports) {
-        config.push_str(&format!("[listeners.{s}]\nport = {p}\n"));
-    }
-    let path = dir.join("appliance.toml");
-    std::fs::write(&path, config).expect("config");
-    let mut child = Command::new(bin)
-        .args(["run", "--config"])
-        .arg(&path)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!(
-                "start {}: {e} (cargo build --release -p cairn)",
-                bin.display()
-            )
-        });
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    for line in lines.by_ref() {
-        if line.map(|l| l.starts_with("Stop with")).unwrap_or(true) {
-            break;
-        }
-    }
-    std::thread::spawn(move || lines.for_each(drop));
-    (child, ports[7])
 }
 
 /// `clients` connections bind once, then search for `seconds`, while
@@ -287,10 +227,6 @@ fn main() {
         args.entries > 1000,
         "--entries must be over 1000 (the needles have four digits)"
     );
-    let bin = args
-        .cairn
-        .clone()
-        .unwrap_or_else(|| workspace().join("target/release/cairn"));
     let tmp = tempfile::tempdir().expect("tempdir");
     let cairn_dir = tmp.path().join("cairn");
     std::fs::create_dir_all(&cairn_dir).expect("mkdir");
@@ -301,7 +237,8 @@ fn main() {
         args.entries,
         t0.elapsed().as_secs_f64()
     );
-    let (mut cairn, cairn_port) = start_cairn(&bin, &cairn_dir);
+    let cairn = Appliance::start(args.cairn.as_deref(), &cairn_dir);
+    let cairn_port = cairn.port("ldap");
 
     let slapd_dir = tmp.path().join("slapd");
     std::fs::create_dir_all(&slapd_dir).expect("mkdir");
@@ -334,9 +271,7 @@ fn main() {
     let (c_storm, c_binds) = load("cairn", cairn_port, &bind_dn, &args, args.binders);
     let (s_storm, s_binds) = load("slapd (mdb)", slapd_port, &bind_dn, &args, args.binders);
     let _ = Command::new(&script).arg("stop").arg(&slapd_dir).status();
-    // SAFETY: kill(2) on our own child's pid; SIGTERM stops it cleanly.
-    unsafe { libc::kill(cairn.id() as i32, libc::SIGTERM) };
-    let _ = cairn.wait();
+    drop(cairn);
 
     let (Some(c), Some(s)) = (c_best, s_best) else {
         return;

@@ -13,12 +13,12 @@
 //! `cargo build --release -p cairn && cargo run --release -p cairn-benches
 //! --bin smtp_delivery -- --write-results`
 
-use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use cairn_benches::appliance::{free_ports, workspace, Appliance};
 use cairn_benches::report::{record, TABLE_HEADER};
 use cairn_benches::smtp_client::{message, Session};
 use cairn_benches::{Measurement, ResultsFile};
@@ -44,22 +44,6 @@ struct Args {
     /// Replace this scenario's section of benches/RESULTS.md.
     #[arg(long)]
     write_results: bool,
-}
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
-}
-
-fn free_ports(n: usize) -> Vec<u16> {
-    let held: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("free port"))
-        .collect();
-    held.iter()
-        .map(|l| l.local_addr().expect("addr").port())
-        .collect()
 }
 
 fn wait_for_port(port: u16) {
@@ -207,63 +191,10 @@ fn cairn_inbox(http: u16, token: &str) -> usize {
 }
 
 fn run_cairn(args: &Args) -> Outcome {
-    let bin = args
-        .cairn
-        .clone()
-        .unwrap_or_else(|| workspace().join("target/release/cairn"));
     let dir = tempfile::tempdir().expect("tempdir");
-    let services = [
-        "smtp",
-        "submission",
-        "smtps",
-        "imap",
-        "imaps",
-        "pop3",
-        "pop3s",
-        "ldap",
-        "ldaps",
-        "http",
-        "https",
-    ];
-    let ports = free_ports(services.len());
-    let mut config = format!("data_dir = \"{}/data\"\n", dir.path().display());
-    for (s, p) in services.iter().zip(&ports) {
-        config.push_str(&format!("[listeners.{s}]\nport = {p}\n"));
-    }
-    let config_path = dir.path().join("appliance.toml");
-    std::fs::write(&config_path, config).expect("config");
-    let mut child: Child = Command::new(&bin)
-        .args(["run", "--config"])
-        .arg(&config_path)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!(
-                "start {}: {e} (cargo build --release -p cairn)",
-                bin.display()
-            )
-        });
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    for line in lines.by_ref() {
-        if line.map(|l| l.starts_with("Stop with")).unwrap_or(true) {
-            break;
-        }
-    }
-    std::thread::spawn(move || lines.for_each(drop));
-    let admin = |words: &[&str]| {
-        let status = Command::new(&bin)
-            .args(["admin", "--config"])
-            .arg(&config_path)
-            .args(words)
-            .stdout(Stdio::null())
-            .status()
-            .expect("cairn admin");
-        assert!(status.success(), "cairn admin {words:?} failed");
-    };
-    admin(&["domain", "add", "example.org"]);
-    admin(&[
+    let cairn = Appliance::start(args.cairn.as_deref(), dir.path());
+    cairn.admin(&["domain", "add", "example.org"]);
+    cairn.admin(&[
         "account",
         "add",
         RECIPIENT,
@@ -271,17 +202,13 @@ fn run_cairn(args: &Args) -> Outcome {
         "bench password 1",
     ]);
     let token = std::fs::read_to_string(dir.path().join("data/api-token")).expect("token");
-    let http = ports[9];
-    let outcome = measure(
+    let http = cairn.port("http");
+    measure(
         "cairn",
-        ports[0],
+        cairn.port("smtp"),
         args,
         Some(&|| cairn_inbox(http, token.trim())),
-    );
-    // SAFETY: kill(2) on our own child's pid; SIGTERM stops it cleanly.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let _ = child.wait();
-    outcome
+    )
 }
 
 fn main() {
