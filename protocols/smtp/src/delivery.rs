@@ -63,6 +63,17 @@ async fn route(services: &Services, address: &str) -> Result<Route, Reply> {
         })
 }
 
+/// `postmaster@` the first domain served.
+async fn postmaster(services: &Services) -> Result<String, Reply> {
+    match services.directory.domains(None, 1).await {
+        Ok(domains) => domains
+            .first()
+            .map(|d| format!("postmaster@{}", d.name))
+            .ok_or_else(|| Reply::new(550, "5.1.1", "No such user here")),
+        Err(_) => Err(temp_failure()),
+    }
+}
+
 /// The smaller of two size limits, 0 meaning none.
 pub fn tighter(a: u64, b: u64) -> u64 {
     match (a, b) {
@@ -78,7 +89,14 @@ pub async fn recipient(
     sender: &str,
     address: &str,
 ) -> Result<Resolved, Reply> {
-    let route = route(services, address).await?;
+    // RFC 5321 §4.5.1: `<Postmaster>` without a domain must be accepted;
+    // it is the postmaster of the first domain we serve.
+    let address = if address.eq_ignore_ascii_case("postmaster") {
+        postmaster(services).await?
+    } else {
+        address.to_string()
+    };
+    let route = route(services, &address).await?;
     if !route.served {
         return Err(match mode {
             Mode::Mx => Reply::new(550, "5.7.1", "Relaying denied"),

@@ -159,6 +159,9 @@ async fn provision(services: &Services) -> (String, String) {
     dir.add_alias("alias-a@example.org".into(), a.clone())
         .await
         .expect("alias");
+    dir.add_alias("postmaster@example.org".into(), b.clone())
+        .await
+        .expect("postmaster");
     dir.add_list(List {
         address: "team@example.org".into(),
         members: vec![a.clone(), b.clone(), "friend@elsewhere.net".into()],
@@ -685,6 +688,11 @@ fn raw_protocol_pipelining_bdat_and_bad_input() {
     assert!(raw.cmd("DATA").starts_with("503 5.5.1"));
     raw.send(b"NO\0OP\r\n");
     assert!(raw.reply().starts_with("500 5.5.2"));
+    // RFC 5321 §4.5.1: <Postmaster> without a domain is accepted.
+    assert!(raw.cmd("MAIL FROM:<s@remote.test>").starts_with("250 "));
+    let r = raw.cmd("RCPT TO:<Postmaster>");
+    assert!(r.starts_with("250 2.1.5"), "{r}");
+    assert!(raw.cmd("RSET").starts_with("250 "));
     assert!(raw.cmd("VRFY someone").starts_with("252 2.5.0"));
     assert!(raw.cmd("HELP").starts_with("214 "));
 

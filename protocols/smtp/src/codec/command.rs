@@ -115,6 +115,14 @@ pub fn parse(line: &[u8]) -> Result<Command<'_>, CommandError> {
     if body.is_empty() {
         return Err(CommandError::Unknown);
     }
+    // RFC 5321 §4.1.1.3: `RCPT TO:<Postmaster>` has no domain, which
+    // smtp-proto refuses; it must be accepted.
+    if body.eq_ignore_ascii_case(b"RCPT TO:<Postmaster>") {
+        return Ok(Command::Rcpt(RcptTo {
+            address: Cow::Borrowed("postmaster"),
+            ..RcptTo::default()
+        }));
+    }
     // smtp-proto wants the line ending; a line without one (the framer
     // never gives one, but a caller might) gets it added by copy.
     let request = if line.ends_with(b"\n") {
@@ -265,6 +273,12 @@ mod tests {
             Ok(Command::Rcpt(r)) => r,
             other => panic!("{line:?}: {other:?}"),
         }
+    }
+
+    #[test]
+    fn postmaster_without_a_domain() {
+        assert_eq!(rcpt("RCPT TO:<Postmaster>\r\n").address, "postmaster");
+        assert_eq!(rcpt("rcpt to:<POSTMASTER>\r\n").address, "postmaster");
     }
 
     #[test]
