@@ -69,15 +69,8 @@ fn load(cert_path: &Path, key_path: &Path) -> Result<Identity, String> {
 impl Identity {
     /// A rustls server configuration offering `alpn` (e.g. `http/1.1`).
     pub fn server_config(&self, alpn: &[&[u8]]) -> Result<Arc<ServerConfig>, String> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| format!("TLS setup: {e}"))?
-            .with_no_client_auth()
-            .with_single_cert(self.chain.clone(), self.key.clone_key())
-            .map_err(|e| format!("the certificate and key do not match: {e}"))?;
-        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-        Ok(Arc::new(config))
+        cairn_shards::stream::server_config(self.chain.clone(), self.key.clone_key(), alpn)
+            .map_err(|e| format!("the certificate and key do not match: {e}"))
     }
 }
 

@@ -12,11 +12,29 @@ use std::time::Duration;
 use futures_lite::{AsyncRead, AsyncWrite};
 use futures_rustls::server::TlsStream;
 use futures_rustls::TlsAcceptor;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::net::TcpStream;
 
 /// How long a client may take to finish a TLS handshake.
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The server side of TLS for a certificate chain and its key (ring's
+/// primitives, TLS 1.2 and 1.3), offering `alpn` protocols: the one way
+/// every listener, and every test, makes its TLS settings.
+pub fn server_config(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    alpn: &[&[u8]],
+) -> Result<Arc<rustls::ServerConfig>, rustls::Error> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)?;
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(Arc::new(config))
+}
 
 /// A connection to a client, plain or TLS.
 pub enum Stream {

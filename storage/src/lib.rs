@@ -30,5 +30,7 @@ pub mod service;
 pub mod services;
 pub mod shard_store;
 pub mod table;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use data_dir::{DataDir, DataDirError};

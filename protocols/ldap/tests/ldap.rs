@@ -14,12 +14,10 @@ use bytes::BytesMut;
 use cairn_ldap::codec::{MessageDecoder, NOTICE_OF_DISCONNECTION};
 use cairn_ldap::{LdapOptions, LdapServer};
 use cairn_shards::metrics::Metrics;
-use cairn_shards::stream::Stream;
-use cairn_shards::{Runtime, RuntimeConfig, ShardContext, Shutdown};
-use cairn_storage::directory::lockout::Policy;
+use cairn_shards::stream::{server_config, Stream};
 use cairn_storage::directory::{List, NewAccount};
-use cairn_storage::services::{Meshes, Services};
-use cairn_storage::shard_store::ShardStore;
+use cairn_storage::services::Services;
+use cairn_storage::testing::ServiceNode;
 use ldap3::controls::{Control, ControlType, MakeCritical, PagedResults};
 use ldap3::{LdapConnAsync, LdapConnSettings, Scope, SearchEntry, SearchOptions};
 use ldap3_proto::proto::{LdapOp, LdapResultCode};
@@ -28,34 +26,16 @@ const USERS: usize = 260;
 const BASE: &str = "dc=example,dc=org";
 const ALICE: &str = "uid=alice,ou=people,dc=example,dc=org";
 
+/// The LDAP server on shard 0 of a two-shard node, and its port.
 struct TestServer {
     port: u16,
-    shutdown: Shutdown,
-    runtime: Option<Runtime<()>>,
-    _data: tempfile::TempDir,
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        self.shutdown.trigger();
-        if let Some(rt) = self.runtime.take() {
-            let _ = rt.join();
-        }
-    }
+    _node: ServiceNode,
 }
 
 fn tls_config() -> Arc<rustls::ServerConfig> {
     let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("cert");
-    let cert = made.cert.der().clone();
     let key = rustls::pki_types::PrivatePkcs8KeyDer::from(made.key_pair.serialize_der());
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_no_client_auth()
-        .with_single_cert(vec![cert], key.into())
-        .expect("config");
-    Arc::new(config)
+    server_config(vec![made.cert.der().clone()], key.into(), &[]).expect("TLS settings")
 }
 
 async fn provision(services: &Services) {
@@ -138,75 +118,43 @@ async fn provision(services: &Services) {
 }
 
 fn start(options: LdapOptions) -> TestServer {
-    let data = tempfile::tempdir().expect("tempdir");
-    let path = data.path().to_path_buf();
-    let meshes = Meshes::new(2);
     let metrics = Metrics::new(2, "test");
     let tls = tls_config();
     let (port_tx, port_rx) = mpsc::channel::<u16>();
-    let config = RuntimeConfig {
-        shards: 2,
-        pin: false,
-        blocking_threads: 2,
-        ..RuntimeConfig::default()
-    };
-    let shutdown = Shutdown::new();
-    let runtime = Runtime::start(&config, shutdown.clone(), move |ctx: ShardContext| {
-        let (meshes, path, metrics, tls, options, port_tx) = (
-            meshes.clone(),
-            path.clone(),
+    let node = ServiceNode::start(2, move |services, ctx| {
+        let (metrics, tls, options, port_tx) = (
             metrics.clone(),
             tls.clone(),
             options.clone(),
             port_tx.clone(),
         );
         async move {
-            let (store, _) = ShardStore::open(&path, ctx.id()).await.expect("store");
-            let policy = Policy {
-                per_account: 1000,
-                per_address: 1000,
-                window: Duration::from_secs(60),
-            };
-            let services = Services::start(&ctx, &store, &meshes, policy)
-                .await
-                .expect("services");
-            if ctx.id() == 0 {
-                provision(&services).await;
-                let listener = cairn_shards::net::bind_tcp("127.0.0.1:0".parse().expect("addr"))
-                    .expect("bind");
-                let port = listener.local_addr().expect("local addr").port();
-                port_tx.send(port).expect("send port");
-                let server =
-                    LdapServer::new(services, Some(tls), options, metrics.service("ldap", 0));
-                loop {
-                    let accepted =
-                        futures_lite::future::or(async { Some(listener.accept().await) }, async {
-                            ctx.shutdown().wait().await;
-                            None
-                        })
-                        .await;
-                    let Some(Ok(tcp)) = accepted else { break };
-                    let Ok(peer) = tcp.peer_addr() else { continue };
-                    let server = server.clone();
-                    cairn_shards::spawn_detached(async move {
-                        server.serve(Stream::Plain(tcp), peer).await
-                    });
-                }
+            provision(&services).await;
+            let listener =
+                cairn_shards::net::bind_tcp("127.0.0.1:0".parse().expect("addr")).expect("bind");
+            let port = listener.local_addr().expect("local addr").port();
+            port_tx.send(port).expect("send port");
+            let server = LdapServer::new(services, Some(tls), options, metrics.service("ldap", 0));
+            loop {
+                let accepted =
+                    futures_lite::future::or(async { Some(listener.accept().await) }, async {
+                        ctx.shutdown().wait().await;
+                        None
+                    })
+                    .await;
+                let Some(Ok(tcp)) = accepted else { break };
+                let Ok(peer) = tcp.peer_addr() else { continue };
+                let server = server.clone();
+                cairn_shards::spawn_detached(async move {
+                    server.serve(Stream::Plain(tcp), peer).await
+                });
             }
-            ctx.shutdown().wait().await;
-            store.log.close().await;
         }
-    })
-    .expect("runtime");
+    });
     let port = port_rx
         .recv_timeout(Duration::from_secs(60))
         .expect("the server started");
-    TestServer {
-        port,
-        shutdown,
-        runtime: Some(runtime),
-        _data: data,
-    }
+    TestServer { port, _node: node }
 }
 
 async fn connect(port: u16) -> ldap3::Ldap {

@@ -12,14 +12,13 @@ use std::time::Duration;
 
 use cairn_shards::metrics::Metrics;
 use cairn_shards::net::TcpListener;
-use cairn_shards::stream::Stream;
-use cairn_shards::{Runtime, RuntimeConfig, ShardContext, Shutdown};
+use cairn_shards::stream::{server_config, Stream};
+use cairn_shards::Shutdown;
 use cairn_smtp::{Mode, SmtpOptions, SmtpServer};
-use cairn_storage::directory::lockout::Policy;
 use cairn_storage::directory::service::AccountChanges;
 use cairn_storage::directory::{ClassOfService, Features, List, NewAccount, Status};
-use cairn_storage::services::{Meshes, Services};
-use cairn_storage::shard_store::ShardStore;
+use cairn_storage::services::Services;
+use cairn_storage::testing::ServiceNode;
 use futures_channel::mpsc::{unbounded, UnboundedSender};
 use futures_lite::StreamExt;
 use lettre::message::Mailbox;
@@ -38,21 +37,17 @@ struct Ready {
     b: String,
 }
 
+/// The MX and submission servers on shard 0 of a two-shard node.
 struct TestServer {
     ready: Ready,
     queries: UnboundedSender<Query>,
-    shutdown: Shutdown,
-    runtime: Option<Runtime<()>>,
-    _data: tempfile::TempDir,
+    _node: ServiceNode,
 }
 
 impl Drop for TestServer {
     fn drop(&mut self) {
-        self.shutdown.trigger();
+        // Lets shard 0's query task end, so that the node can stop.
         self.queries.close_channel();
-        if let Some(rt) = self.runtime.take() {
-            let _ = rt.join();
-        }
     }
 }
 
@@ -79,16 +74,8 @@ fn certificate() -> &'static rcgen::CertifiedKey {
 
 fn tls_config() -> Arc<rustls::ServerConfig> {
     let made = certificate();
-    let cert = made.cert.der().clone();
     let key = rustls::pki_types::PrivatePkcs8KeyDer::from(made.key_pair.serialize_der());
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_no_client_auth()
-        .with_single_cert(vec![cert], key.into())
-        .expect("config");
-    Arc::new(config)
+    server_config(vec![made.cert.der().clone()], key.into(), &[]).expect("TLS settings")
 }
 
 /// Provisions the domain and returns an account on each shard.
@@ -214,26 +201,13 @@ async fn answer_queries(
 }
 
 fn start(options: SmtpOptions) -> TestServer {
-    let data = tempfile::tempdir().expect("tempdir");
-    let path = data.path().to_path_buf();
-    let meshes = Meshes::new(2);
     let metrics = Metrics::new(2, "test");
     let tls = tls_config();
     let (ready_tx, ready_rx) = mpsc::channel::<Ready>();
     let (queries, queries_rx) = unbounded::<Query>();
-    let queries_rx = std::sync::Mutex::new(Some(queries_rx));
-    let config = RuntimeConfig {
-        shards: 2,
-        pin: false,
-        blocking_threads: 2,
-        ..RuntimeConfig::default()
-    };
-    let shutdown = Shutdown::new();
-    let queries_rx = Arc::new(queries_rx);
-    let runtime = Runtime::start(&config, shutdown.clone(), move |ctx: ShardContext| {
-        let (meshes, path, metrics, tls, options, ready_tx, queries_rx) = (
-            meshes.clone(),
-            path.clone(),
+    let queries_rx = Arc::new(std::sync::Mutex::new(Some(queries_rx)));
+    let node = ServiceNode::start(2, move |services, ctx| {
+        let (metrics, tls, options, ready_tx, queries_rx) = (
             metrics.clone(),
             tls.clone(),
             options.clone(),
@@ -241,58 +215,42 @@ fn start(options: SmtpOptions) -> TestServer {
             queries_rx.clone(),
         );
         async move {
-            let (store, _) = ShardStore::open(&path, ctx.id()).await.expect("store");
-            let policy = Policy {
-                per_account: 1000,
-                per_address: 1000,
-                window: Duration::from_secs(60),
+            let (a, b) = provision(&services).await;
+            let any: std::net::SocketAddr = "127.0.0.1:0".parse().expect("addr");
+            let mx = cairn_shards::net::bind_tcp(any).expect("bind");
+            let sub = cairn_shards::net::bind_tcp(any).expect("bind");
+            let ready = Ready {
+                mx: mx.local_addr().expect("addr").port(),
+                submission: sub.local_addr().expect("addr").port(),
+                a,
+                b,
             };
-            let services = Services::start(&ctx, &store, &meshes, policy)
-                .await
-                .expect("services");
-            if ctx.id() == 0 {
-                let (a, b) = provision(&services).await;
-                let any: std::net::SocketAddr = "127.0.0.1:0".parse().expect("addr");
-                let mx = cairn_shards::net::bind_tcp(any).expect("bind");
-                let sub = cairn_shards::net::bind_tcp(any).expect("bind");
-                let ready = Ready {
-                    mx: mx.local_addr().expect("addr").port(),
-                    submission: sub.local_addr().expect("addr").port(),
-                    a,
-                    b,
-                };
-                let m = metrics.service("smtp", 0);
-                let mx_server = SmtpServer::new(
-                    services.clone(),
-                    Mode::Mx,
-                    Some(tls.clone()),
-                    options.clone(),
-                    m.clone(),
-                );
-                let sub_server =
-                    SmtpServer::new(services.clone(), Mode::Submission, Some(tls), options, m);
-                let rx = queries_rx.lock().expect("lock").take().expect("receiver");
-                cairn_shards::spawn_detached(answer_queries(services.clone(), rx));
-                let shutdown = ctx.shutdown().clone();
-                let subs = cairn_shards::spawn(accept_loop(sub, sub_server, shutdown.clone()));
-                ready_tx.send(ready).expect("ready");
-                accept_loop(mx, mx_server, shutdown).await;
-                subs.await;
-            }
-            ctx.shutdown().wait().await;
-            store.log.close().await;
+            let m = metrics.service("smtp", 0);
+            let mx_server = SmtpServer::new(
+                services.clone(),
+                Mode::Mx,
+                Some(tls.clone()),
+                options.clone(),
+                m.clone(),
+            );
+            let sub_server =
+                SmtpServer::new(services.clone(), Mode::Submission, Some(tls), options, m);
+            let rx = queries_rx.lock().expect("lock").take().expect("receiver");
+            cairn_shards::spawn_detached(answer_queries(services.clone(), rx));
+            let shutdown = ctx.shutdown().clone();
+            let subs = cairn_shards::spawn(accept_loop(sub, sub_server, shutdown.clone()));
+            ready_tx.send(ready).expect("ready");
+            accept_loop(mx, mx_server, shutdown).await;
+            subs.await;
         }
-    })
-    .expect("runtime");
+    });
     let ready = ready_rx
         .recv_timeout(Duration::from_secs(60))
         .expect("the server started");
     TestServer {
         ready,
         queries,
-        shutdown,
-        runtime: Some(runtime),
-        _data: data,
+        _node: node,
     }
 }
 
