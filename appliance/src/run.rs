@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_config::{Config, ConfigErrors, Service, TlsMode};
-use cairn_shards::metrics::{Metrics, ShardSample};
+use cairn_http::Router;
+use cairn_shards::metrics::{Metrics, ServiceMetrics, ShardSample};
 use cairn_shards::{
     net, probe_bind, ConnectionTracker, Runtime, RuntimeConfig, ShardContext, Shutdown,
 };
@@ -224,18 +225,6 @@ struct TlsConfigs {
     other: Arc<rustls::ServerConfig>,
 }
 
-/// The servers of one shard, one per planned listener.
-struct Servers(Vec<(Service, Rc<Server>)>);
-
-impl Servers {
-    fn for_service(&self, service: Service) -> Option<Rc<Server>> {
-        self.0
-            .iter()
-            .find(|(s, _)| *s == service)
-            .map(|(_, server)| server.clone())
-    }
-}
-
 /// What each shard runs: bind, serve, and drain on shutdown.
 #[derive(Clone)]
 struct ShardMain {
@@ -270,68 +259,67 @@ impl ShardMain {
         })
     }
 
-    /// The server behind each of this shard's listeners.
-    fn servers(&self, ctx: &ShardContext, services: &Services) -> Servers {
-        let router = Rc::new(http_service::router(
-            self.metrics.clone(),
-            self.metrics_path.as_deref(),
-            ctx,
-            self.api(services.clone()),
-        ));
+    /// The server behind one of this shard's listeners; `None` for a
+    /// service this build does not serve (`plan_listeners` leaves those
+    /// out).
+    fn server(
+        &self,
+        p: &Planned,
+        ctx: &ShardContext,
+        services: &Services,
+        router: &Rc<Router>,
+        metrics: ServiceMetrics,
+    ) -> Option<Server> {
         let limits = &self.config.limits;
-        let planned = self.planned.iter().filter_map(|p| {
-            let metrics = self.metrics.service(p.service.name(), ctx.id());
-            // STARTTLS is offered where the listener says so; an implicit
-            // TLS listener hands the server an encrypted stream already.
-            let starttls = (p.tls == TlsMode::Starttls).then(|| self.tls.other.clone());
-            let server = match p.service {
-                Service::Http | Service::Https => http_service::server(
-                    router.clone(),
-                    ctx,
-                    self.metrics.clone(),
+        // STARTTLS is offered where the listener says so; an implicit
+        // TLS listener hands the server an encrypted stream already.
+        let starttls = (p.tls == TlsMode::Starttls).then(|| self.tls.other.clone());
+        let server = match p.service {
+            Service::Http | Service::Https => http_service::server(
+                router.clone(),
+                ctx,
+                self.metrics.clone(),
+                metrics,
+                limits.max_line_length,
+            ),
+            Service::Ldap | Service::Ldaps => {
+                let options = LdapOptions {
+                    allow_anonymous: self.config.ldap.allow_anonymous,
+                    default_size_limit: self.config.ldap.size_limit,
+                    ..LdapOptions::default()
+                };
+                Server::Ldap(LdapServer::new(
+                    services.clone(),
+                    starttls,
+                    options,
                     metrics,
-                    limits.max_line_length,
-                ),
-                Service::Ldap | Service::Ldaps => {
-                    let options = LdapOptions {
-                        allow_anonymous: self.config.ldap.allow_anonymous,
-                        default_size_limit: self.config.ldap.size_limit,
-                        ..LdapOptions::default()
-                    };
-                    Server::Ldap(LdapServer::new(
-                        services.clone(),
-                        starttls,
-                        options,
-                        metrics,
-                    ))
-                }
-                Service::Smtp | Service::Submission | Service::Smtps => {
-                    let mode = if p.service == Service::Smtp {
-                        Mode::Mx
-                    } else {
-                        Mode::Submission
-                    };
-                    let options = SmtpOptions {
-                        hostname: self.config.node.hostname.clone(),
-                        max_message_size: limits.max_message_size,
-                        max_recipients: limits.max_recipients as usize,
-                        max_line_length: limits.max_line_length,
-                        antivirus: Some(self.antivirus.clone()),
-                        ..SmtpOptions::default()
-                    };
-                    Server::Smtp(SmtpServer::new(
-                        services.clone(),
-                        mode,
-                        starttls,
-                        options,
-                        metrics,
-                    ))
-                }
-                _ => return None,
-            };
-            Some((p.service, Rc::new(server)))
-        });
-        Servers(planned.collect())
+                ))
+            }
+            Service::Smtp | Service::Submission | Service::Smtps => {
+                let mode = if p.service == Service::Smtp {
+                    Mode::Mx
+                } else {
+                    Mode::Submission
+                };
+                let options = SmtpOptions {
+                    hostname: self.config.node.hostname.clone(),
+                    max_message_size: limits.max_message_size,
+                    max_recipients: limits.max_recipients as usize,
+                    max_line_length: limits.max_line_length,
+                    antivirus: Some(self.antivirus.clone()),
+                    ..SmtpOptions::default()
+                };
+                Server::Smtp(SmtpServer::new(
+                    services.clone(),
+                    mode,
+                    starttls,
+                    options,
+                    metrics,
+                ))
+            }
+            _ => return None,
+        };
+        Some(server)
     }
 
     async fn run(self, ctx: ShardContext) {
@@ -384,9 +372,15 @@ impl ShardMain {
             }
         };
         let tracker = ConnectionTracker::default();
-        let servers = self.servers(&ctx, &services);
+        let router = Rc::new(http_service::router(
+            self.metrics.clone(),
+            self.metrics_path.as_deref(),
+            &ctx,
+            self.api(services.clone()),
+        ));
         for (p, listener) in bound {
-            let Some(server) = servers.for_service(p.service) else {
+            let metrics = self.metrics.service(p.service.name(), ctx.id());
+            let Some(server) = self.server(p, &ctx, &services, &router, metrics.clone()) else {
                 continue;
             };
             let tls = (p.tls == TlsMode::Implicit).then(|| match p.service {
@@ -397,12 +391,12 @@ impl ShardMain {
                 service: p.service.name(),
                 listener,
                 tls,
-                server,
+                server: Rc::new(server),
             };
             cairn_shards::spawn_detached(listeners::accept_loop(
                 listener,
                 ctx.clone(),
-                self.metrics.service(p.service.name(), ctx.id()),
+                metrics,
                 tracker.clone(),
                 self.config.limits.max_connections_per_ip,
             ));
