@@ -8,7 +8,7 @@
 //! A class still named by accounts cannot be deleted.
 
 use super::records::{Accounts, Classes};
-use super::{storage, ClassOfService, Directory, DirectoryError};
+use super::{storage, Account, ClassOfService, Directory, DirectoryError};
 
 /// Longest class name.
 pub const MAX_NAME: usize = 64;
@@ -161,10 +161,19 @@ impl Directory {
                 what: "account",
                 name: address.to_string(),
             })?;
+        self.class_of_account(&account)
+    }
+
+    /// The class `account` names, or `default` (see [`Directory::class_of`]).
+    pub(super) fn class_of_account(
+        &self,
+        account: &Account,
+    ) -> Result<ClassOfService, DirectoryError> {
         let name = account
             .class_of_service
-            .unwrap_or_else(|| ClassOfService::DEFAULT.to_string());
-        match self.class(&name)? {
+            .as_deref()
+            .unwrap_or(ClassOfService::DEFAULT);
+        match self.class(name)? {
             Some(class) => Ok(class),
             None => {
                 tracing::warn!(account = %account.address, class = %name, "the account's class of service is missing; using default");

@@ -531,8 +531,10 @@ impl Directory {
         }
         route.recipient = self.resolve(address)?;
         if let Recipient::Account(primary) = &route.recipient {
-            route.status = self.account(primary)?.map(|a| a.status);
-            route.max_message_size = self.class_of(primary)?.max_message_size;
+            if let Some(account) = self.account(primary)? {
+                route.status = Some(account.status);
+                route.max_message_size = self.class_of_account(&account)?.max_message_size;
+            }
         }
         Ok(route)
     }
