@@ -5,6 +5,9 @@ use std::net::SocketAddr;
 
 /// A TCP connection driven by the current shard's ring.
 pub type TcpStream = glommio::net::TcpStream;
+/// A Unix stream socket driven by the current shard's ring (the relay of
+/// a moved TLS session).
+pub type UnixStream = glommio::net::UnixStream;
 /// A TCP listener bound with SO_REUSEPORT on the current shard.
 pub type TcpListener = glommio::net::TcpListener;
 /// A UDP socket bound with SO_REUSEPORT on the current shard.

@@ -17,6 +17,7 @@ use crate::directory::auth::Authenticator;
 use crate::directory::lockout::Policy;
 use crate::directory::service::{CallError, DirectoryMesh, DirectoryService, DIRECTORY_SHARD};
 use crate::directory::{names, Account, Directory, NewAccount};
+use crate::mailbox::MailStore;
 use crate::metrics::AuthMetrics;
 use crate::service::{MailMesh, MailService, ServiceError};
 use crate::shard_store::ShardStore;
@@ -66,6 +67,9 @@ pub struct Services {
     pub shard: ShardId,
     pub directory: DirectoryService,
     pub mail: MailService,
+    /// This shard's own mailstore: for sessions that moved to the shard
+    /// owning their account (`mail.owner(account) == shard`).
+    pub mailstore: MailStore,
     pub blocking: BlockingPool,
 }
 
@@ -92,6 +96,7 @@ impl Services {
             shard: ctx.id(),
             directory,
             mail,
+            mailstore: store.mail.clone(),
             blocking: ctx.blocking().clone(),
         })
     }

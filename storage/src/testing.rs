@@ -1,6 +1,8 @@
 //! A node of shards with real storage and services on a temporary data
 //! directory, for the protocol crates' integration tests (feature
-//! `testing`): the servers under test run on shard 0 with its [`Services`],
+//! `testing`): the servers under test start on every shard with its
+//! [`Services`] (a test binds its listener on shard 0 only, but servers
+//! whose sessions move to the owning shard need every shard to take them),
 //! and the node stops and joins its shards when dropped.
 
 use std::future::Future;
@@ -22,8 +24,8 @@ pub struct ServiceNode {
 impl ServiceNode {
     /// Starts `shards` unpinned shards, each with its storage and services
     /// (a lockout policy loose enough not to get in a test's way), and runs
-    /// `serve` on shard 0; every shard waits for the node's shutdown, then
-    /// closes its log.
+    /// `serve` on every shard; every shard then waits for the node's
+    /// shutdown, and closes its log.
     pub fn start<F, Fut>(shards: usize, serve: F) -> Self
     where
         F: Fn(Services, ShardContext) -> Fut + Send + Sync + Clone + 'static,
@@ -51,9 +53,7 @@ impl ServiceNode {
                 let services = Services::start(&ctx, &store, &meshes, policy)
                     .await
                     .expect("services");
-                if ctx.id() == 0 {
-                    serve(services, ctx.clone()).await;
-                }
+                serve(services, ctx.clone()).await;
                 ctx.shutdown().wait().await;
                 store.log.close().await;
             }

@@ -529,3 +529,51 @@ fn a_caller_dropped_mid_append_never_leaves_memory_behind_the_log() {
     })
     .expect("executor");
 }
+
+/// Whether `watch` has resolved, without waiting.
+fn fired(watch: &mut cairn_storage::mailbox::Watch) -> bool {
+    futures_lite::future::block_on(futures_lite::future::poll_once(watch)).is_some()
+}
+
+#[test]
+fn a_watch_wakes_at_the_next_change_of_its_account_only() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    block_on(async {
+        let (store, _log) = open(tmp.path()).await;
+        for a in ["a@example.org", "b@example.org"] {
+            store.create_account(a, 0, 0).await.expect("account");
+        }
+        let mut watch = store.watch("a@example.org");
+        assert!(!fired(&mut watch), "nothing changed yet");
+        store
+            .append("b@example.org", "INBOX", &body(1), Flags::default(), 0)
+            .await
+            .expect("append to b");
+        assert!(!fired(&mut watch), "a change of another account");
+        store
+            .deliver(&[("a@example.org".into(), "INBOX".into())], &body(2), 0)
+            .await
+            .into_iter()
+            .for_each(|r| assert!(r.is_ok(), "{r:?}"));
+        assert!(fired(&mut watch), "a delivery wakes the watch");
+        let seen = store
+            .read_mailbox("a@example.org", "inbox", |mb| mb.messages.len())
+            .expect("read in place");
+        assert_eq!(seen, 1);
+
+        let mut watch = store.watch("a@example.org");
+        store
+            .store_flags(
+                "a@example.org",
+                "INBOX",
+                &[1],
+                FlagAction::Add,
+                &Flags::new(flags::SEEN, &[]),
+                None,
+            )
+            .await
+            .expect("store");
+        assert!(fired(&mut watch), "a flag change wakes the watch");
+    })
+    .expect("executor");
+}

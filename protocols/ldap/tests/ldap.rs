@@ -129,6 +129,9 @@ fn start(options: LdapOptions) -> TestServer {
             port_tx.clone(),
         );
         async move {
+            if ctx.id() != 0 {
+                return;
+            }
             provision(&services).await;
             let listener =
                 cairn_shards::net::bind_tcp("127.0.0.1:0".parse().expect("addr")).expect("bind");

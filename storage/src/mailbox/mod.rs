@@ -20,6 +20,11 @@
 //! body's record and its appends back to back and waits for the last one
 //! only. Every other operation takes the lock, waits until the account has
 //! nothing in flight, and commits alone, as before.
+//!
+//! Sessions on the owning shard (IMAP, POP3) read a mailbox in place
+//! ([`MailStore::read_mailbox`]) and learn of changes to an account (a
+//! delivery, another session's STORE or EXPUNGE) through
+//! [`MailStore::watch`], which wakes them as soon as a change is applied.
 
 mod blobs;
 pub mod flags;
@@ -31,7 +36,7 @@ use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 
 use cairn_shards::sync::{LocalGuard, LocalMutex};
-use event_listener::Event;
+use event_listener::{Event, EventListener};
 use futures_channel::oneshot;
 
 use crate::kinds;
@@ -142,6 +147,9 @@ fn settle(inner: &Inner, pipe: &Pipe, id: u64, outcome: Result<(), MailError>) {
             Some(Err(e)) => Err(e),
             None => Err(MailError::Corrupt("an append without outcome".into())),
         };
+        if result.is_ok() {
+            pipe.changed.notify(usize::MAX);
+        }
         if let Some(reply) = entry.reply.take() {
             let _ = reply.send(result);
         }
@@ -187,6 +195,23 @@ struct Pipe {
     flight: RefCell<Flight>,
     /// Notified when nothing is in flight any more.
     drained: Event,
+    /// Notified after each change applied to the account.
+    changed: Event,
+}
+
+/// Resolves at the next change applied to an account (see
+/// [`MailStore::watch`]).
+pub struct Watch(EventListener);
+
+impl std::future::Future for Watch {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        std::pin::Pin::new(&mut self.0).poll(cx)
+    }
 }
 
 /// The appends of one account queued in the log and not yet applied, in
@@ -289,12 +314,15 @@ impl MailStore {
     async fn commit(&self, guard: LocalGuard, op: MailOp) -> Result<LocalGuard, MailError> {
         let (tx, rx) = oneshot::channel();
         let appended = self.inner.log.append(kinds::MAILBOX_OP, &op.encode());
-        let inner = self.inner.clone();
+        let (inner, pipe) = (self.inner.clone(), self.pipe_of(op.account()));
         cairn_shards::spawn_detached(async move {
             let result = match appended.await {
                 Ok(_) => inner.state.borrow_mut().apply(&op),
                 Err(e) => Err(e.into()),
             };
+            if result.is_ok() {
+                pipe.changed.notify(usize::MAX);
+            }
             let _ = tx.send(result.map(|()| guard));
         });
         rx.await
@@ -313,6 +341,24 @@ impl MailStore {
         self.read(account, |a| {
             Ok((now_secs() as u32).max(a.last_uidvalidity.wrapping_add(1)))
         })
+    }
+
+    /// Resolves at the next change applied to `account` (any of its
+    /// mailboxes). Take the watch before reading the state it guards, so
+    /// that a change between the read and the wait is not missed.
+    pub fn watch(&self, account: &str) -> Watch {
+        Watch(self.pipe_of(account).changed.listen())
+    }
+
+    /// Reads a mailbox in place (no copy of its messages), under no lock:
+    /// what `f` sees is the durable state at this instant.
+    pub fn read_mailbox<T>(
+        &self,
+        account: &str,
+        mailbox: &str,
+        f: impl FnOnce(&Mailbox) -> T,
+    ) -> Result<T, MailError> {
+        self.read(account, |a| Ok(f(a.mailbox(mailbox)?)))
     }
 
     /// A copy of the whole state (for checks and tests).

@@ -127,6 +127,25 @@ pub enum MailOp {
     },
 }
 
+impl MailOp {
+    /// The account it changes.
+    pub fn account(&self) -> &str {
+        match self {
+            MailOp::CreateAccount { account, .. }
+            | MailOp::SetQuota { account, .. }
+            | MailOp::CreateMailbox { account, .. }
+            | MailOp::RenameMailbox { account, .. }
+            | MailOp::DeleteMailbox { account, .. }
+            | MailOp::Subscribe { account, .. }
+            | MailOp::Append { account, .. }
+            | MailOp::SetFlags { account, .. }
+            | MailOp::Expunge { account, .. }
+            | MailOp::Copy { account, .. }
+            | MailOp::DeleteAccount { account } => account,
+        }
+    }
+}
+
 impl BlobRef {
     /// A reference to a body whose record is queued but not yet durable:
     /// the hash only. An operation carrying one is queued after the body's
