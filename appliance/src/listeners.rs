@@ -1,6 +1,6 @@
 //! One accept loop for every protocol listener of a shard: the per-address
 //! connection limit (with the protocol's own refusal), implicit TLS (HTTPS,
-//! SMTPS, LDAPS), idle timeouts, connection metrics, and draining at
+//! SMTPS, IMAPS, POP3S, LDAPS), idle timeouts, connection metrics, and draining at
 //! shutdown; each admitted connection goes to its protocol's server.
 
 use std::net::SocketAddr;
@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_http::{serve_connection, ConnectionOptions, Router};
+use cairn_imap::ImapServer;
 use cairn_ldap::LdapServer;
+use cairn_pop3::Pop3Server;
 use cairn_shards::ip_limit::IpLimiter;
 use cairn_shards::metrics::ServiceMetrics;
 use cairn_shards::net::{TcpListener, TcpStream};
@@ -32,6 +34,8 @@ pub enum Server {
         options: ConnectionOptions,
     },
     Smtp(SmtpServer),
+    Imap(ImapServer),
+    Pop3(Pop3Server),
     Ldap(LdapServer),
 }
 
@@ -45,6 +49,8 @@ impl Server {
                 }
             }
             Server::Smtp(smtp) => smtp.serve(stream, peer).await,
+            Server::Imap(imap) => imap.serve(stream, peer).await,
+            Server::Pop3(pop3) => pop3.serve(stream, peer).await,
             Server::Ldap(ldap) => ldap.serve(stream, peer).await,
         }
     }
@@ -53,7 +59,9 @@ impl Server {
     fn idle_timeout(&self) -> Duration {
         match self {
             Server::Http { .. } => HTTP_IDLE,
-            Server::Smtp(_) | Server::Ldap(_) => SESSION_BACKSTOP,
+            Server::Smtp(_) | Server::Imap(_) | Server::Pop3(_) | Server::Ldap(_) => {
+                SESSION_BACKSTOP
+            }
         }
     }
 
@@ -70,6 +78,12 @@ impl Server {
             }
             Server::Smtp(_) => {
                 b"421 4.7.0 Too many connections from your address, try again later\r\n".to_vec()
+            }
+            Server::Imap(_) => {
+                b"* BYE [UNAVAILABLE] Too many connections from your address\r\n".to_vec()
+            }
+            Server::Pop3(_) => {
+                b"-ERR [SYS/TEMP] Too many connections from your address\r\n".to_vec()
             }
             // LDAP has no greeting to refuse with: the connection closes.
             Server::Ldap(_) => Vec::new(),

@@ -28,7 +28,9 @@ use crate::cli::RunArgs;
 use crate::http_service;
 use crate::listeners::{self, Listener, Server};
 use crate::{admin_credential, logging, tls};
+use cairn_imap::{ImapMesh, ImapOptions, ImapServer};
 use cairn_ldap::{LdapOptions, LdapServer};
+use cairn_pop3::{Pop3Mesh, Pop3Options, Pop3Server};
 use cairn_smtp::{Mode, SmtpOptions, SmtpServer};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -36,6 +38,8 @@ const VERSION: &str = env!("CARGO_PKG_VERSION");
 const AUTH_FAILURES_PER_ADDRESS: u32 = 5;
 /// Failed logins are counted over this window, and lock out for its rest.
 const AUTH_FAILURE_WINDOW: Duration = Duration::from_secs(300);
+/// Sessions queued from one shard to another while they move.
+const MOVE_QUEUE: usize = 64;
 /// How long the shards may take to bind their listeners.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -68,6 +72,10 @@ fn is_built(service: Service) -> bool {
             | Service::Smtp
             | Service::Submission
             | Service::Smtps
+            | Service::Imap
+            | Service::Imaps
+            | Service::Pop3
+            | Service::Pop3s
             | Service::Ldap
             | Service::Ldaps
     )
@@ -161,6 +169,9 @@ fn run_until_stopped(args: RunArgs) -> Result<(), String> {
     antivirus.register_metrics(&metrics);
     let storage_metrics = Arc::new(StorageMetrics::new(&metrics));
     let meshes = Meshes::new(shards).with_auth_metrics(AuthMetrics::new(&metrics));
+    // The meshes that carry IMAP and POP3 sessions to their account's shard.
+    let imap_mesh = ImapMesh::new(shards, MOVE_QUEUE);
+    let pop3_mesh = Pop3Mesh::new(shards, MOVE_QUEUE);
     let shutdown = Shutdown::new();
     shutdown
         .on_signals()
@@ -173,6 +184,8 @@ fn run_until_stopped(args: RunArgs) -> Result<(), String> {
         metrics,
         storage_metrics,
         meshes,
+        imap_mesh,
+        pop3_mesh,
         antivirus,
         credentials,
         auth_policy: Policy {
@@ -225,6 +238,12 @@ struct TlsConfigs {
     other: Arc<rustls::ServerConfig>,
 }
 
+/// A shard's mail-access servers (see [`ShardMain::mail_access`]).
+struct MailAccess {
+    imap: Option<ImapServer>,
+    pop3: Option<Pop3Server>,
+}
+
 /// What each shard runs: bind, serve, and drain on shutdown.
 #[derive(Clone)]
 struct ShardMain {
@@ -233,6 +252,8 @@ struct ShardMain {
     metrics: Arc<Metrics>,
     storage_metrics: Arc<StorageMetrics>,
     meshes: Meshes,
+    imap_mesh: ImapMesh,
+    pop3_mesh: Pop3Mesh,
     antivirus: Arc<cairn_smtp::antivirus::Antivirus>,
     credentials: Arc<admin_credential::Credentials>,
     auth_policy: Policy,
@@ -268,6 +289,7 @@ impl ShardMain {
         ctx: &ShardContext,
         services: &Services,
         router: &Rc<Router>,
+        access: &MailAccess,
         metrics: ServiceMetrics,
     ) -> Option<Server> {
         let limits = &self.config.limits;
@@ -317,9 +339,68 @@ impl ShardMain {
                     metrics,
                 ))
             }
-            _ => return None,
+            Service::Imap | Service::Imaps => Server::Imap(access.imap.clone()?),
+            Service::Pop3 | Service::Pop3s => Server::Pop3(access.pop3.clone()?),
         };
         Some(server)
+    }
+
+    /// This shard's IMAP and POP3 servers, one each for the plain and the
+    /// implicit-TLS listener, when either is configured: every shard joins
+    /// the protocol's mesh, since sessions move to their account's shard.
+    async fn mail_access(
+        &self,
+        ctx: &ShardContext,
+        services: &Services,
+    ) -> Result<MailAccess, String> {
+        let has = |a: Service, b: Service| {
+            self.planned
+                .iter()
+                .any(|p| p.service == a || p.service == b)
+        };
+        let (limits, access) = (&self.config.limits, &self.config.mail_access);
+        let tls = Some(self.tls.other.clone());
+        let imap = if has(Service::Imap, Service::Imaps) {
+            let options = ImapOptions {
+                hostname: self.config.node.hostname.clone(),
+                max_literal: limits.max_message_size,
+                allow_plaintext_auth: access.allow_plaintext_auth,
+                ..ImapOptions::default()
+            };
+            let metrics = self.metrics.service("imap", ctx.id());
+            let server = ImapServer::start(
+                services.clone(),
+                tls.clone(),
+                options,
+                metrics,
+                &self.imap_mesh,
+            );
+            Some(
+                server
+                    .await
+                    .map_err(|e| format!("shard {}: IMAP: {e}", ctx.id()))?,
+            )
+        } else {
+            None
+        };
+        let pop3 = if has(Service::Pop3, Service::Pop3s) {
+            let options = Pop3Options {
+                hostname: self.config.node.hostname.clone(),
+                allow_plaintext_auth: access.allow_plaintext_auth,
+                ..Pop3Options::default()
+            };
+            let metrics = self.metrics.service("pop3", ctx.id());
+            let server =
+                Pop3Server::start(services.clone(), tls, options, metrics, &self.pop3_mesh);
+            Some(
+                server
+                    .await
+                    .map_err(|e| format!("shard {}: POP3: {e}", ctx.id()))?,
+            )
+        } else {
+            None
+        };
+        Ok(MailAccess { imap, pop3 })
     }
 
     async fn run(self, ctx: ShardContext) {
@@ -371,6 +452,14 @@ impl ShardMain {
                 return;
             }
         };
+        let access = match self.mail_access(&ctx, &services).await {
+            Ok(access) => access,
+            Err(message) => {
+                let _ = self.ready.send(Err(message));
+                store.log.close().await;
+                return;
+            }
+        };
         let tracker = ConnectionTracker::default();
         let router = Rc::new(http_service::router(
             self.metrics.clone(),
@@ -380,7 +469,8 @@ impl ShardMain {
         ));
         for (p, listener) in bound {
             let metrics = self.metrics.service(p.service.name(), ctx.id());
-            let Some(server) = self.server(p, &ctx, &services, &router, metrics.clone()) else {
+            let Some(server) = self.server(p, &ctx, &services, &router, &access, metrics.clone())
+            else {
                 continue;
             };
             let tls = (p.tls == TlsMode::Implicit).then(|| match p.service {
@@ -487,6 +577,13 @@ fn print_banner(
             "  send mail: swaks --server {} --port {} --tls --auth PLAIN --auth-user alice@example.org --from alice@example.org --to bob@example.org",
             p.addr.ip(),
             p.addr.port()
+        );
+    }
+    if let Some(p) = find(Service::Imap) {
+        println!(
+            "  read mail: curl --ssl-reqd -k -u alice@example.org imap://{}/INBOX -X 'FETCH 1:* (FLAGS ENVELOPE)' (or any IMAP client; POP3 on {})",
+            p.addr,
+            find(Service::Pop3).map_or("-".to_string(), |p| p.addr.to_string())
         );
     }
     if let Some(p) = find(Service::Ldap) {

@@ -3,6 +3,7 @@
 //! that a new run of it replaces (with the command that made it).
 
 pub mod appliance;
+pub mod imap_client;
 pub mod report;
 pub mod rr_protocol;
 pub mod smtp_client;

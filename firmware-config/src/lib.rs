@@ -92,7 +92,7 @@ mod values;
 pub use error::{ConfigError, ConfigErrors};
 pub use listener::ListenerConfig;
 pub use schema::{
-    Config, LdapConfig, Limits, LogConfig, LogFormat, MediaConfig, MetricsConfig, NodeConfig,
-    ShardsConfig, TlsConfig, CURRENT_VERSION,
+    Config, LdapConfig, Limits, LogConfig, LogFormat, MailAccessConfig, MediaConfig, MetricsConfig,
+    NodeConfig, ShardsConfig, TlsConfig, CURRENT_VERSION,
 };
 pub use service::{Service, TlsMode};

@@ -43,6 +43,8 @@ pub struct Config {
     pub media: MediaConfig,
     /// `[ldap]`
     pub ldap: LdapConfig,
+    /// `[mail_access]`
+    pub mail_access: MailAccessConfig,
 }
 
 impl Default for Config {
@@ -59,6 +61,7 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             media: MediaConfig::default(),
             ldap: LdapConfig::default(),
+            mail_access: MailAccessConfig::default(),
         }
     }
 }
@@ -262,4 +265,14 @@ impl Default for LdapConfig {
             size_limit: 1000,
         }
     }
+}
+
+/// `[mail_access]`: how mail clients (IMAP, POP3) may log in.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MailAccessConfig {
+    /// Accept passwords over unencrypted connections (default `false`:
+    /// IMAP says LOGINDISABLED and POP3 offers no USER or SASL until the
+    /// client has done STARTTLS/STLS).
+    pub allow_plaintext_auth: bool,
 }

@@ -53,8 +53,11 @@ impl ServiceNode {
                 let services = Services::start(&ctx, &store, &meshes, policy)
                     .await
                     .expect("services");
-                serve(services, ctx.clone()).await;
+                // The shard's services stay in the meshes until shutdown,
+                // whenever `serve` returns.
+                serve(services.clone(), ctx.clone()).await;
                 ctx.shutdown().wait().await;
+                drop(services);
                 store.log.close().await;
             }
         })

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use cairn_config::Service;
 
 mod admin_api;
+pub mod imap;
 pub use admin_api::AdminApi;
 
 /// The `cairn` binary of this workspace, built on first use.

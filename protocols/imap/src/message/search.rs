@@ -1,0 +1,348 @@
+//! SEARCH evaluation (RFC 9051 §6.4.4, CONDSTORE's MODSEQ): one message
+//! (a [`Candidate`]) against one search key.
+//!
+//! Text keys match by case-insensitive substring (Unicode simple
+//! lowercase) on decoded UTF-8. Dates: BEFORE/ON/SINCE compare the
+//! internal date's day in UTC; SENTBEFORE/SENTON/SENTSINCE the Date:
+//! header's own day (its time and zone ignored), or the internal date's
+//! day when the message has no parseable Date:.
+
+use cairn_storage::mailbox::Flags;
+use chrono::NaiveDate;
+use imap_types::{
+    search::SearchKey,
+    sequence::{SeqOrUid, Sequence, SequenceSet},
+};
+use mail_parser::HeaderName;
+
+use super::parsed::Parsed;
+
+/// The message a search key is evaluated against.
+pub struct Candidate<'a> {
+    /// Its sequence number.
+    pub seq: u32,
+    /// Its UID.
+    pub uid: u32,
+    /// Its modification sequence (CONDSTORE).
+    pub modseq: u64,
+    /// Its flags.
+    pub flags: &'a Flags,
+    /// Whether it is `\Recent` in this session.
+    pub recent: bool,
+    /// Its internal date, seconds since the epoch, UTC.
+    pub internal_date: i64,
+    /// Its size in octets (RFC822.SIZE).
+    pub size: u64,
+    /// The parsed message; `Some` when [`needs_message`] says the key
+    /// needs it (keys that need it do not match without it).
+    pub parsed: Option<&'a Parsed<'a>>,
+}
+
+/// What a search key's sequence sets expand against. (imap-types does not
+/// model SEARCHRES `$`, so there is no saved result here.)
+pub struct SearchContext {
+    /// The mailbox's largest sequence number (`*` in sequence sets).
+    pub largest_seq: u32,
+    /// The mailbox's largest UID (`*` in UID sets).
+    pub largest_uid: u32,
+}
+
+/// Whether evaluating `key` needs the message's bytes (header, body, sent
+/// date); flag, UID, size and internal-date searches do not.
+pub fn needs_message(key: &SearchKey<'_>) -> bool {
+    match key {
+        SearchKey::And(keys) => keys.as_ref().iter().any(needs_message),
+        SearchKey::Not(key) => needs_message(key),
+        SearchKey::Or(a, b) => needs_message(a) || needs_message(b),
+        SearchKey::Bcc(_)
+        | SearchKey::Body(_)
+        | SearchKey::Cc(_)
+        | SearchKey::From(_)
+        | SearchKey::Header(..)
+        | SearchKey::SentBefore(_)
+        | SearchKey::SentOn(_)
+        | SearchKey::SentSince(_)
+        | SearchKey::Subject(_)
+        | SearchKey::Text(_)
+        | SearchKey::To(_) => true,
+        _ => false,
+    }
+}
+
+/// Whether the message `c` matches `key`.
+pub fn matches(key: &SearchKey<'_>, c: &Candidate<'_>, ctx: &SearchContext) -> bool {
+    use cairn_storage::mailbox::flags::{ANSWERED, DELETED, DRAFT, FLAGGED, SEEN};
+    let has = |bit: u8| c.flags.system & bit != 0;
+    match key {
+        SearchKey::And(keys) => keys.as_ref().iter().all(|k| matches(k, c, ctx)),
+        SearchKey::Not(key) => !matches(key, c, ctx),
+        SearchKey::Or(a, b) => matches(a, c, ctx) || matches(b, c, ctx),
+        SearchKey::SequenceSet(set) => in_set(set, c.seq, ctx.largest_seq),
+        SearchKey::Uid(set) => in_set(set, c.uid, ctx.largest_uid),
+        SearchKey::All => true,
+        SearchKey::Answered => has(ANSWERED),
+        SearchKey::Deleted => has(DELETED),
+        SearchKey::Draft => has(DRAFT),
+        SearchKey::Flagged => has(FLAGGED),
+        SearchKey::Seen => has(SEEN),
+        SearchKey::Unanswered => !has(ANSWERED),
+        SearchKey::Undeleted => !has(DELETED),
+        SearchKey::Undraft => !has(DRAFT),
+        SearchKey::Unflagged => !has(FLAGGED),
+        SearchKey::Unseen => !has(SEEN),
+        SearchKey::Recent => c.recent,
+        SearchKey::New => c.recent && !has(SEEN),
+        SearchKey::Old => !c.recent,
+        SearchKey::Keyword(k) => has_keyword(c.flags, k.inner()),
+        SearchKey::Unkeyword(k) => !has_keyword(c.flags, k.inner()),
+        SearchKey::Larger(n) => c.size > u64::from(*n),
+        SearchKey::Smaller(n) => c.size < u64::from(*n),
+        SearchKey::Before(d) => internal_day(c).is_some_and(|day| day < *d.as_ref()),
+        SearchKey::On(d) => internal_day(c).is_some_and(|day| day == *d.as_ref()),
+        SearchKey::Since(d) => internal_day(c).is_some_and(|day| day >= *d.as_ref()),
+        SearchKey::SentBefore(d) => sent_day(c).is_some_and(|day| day < *d.as_ref()),
+        SearchKey::SentOn(d) => sent_day(c).is_some_and(|day| day == *d.as_ref()),
+        SearchKey::SentSince(d) => sent_day(c).is_some_and(|day| day >= *d.as_ref()),
+        SearchKey::ModSequence { modseq, .. } => c.modseq >= *modseq,
+        SearchKey::Bcc(s) => header_has(c, "Bcc", s.as_ref()),
+        SearchKey::Cc(s) => header_has(c, "Cc", s.as_ref()),
+        SearchKey::From(s) => header_has(c, "From", s.as_ref()),
+        SearchKey::To(s) => header_has(c, "To", s.as_ref()),
+        SearchKey::Subject(s) => header_has(c, "Subject", s.as_ref()),
+        SearchKey::Header(name, s) => {
+            header_has(c, &String::from_utf8_lossy(name.as_ref()), s.as_ref())
+        }
+        SearchKey::Body(s) => text_has(c, s.as_ref(), false),
+        SearchKey::Text(s) => text_has(c, s.as_ref(), true),
+    }
+}
+
+/// Whether `n` is in `set`, `*` being `largest`; ranges either way round.
+fn in_set(set: &SequenceSet, n: u32, largest: u32) -> bool {
+    let value = |v: &SeqOrUid| match v {
+        SeqOrUid::Value(v) => v.get(),
+        SeqOrUid::Asterisk => largest,
+    };
+    set.0.as_ref().iter().any(|seq| match seq {
+        Sequence::Single(v) => value(v) == n,
+        Sequence::Range(a, b) => {
+            let (a, b) = (value(a), value(b));
+            (a.min(b)..=a.max(b)).contains(&n)
+        }
+    })
+}
+
+fn has_keyword(flags: &Flags, keyword: &str) -> bool {
+    flags
+        .keywords
+        .binary_search(&keyword.to_ascii_lowercase())
+        .is_ok()
+}
+
+/// The internal date's day (UTC).
+fn internal_day(c: &Candidate<'_>) -> Option<NaiveDate> {
+    chrono::DateTime::from_timestamp(c.internal_date, 0).map(|t| t.date_naive())
+}
+
+/// The Date: header's day as written, else the internal date's day.
+fn sent_day(c: &Candidate<'_>) -> Option<NaiveDate> {
+    c.parsed
+        .and_then(|p| p.root().parsed(&HeaderName::Date)?.as_datetime().copied())
+        .and_then(|d| NaiveDate::from_ymd_opt(d.year.into(), d.month.into(), d.day.into()))
+        .or_else(|| internal_day(c))
+}
+
+fn header_has(c: &Candidate<'_>, name: &str, needle: &[u8]) -> bool {
+    let Some(parsed) = c.parsed else {
+        return false;
+    };
+    let needle = fold(&String::from_utf8_lossy(needle));
+    parsed
+        .header_values(name)
+        .iter()
+        .any(|value| fold(value).contains(&needle))
+}
+
+fn text_has(c: &Candidate<'_>, needle: &[u8], with_header: bool) -> bool {
+    let Some(parsed) = c.parsed else {
+        return false;
+    };
+    let needle = fold(&String::from_utf8_lossy(needle));
+    (with_header && fold(&parsed.header_text()).contains(&needle))
+        || fold(&parsed.body_text()).contains(&needle)
+}
+
+/// Case folding for text matching (Unicode lowercase).
+fn fold(text: &str) -> String {
+    text.to_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use cairn_storage::mailbox::flags::{ANSWERED, SEEN};
+    use imap_types::{core::AString, datetime::NaiveDate as Day};
+
+    use super::*;
+    use crate::message::fixtures::{crlf, mixed};
+
+    fn s(text: &'static str) -> AString<'static> {
+        AString::try_from(text).unwrap_or_else(|_| unreachable!())
+    }
+
+    fn day(y: i32, m: u32, d: u32) -> Day {
+        Day::unvalidated(NaiveDate::from_ymd_opt(y, m, d).unwrap_or_default())
+    }
+
+    fn set(text: &str) -> SequenceSet {
+        SequenceSet::try_from(text).unwrap_or_else(|_| unreachable!())
+    }
+
+    fn and(keys: Vec<SearchKey<'static>>) -> SearchKey<'static> {
+        SearchKey::And(keys.try_into().unwrap_or_else(|_| unreachable!()))
+    }
+
+    const CTX: SearchContext = SearchContext {
+        largest_seq: 10,
+        largest_uid: 500,
+    };
+
+    fn candidate<'a>(flags: &'a Flags, parsed: Option<&'a Parsed<'a>>) -> Candidate<'a> {
+        Candidate {
+            seq: 3,
+            uid: 300,
+            modseq: 42,
+            flags,
+            recent: true,
+            // 2022-03-05T12:00:00Z
+            internal_date: 1_646_481_600,
+            size: 1000,
+            parsed,
+        }
+    }
+
+    #[test]
+    fn flags_sets_sizes_and_modseq() {
+        let flags = Flags::new(SEEN | ANSWERED, &["$Work"]);
+        let c = candidate(&flags, None);
+        let yes = [
+            SearchKey::All,
+            SearchKey::Seen,
+            SearchKey::Answered,
+            SearchKey::Unflagged,
+            SearchKey::Undeleted,
+            SearchKey::Undraft,
+            SearchKey::Recent,
+            SearchKey::Keyword(
+                imap_types::core::Atom::try_from("$WORK").unwrap_or_else(|_| unreachable!()),
+            ),
+            SearchKey::SequenceSet(set("1,3:2")),
+            SearchKey::SequenceSet(set("*:3")),
+            SearchKey::Uid(set("300")),
+            SearchKey::Uid(set("299:*")),
+            SearchKey::Larger(999),
+            SearchKey::Smaller(1001),
+            SearchKey::ModSequence {
+                entry: None,
+                modseq: 42,
+            },
+            SearchKey::Not(Box::new(SearchKey::New)),
+            SearchKey::Or(Box::new(SearchKey::Deleted), Box::new(SearchKey::Seen)),
+        ];
+        for key in &yes {
+            assert!(matches(key, &c, &CTX), "{key:?}");
+            assert!(!needs_message(key), "{key:?}");
+        }
+        let no = [
+            SearchKey::Unseen,
+            SearchKey::Old,
+            SearchKey::New,
+            SearchKey::Flagged,
+            SearchKey::Unkeyword(
+                imap_types::core::Atom::try_from("$work").unwrap_or_else(|_| unreachable!()),
+            ),
+            SearchKey::SequenceSet(set("4:*")),
+            SearchKey::Uid(set("1:299")),
+            SearchKey::Larger(1000),
+            SearchKey::ModSequence {
+                entry: None,
+                modseq: 43,
+            },
+        ];
+        for key in &no {
+            assert!(!matches(key, &c, &CTX), "{key:?}");
+        }
+    }
+
+    #[test]
+    fn internal_and_sent_dates() {
+        let raw = crlf("Date: Tue, 1 Mar 2022 23:30:00 -0500\nSubject: x\n\nbody\n");
+        let parsed = Parsed::parse(&raw);
+        let flags = Flags::default();
+        let c = candidate(&flags, Some(&parsed));
+        let yes = [
+            SearchKey::On(day(2022, 3, 5)),
+            SearchKey::Since(day(2022, 3, 5)),
+            SearchKey::Before(day(2022, 3, 6)),
+            SearchKey::SentOn(day(2022, 3, 1)),
+            SearchKey::SentBefore(day(2022, 3, 2)),
+            SearchKey::SentSince(day(2022, 3, 1)),
+        ];
+        for key in &yes {
+            assert!(matches(key, &c, &CTX), "{key:?}");
+        }
+        let no = [
+            SearchKey::Before(day(2022, 3, 5)),
+            SearchKey::Since(day(2022, 3, 6)),
+            SearchKey::SentOn(day(2022, 3, 2)),
+            SearchKey::SentBefore(day(2022, 3, 1)),
+        ];
+        for key in &no {
+            assert!(!matches(key, &c, &CTX), "{key:?}");
+        }
+        let undated = Parsed::parse(b"Subject: x\r\n\r\n");
+        let c = candidate(&flags, Some(&undated));
+        assert!(matches(&SearchKey::SentOn(day(2022, 3, 5)), &c, &CTX));
+    }
+
+    #[test]
+    fn text_keys_match_decoded_text_case_insensitively() {
+        let raw = mixed();
+        let parsed = Parsed::parse(&raw);
+        let flags = Flags::default();
+        let c = candidate(&flags, Some(&parsed));
+        let yes = [
+            SearchKey::From(s("JÖRG")),
+            SearchKey::From(s("jorg@example")),
+            SearchKey::To(s("b@y.example")),
+            SearchKey::Cc(s("undisclosed")),
+            SearchKey::Subject(s("café MENU")),
+            SearchKey::Body(s("AU LAIT")),
+            SearchKey::Body(s("inner text")),
+            SearchKey::Text(s("m1@example.org")),
+            SearchKey::Text(s("au lait soon")),
+            SearchKey::Header(s("message-id"), s("")),
+            SearchKey::Header(s("MIME-Version"), s("1.0")),
+            and(vec![SearchKey::Unseen, SearchKey::Subject(s("menu"))]),
+        ];
+        for key in &yes {
+            assert!(matches(key, &c, &CTX), "{key:?}");
+            assert!(needs_message(key), "{key:?}");
+        }
+        let no = [
+            SearchKey::Bcc(s("")),
+            SearchKey::Header(s("X-Absent"), s("")),
+            SearchKey::Body(s("m1@example.org")),
+            SearchKey::Subject(s("tea")),
+            and(vec![SearchKey::Seen, SearchKey::Subject(s("menu"))]),
+        ];
+        for key in &no {
+            assert!(!matches(key, &c, &CTX), "{key:?}");
+        }
+        let without = candidate(&flags, None);
+        assert!(!matches(&SearchKey::Subject(s("")), &without, &CTX));
+        assert!(needs_message(&SearchKey::Or(
+            Box::new(SearchKey::All),
+            Box::new(SearchKey::Text(s("x")))
+        )));
+    }
+}

@@ -1,0 +1,178 @@
+//! SEARCH, SORT and THREAD (and their UID forms): candidates from the
+//! index, message bytes loaded only when a key needs them; evaluation,
+//! ordering and threading by [`crate::message`].
+
+use std::fmt::Write as _;
+
+use imap_types::extensions::sort::SortCriterion;
+use imap_types::extensions::thread::{Thread, ThreadingAlgorithm};
+use imap_types::response::Data;
+use imap_types::search::SearchKey;
+
+use super::{Reply, Session};
+use crate::codec::response;
+use crate::message::{self, Candidate, Parsed, SearchContext, SortItem};
+
+/// A message that matched: its number, UID, and (for SORT/THREAD) body.
+struct Hit {
+    seq: u32,
+    uid: u32,
+    internal_date: i64,
+    size: u64,
+    raw: Option<Vec<u8>>,
+}
+
+fn parse_all(hits: &[Hit]) -> Vec<Parsed<'_>> {
+    hits.iter()
+        .map(|h| Parsed::parse(h.raw.as_deref().unwrap_or_default()))
+        .collect()
+}
+
+fn sort_items<'p>(hits: &[Hit], parsed: &'p [Parsed<'p>], uid: bool) -> Vec<SortItem<'p>> {
+    hits.iter()
+        .zip(parsed)
+        .map(|(h, p)| SortItem {
+            id: if uid { h.uid } else { h.seq },
+            seq: h.seq,
+            internal_date: h.internal_date,
+            size: h.size,
+            parsed: p,
+        })
+        .collect()
+}
+
+impl Session<'_> {
+    /// The messages matching every key; with their bodies when `bodies`.
+    async fn matching(
+        &mut self,
+        account: &str,
+        keys: &[SearchKey<'_>],
+        bodies: bool,
+    ) -> Result<Vec<Hit>, Reply> {
+        let Some(view) = &self.selected else {
+            return Err(Reply::bad("No mailbox selected"));
+        };
+        let store = &self.inner.services.mailstore;
+        let load = bodies || keys.iter().any(message::needs_message);
+        let uids = view.uids().to_vec();
+        let messages = store
+            .read_mailbox(account, &view.mailbox, |mb| {
+                uids.iter()
+                    .enumerate()
+                    .filter_map(|(i, u)| mb.messages.get(u).map(|m| (i as u32 + 1, m.clone())))
+                    .collect::<Vec<_>>()
+            })
+            .map_err(|e| Reply::mail(&e))?;
+        let ctx = SearchContext {
+            largest_seq: uids.len() as u32,
+            largest_uid: uids.last().copied().unwrap_or(0),
+        };
+        let mut hits = Vec::new();
+        for (seq, m) in messages {
+            let raw = if load {
+                Some(store.body(&m.blob).await.map_err(|e| Reply::mail(&e))?)
+            } else {
+                None
+            };
+            let parsed = raw.as_deref().map(Parsed::parse);
+            let candidate = Candidate {
+                seq,
+                uid: m.uid,
+                modseq: m.modseq,
+                flags: &m.flags,
+                recent: view.is_recent(m.uid),
+                internal_date: m.internal_date,
+                size: m.size,
+                parsed: parsed.as_ref(),
+            };
+            if keys.iter().all(|k| message::matches(k, &candidate, &ctx)) {
+                drop(parsed);
+                hits.push(Hit {
+                    seq,
+                    uid: m.uid,
+                    internal_date: m.internal_date,
+                    size: m.size,
+                    raw: if bodies { raw } else { None },
+                });
+            }
+            cairn_shards::yield_if_needed().await;
+        }
+        Ok(hits)
+    }
+
+    pub(super) async fn search(
+        &mut self,
+        account: &str,
+        keys: &[SearchKey<'_>],
+        uid: bool,
+    ) -> Reply {
+        let hits = match self.matching(account, keys, false).await {
+            Ok(h) => h,
+            Err(r) => return r,
+        };
+        let mut line = "SEARCH".to_string();
+        for h in &hits {
+            let _ = write!(line, " {}", if uid { h.uid } else { h.seq });
+        }
+        response::untagged(&mut self.out, &line);
+        Reply::ok(if uid {
+            "UID SEARCH completed"
+        } else {
+            "SEARCH completed"
+        })
+    }
+
+    pub(super) async fn sort(
+        &mut self,
+        account: &str,
+        criteria: &[SortCriterion],
+        keys: &[SearchKey<'_>],
+        uid: bool,
+    ) -> Reply {
+        let hits = match self.matching(account, keys, true).await {
+            Ok(h) => h,
+            Err(r) => return r,
+        };
+        let parsed = parse_all(&hits);
+        let items = sort_items(&hits, &parsed, uid);
+        let ids = message::sort(criteria, &items);
+        let mut line = "SORT".to_string();
+        for id in ids {
+            let _ = write!(line, " {id}");
+        }
+        response::untagged(&mut self.out, &line);
+        Reply::ok(if uid {
+            "UID SORT completed"
+        } else {
+            "SORT completed"
+        })
+    }
+
+    pub(super) async fn thread(
+        &mut self,
+        account: &str,
+        algorithm: &ThreadingAlgorithm<'_>,
+        keys: &[SearchKey<'_>],
+        uid: bool,
+    ) -> Reply {
+        if !matches!(
+            algorithm,
+            ThreadingAlgorithm::OrderedSubject | ThreadingAlgorithm::References
+        ) {
+            return Reply::bad("Unknown threading algorithm");
+        }
+        let hits = match self.matching(account, keys, true).await {
+            Ok(h) => h,
+            Err(r) => return r,
+        };
+        let parsed = parse_all(&hits);
+        let items = sort_items(&hits, &parsed, uid);
+        let threads: Vec<Thread> = message::thread(algorithm, &items);
+        response::data(&mut self.out, Data::Thread(threads));
+        Reply::ok(if uid {
+            "UID THREAD completed"
+        } else {
+            "THREAD completed"
+        })
+    }
+}

@@ -1,0 +1,503 @@
+//! The IMAP server end to end with the async-imap client and raw
+//! sockets: a two-shard node with real storage, accounts owned by each
+//! shard (so that a login on shard 0 moves the session to shard 1 for
+//! one of them), the listener on shard 0.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream as StdTcp;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use async_imap::extensions::idle::IdleResponse;
+use cairn_imap::{ImapMesh, ImapOptions, ImapServer};
+use cairn_shards::metrics::Metrics;
+use cairn_shards::net::TcpListener;
+use cairn_shards::stream::{server_config, Stream};
+use cairn_shards::Shutdown;
+use cairn_storage::directory::NewAccount;
+use cairn_storage::services::Services;
+use cairn_storage::testing::ServiceNode;
+use futures_lite::StreamExt;
+use tokio::net::TcpStream;
+
+struct Ready {
+    port: u16,
+    /// Accounts owned by shard 0 and by shard 1.
+    a: String,
+    b: String,
+}
+
+struct TestServer {
+    ready: Ready,
+    _node: ServiceNode,
+}
+
+async fn provision(services: &Services) -> (String, String) {
+    services
+        .directory
+        .add_domain("example.org".into(), None, None)
+        .await
+        .expect("domain");
+    let hash = services.hash_password("secret".into()).await.expect("hash");
+    let mut on = [None, None];
+    for i in 0.. {
+        let address = format!("user{i}@example.org");
+        if let Some(slot @ None) = on.get_mut(services.mail.owner(&address)) {
+            *slot = Some(address);
+        }
+        if on.iter().all(Option::is_some) {
+            break;
+        }
+    }
+    let [Some(a), Some(b)] = on else {
+        panic!("no account for each shard")
+    };
+    for address in [&a, &b] {
+        services
+            .add_account(NewAccount {
+                address: address.clone(),
+                password_hash: hash.clone(),
+                ..Default::default()
+            })
+            .await
+            .expect("account");
+    }
+    (a, b)
+}
+
+async fn accept_loop(listener: TcpListener, server: ImapServer, shutdown: Shutdown) {
+    loop {
+        let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
+            shutdown.wait().await;
+            None
+        })
+        .await;
+        let Some(Ok(tcp)) = accepted else { break };
+        let Ok(peer) = tcp.peer_addr() else { continue };
+        let server = server.clone();
+        cairn_shards::spawn_detached(async move { server.serve(Stream::Plain(tcp), peer).await });
+    }
+}
+
+fn certificate() -> &'static rcgen::CertifiedKey {
+    static CERT: std::sync::OnceLock<rcgen::CertifiedKey> = std::sync::OnceLock::new();
+    CERT.get_or_init(|| {
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("cert")
+    })
+}
+
+fn start(options: ImapOptions) -> TestServer {
+    let made = certificate();
+    let key = rustls::pki_types::PrivatePkcs8KeyDer::from(made.key_pair.serialize_der());
+    let tls = server_config(vec![made.cert.der().clone()], key.into(), &[]).expect("TLS");
+    let metrics = Metrics::new(2, "test");
+    let mesh = ImapMesh::new(2, 64);
+    let (ready_tx, ready_rx) = mpsc::channel::<Ready>();
+    let node = ServiceNode::start(2, move |services, ctx| {
+        let (metrics, options, ready_tx, mesh, tls) = (
+            metrics.clone(),
+            options.clone(),
+            ready_tx.clone(),
+            mesh.clone(),
+            tls.clone(),
+        );
+        async move {
+            let m = metrics.service("imap", ctx.id());
+            let server = ImapServer::start(services.clone(), Some(tls), options, m, &mesh)
+                .await
+                .expect("imap server");
+            if ctx.id() != 0 {
+                ctx.shutdown().wait().await;
+                drop(server);
+                return;
+            }
+            let (a, b) = provision(&services).await;
+            let any: std::net::SocketAddr = "127.0.0.1:0".parse().expect("addr");
+            let listener = cairn_shards::net::bind_tcp(any).expect("bind");
+            let port = listener.local_addr().expect("addr").port();
+            ready_tx.send(Ready { port, a, b }).expect("ready");
+            accept_loop(listener, server, ctx.shutdown().clone()).await;
+        }
+    });
+    let ready = ready_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the server started");
+    TestServer { ready, _node: node }
+}
+
+fn plaintext() -> ImapOptions {
+    ImapOptions {
+        allow_plaintext_auth: true,
+        ..ImapOptions::default()
+    }
+}
+
+type Session = async_imap::Session<TcpStream>;
+
+async fn login(port: u16, user: &str) -> Session {
+    let tcp = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    let mut client = async_imap::Client::new(tcp);
+    client
+        .read_response()
+        .await
+        .expect("greeting")
+        .expect("greeting");
+    client
+        .login(user, "secret")
+        .await
+        .map_err(|(e, _)| e)
+        .expect("login")
+}
+
+const MESSAGE: &str = "From: Alice <alice@example.org>\r\nTo: bob@example.org\r\nSubject: Hello there\r\nDate: Mon, 7 Feb 1994 21:52:25 -0800\r\nMessage-ID: <1@example.org>\r\n\r\nThe body of the message.\r\n";
+
+/// The whole mail flow with a real client, for an account on each shard.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_flow_with_a_real_client() {
+    let server = start(plaintext());
+    for user in [&server.ready.a, &server.ready.b] {
+        let mut s = login(server.ready.port, user).await;
+        let caps = s.capabilities().await.expect("capabilities");
+        assert!(caps.has_str("IDLE") && caps.has_str("UIDPLUS"));
+        let names: Vec<String> = s
+            .list(Some(""), Some("*"))
+            .await
+            .expect("list")
+            .map(|n| n.expect("name").name().to_string())
+            .collect()
+            .await;
+        assert!(
+            names.contains(&"INBOX".to_string()) && names.contains(&"Sent".to_string()),
+            "{names:?}"
+        );
+        s.append("INBOX", Some("(\\Flagged)"), None, MESSAGE)
+            .await
+            .expect("append");
+        s.append(
+            "INBOX",
+            None,
+            None,
+            MESSAGE.replace("Hello there", "Second"),
+        )
+        .await
+        .expect("append");
+        let mb = s.select("INBOX").await.expect("select");
+        assert_eq!(mb.exists, 2);
+        // Flags, envelope, body, partial body.
+        let fetched: Vec<_> = s
+            .fetch("1", "(FLAGS ENVELOPE BODY.PEEK[] BODY.PEEK[]<0.4> UID)")
+            .await
+            .expect("fetch")
+            .collect::<Vec<_>>()
+            .await;
+        let f = fetched.into_iter().next().expect("one").expect("fetch");
+        assert_eq!(f.body(), Some(MESSAGE.as_bytes()));
+        let env = f.envelope().expect("envelope");
+        assert_eq!(env.subject.as_deref(), Some(&b"Hello there"[..]));
+        assert!(f.flags().any(|fl| fl == async_imap::types::Flag::Flagged));
+        assert!(f.uid.is_some());
+        // STORE, SEARCH.
+        let _: Vec<_> = s
+            .store("2", "+FLAGS (\\Seen)")
+            .await
+            .expect("store")
+            .collect()
+            .await;
+        let seen = s.search("SEEN").await.expect("search");
+        assert_eq!(seen.into_iter().collect::<Vec<_>>(), vec![2]);
+        let text = s.uid_search("SUBJECT \"Second\"").await.expect("search");
+        assert_eq!(text.len(), 1);
+        // COPY, MOVE, EXPUNGE.
+        s.copy("1", "Archive").await.expect("copy");
+        s.mv("2", "Trash").await.expect("move");
+        let st = s.status("Trash", "(MESSAGES)").await.expect("status");
+        assert_eq!(st.exists, 1);
+        let mb = s.select("INBOX").await.expect("select");
+        assert_eq!(mb.exists, 1);
+        let _: Vec<_> = s
+            .store("1", "+FLAGS (\\Deleted)")
+            .await
+            .expect("store")
+            .collect()
+            .await;
+        let gone: Vec<_> = s.expunge().await.expect("expunge").collect().await;
+        assert_eq!(gone.len(), 1);
+        s.select("Nope").await.expect_err("no such mailbox");
+        s.logout().await.expect("logout");
+    }
+}
+
+/// IDLE is woken by an APPEND from a second session, on either shard.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_wakes_on_append() {
+    let server = start(plaintext());
+    for user in [&server.ready.a, &server.ready.b] {
+        let mut watcher = login(server.ready.port, user).await;
+        watcher.select("INBOX").await.expect("select");
+        let mut idle = watcher.idle();
+        idle.init().await.expect("idle");
+        let mut other = login(server.ready.port, user).await;
+        let (wait, _stop) = idle.wait_with_timeout(Duration::from_secs(20));
+        let (woke, ()) = tokio::join!(wait, async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            other
+                .append("INBOX", None, None, MESSAGE)
+                .await
+                .expect("append");
+        });
+        assert!(matches!(woke.expect("idle"), IdleResponse::NewData(_)));
+        let mut watcher = idle.done().await.expect("done");
+        watcher.noop().await.expect("noop");
+    }
+}
+
+/// A raw client: lines and whole tagged replies.
+struct Raw {
+    writer: StdTcp,
+    reader: BufReader<StdTcp>,
+}
+
+impl Raw {
+    fn connect(port: u16) -> (Self, String) {
+        let s = StdTcp::connect(("127.0.0.1", port)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("timeout");
+        let mut raw = Raw {
+            reader: BufReader::new(s.try_clone().expect("clone")),
+            writer: s,
+        };
+        let greeting = raw.line();
+        (raw, greeting)
+    }
+
+    fn line(&mut self) -> String {
+        let mut line = String::new();
+        self.reader.read_line(&mut line).expect("read");
+        line
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        self.writer.write_all(bytes).expect("write");
+    }
+
+    /// Sends a command, returns every line up to its tagged reply.
+    fn command(&mut self, tag: &str, line: &str) -> Vec<String> {
+        self.send(format!("{tag} {line}\r\n").as_bytes());
+        self.until(tag)
+    }
+
+    fn until(&mut self, tag: &str) -> Vec<String> {
+        let mut lines = Vec::new();
+        loop {
+            let line = self.line();
+            assert!(!line.is_empty(), "closed; got {lines:?}");
+            let done = line.starts_with(&format!("{tag} "));
+            lines.push(line);
+            if done {
+                return lines;
+            }
+        }
+    }
+}
+
+#[test]
+fn protocol_errors_and_limits() {
+    let server = start(ImapOptions {
+        max_literal: 1000,
+        ..plaintext()
+    });
+    let (mut raw, greeting) = Raw::connect(server.ready.port);
+    assert!(
+        greeting.starts_with("* OK [CAPABILITY IMAP4rev1"),
+        "{greeting}"
+    );
+    // Garbage gets BAD and the session goes on.
+    let r = raw.command("a1", "FROBNICATE now");
+    assert!(r.last().expect("reply").starts_with("a1 BAD"), "{r:?}");
+    raw.send(b"\x01\x02 nonsense\r\n");
+    assert!(raw.line().starts_with("* BAD"));
+    let r = raw.command("a2", &format!("LOGIN {} wrong", server.ready.b));
+    assert!(
+        r.last()
+            .expect("reply")
+            .starts_with("a2 NO [AUTHENTICATIONFAILED]"),
+        "{r:?}"
+    );
+    // A literal login, on the other shard.
+    raw.send(format!("a3 LOGIN {{{}}}\r\n", server.ready.b.len()).as_bytes());
+    assert!(raw.line().starts_with("+ "));
+    raw.send(format!("{} {{6+}}\r\nsecret\r\n", server.ready.b).as_bytes());
+    let r = raw.until("a3");
+    assert!(
+        r.last().expect("reply").starts_with("a3 OK [CAPABILITY"),
+        "{r:?}"
+    );
+    let r = raw.command("a4", "SELECT nosuch");
+    assert!(
+        r.last().expect("reply").starts_with("a4 NO [NONEXISTENT]"),
+        "{r:?}"
+    );
+    let r = raw.command("a5", "APPEND nosuch {3+}\r\nabc");
+    assert!(
+        r.last().expect("reply").starts_with("a5 NO [TRYCREATE]"),
+        "{r:?}"
+    );
+    // Too big: refused without a continuation; the session goes on.
+    raw.send(b"a6 APPEND INBOX {5000}\r\n");
+    assert!(raw.line().starts_with("a6 NO [TOOBIG]"));
+    raw.send(b"a7 APPEND INBOX {5000+}\r\n");
+    raw.send(&vec![b'x'; 5000]);
+    raw.send(b"\r\n");
+    assert!(raw.line().starts_with("a7 NO [TOOBIG]"));
+    let r = raw.command("a8", "NOOP");
+    assert_eq!(r, vec!["a8 OK NOOP completed\r\n".to_string()]);
+    // A line over the limit.
+    raw.send(&vec![b'y'; 70 * 1024]);
+    raw.send(b"\r\n");
+    assert!(raw.line().starts_with("* BAD"));
+    let r = raw.command(
+        "a9",
+        "STATUS INBOX (MESSAGES UIDNEXT UNSEEN SIZE HIGHESTMODSEQ)",
+    );
+    assert!(
+        r[0].starts_with("* STATUS \"INBOX\" (MESSAGES 0 UIDNEXT 1 UNSEEN 0 SIZE 0 HIGHESTMODSEQ"),
+        "{r:?}"
+    );
+    let r = raw.command("b1", "LOGOUT");
+    assert!(r[0].starts_with("* BYE"));
+}
+
+/// LOGINDISABLED before TLS; STARTTLS, then LOGIN (moving the TLS
+/// session to the other shard for one account).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starttls_then_login() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader as TokioBufReader};
+    let server = start(ImapOptions::default());
+    for user in [&server.ready.a, &server.ready.b] {
+        let tcp = TcpStream::connect(("127.0.0.1", server.ready.port))
+            .await
+            .expect("connect");
+        let mut plain = TokioBufReader::new(tcp);
+        let mut line = String::new();
+        plain.read_line(&mut line).await.expect("greeting");
+        assert!(
+            line.contains("LOGINDISABLED") && line.contains("STARTTLS"),
+            "{line}"
+        );
+        assert!(!line.contains("AUTH=PLAIN"), "{line}");
+        plain
+            .write_all(format!("a1 LOGIN {user} secret\r\n").as_bytes())
+            .await
+            .expect("write");
+        line.clear();
+        plain.read_line(&mut line).await.expect("reply");
+        assert!(line.starts_with("a1 NO [PRIVACYREQUIRED]"), "{line}");
+        plain.write_all(b"a2 STARTTLS\r\n").await.expect("write");
+        line.clear();
+        plain.read_line(&mut line).await.expect("reply");
+        assert!(line.starts_with("a2 OK"), "{line}");
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(certificate().cert.der().clone()).expect("root");
+        let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+        let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+        let tls = connector
+            .connect(name, plain.into_inner())
+            .await
+            .expect("handshake");
+        let client = async_imap::Client::new(tls);
+        let mut s = client
+            .login(user, "secret")
+            .await
+            .map_err(|(e, _)| e)
+            .expect("login");
+        let caps = s.capabilities().await.expect("capabilities");
+        assert!(!caps.has_str("STARTTLS") && caps.has_str("IDLE"));
+        s.select("INBOX").await.expect("select");
+        s.logout().await.expect("logout");
+    }
+}
+
+/// CONDSTORE/QRESYNC: a second session's changes come back as VANISHED
+/// and changed flags on SELECT (QRESYNC ...); two sessions agree after NOOP.
+#[test]
+fn qresync_and_two_sessions() {
+    let server = start(plaintext());
+    for user in [&server.ready.a, &server.ready.b] {
+        let (mut one, _) = Raw::connect(server.ready.port);
+        let (mut two, _) = Raw::connect(server.ready.port);
+        for raw in [&mut one, &mut two] {
+            let r = raw.command("l", &format!("LOGIN {user} secret"));
+            assert!(r.last().expect("reply").starts_with("l OK"), "{r:?}");
+        }
+        for i in 0..3 {
+            let r = one.command(
+                &format!("p{i}"),
+                &format!("APPEND INBOX {{{}+}}\r\n{MESSAGE}", MESSAGE.len()),
+            );
+            assert!(r.last().expect("reply").contains("[APPENDUID "), "{r:?}");
+        }
+        let r = one.command("e", "ENABLE QRESYNC");
+        assert!(r[0].starts_with("* ENABLED QRESYNC"), "{r:?}");
+        let r = one.command("s", "SELECT INBOX (CONDSTORE)");
+        let uidvalidity: u32 = r
+            .iter()
+            .find_map(|l| {
+                l.strip_prefix("* OK [UIDVALIDITY ")
+                    .and_then(|x| x.split(']').next())
+                    .and_then(|n| n.parse().ok())
+            })
+            .expect("uidvalidity");
+        let modseq: u64 = r
+            .iter()
+            .find_map(|l| {
+                l.strip_prefix("* OK [HIGHESTMODSEQ ")
+                    .and_then(|x| x.split(']').next())
+                    .and_then(|n| n.parse().ok())
+            })
+            .expect("highestmodseq");
+        let r = one.command("u", "UNSELECT");
+        assert!(r.last().expect("reply").starts_with("u OK"), "{r:?}");
+        // The second session flags one and expunges another.
+        two.command("s", "SELECT INBOX");
+        two.command("f", "UID STORE 2 +FLAGS (\\Flagged)");
+        two.command("d", "UID STORE 3 +FLAGS (\\Deleted)");
+        let r = two.command("x", "EXPUNGE");
+        assert!(r.iter().any(|l| l == "* 3 EXPUNGE\r\n"), "{r:?}");
+        let r = one.command(
+            "q",
+            &format!("SELECT INBOX (QRESYNC ({uidvalidity} {modseq} 1:3))"),
+        );
+        assert!(
+            r.iter().any(|l| l.starts_with("* VANISHED (EARLIER) 3")),
+            "{r:?}"
+        );
+        assert!(
+            r.iter()
+                .any(|l| l.contains("FETCH (UID 2 FLAGS (\\Flagged") && l.contains("MODSEQ")),
+            "{r:?}"
+        );
+        // Two sessions on one mailbox agree after NOOP.
+        two.command(
+            "a",
+            &format!("APPEND INBOX {{{}+}}\r\n{MESSAGE}", MESSAGE.len()),
+        );
+        let r = one.command("n", "NOOP");
+        assert!(r.iter().any(|l| l == "* 3 EXISTS\r\n"), "{r:?}");
+        one.command("g", "STORE 1 +FLAGS (\\Answered)");
+        let r = two.command("n", "NOOP");
+        assert!(
+            r.iter()
+                .any(|l| l.starts_with("* 1 FETCH (UID 1 FLAGS (\\Answered")),
+            "{r:?}"
+        );
+    }
+}
