@@ -3,11 +3,17 @@
 //! `testing`): the servers under test start on every shard with its
 //! [`Services`] (a test binds its listener on shard 0 only, but servers
 //! whose sessions move to the owning shard need every shard to take them),
-//! and the node stops and joins its shards when dropped.
+//! and the node stops and joins its shards when dropped. Beside it, what
+//! every protocol test needs: a self-signed certificate and its server
+//! settings, one address per shard, and an accept loop.
 
 use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use cairn_shards::net::TcpListener;
+use cairn_shards::stream::{server_config, Stream};
 use cairn_shards::{Runtime, RuntimeConfig, ShardContext, Shutdown};
 
 use crate::directory::lockout::Policy;
@@ -76,5 +82,56 @@ impl Drop for ServiceNode {
         if let Some(rt) = self.runtime.take() {
             let _ = rt.join();
         }
+    }
+}
+
+/// A self-signed certificate for `localhost`, made once per test binary
+/// (clients add its `cert.der()` to their roots).
+pub fn certificate() -> &'static rcgen::CertifiedKey {
+    static CERT: OnceLock<rcgen::CertifiedKey> = OnceLock::new();
+    CERT.get_or_init(|| {
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("cert")
+    })
+}
+
+/// Server TLS settings for [`certificate`].
+pub fn tls_config() -> Arc<rustls::ServerConfig> {
+    let made = certificate();
+    let key = rustls::pki_types::PrivatePkcs8KeyDer::from(made.key_pair.serialize_der());
+    server_config(vec![made.cert.der().clone()], key.into(), &[]).expect("TLS settings")
+}
+
+/// One address `user{i}@example.org` owned by each shard, in shard order
+/// (not provisioned).
+pub fn address_per_shard(services: &Services, shards: usize) -> Vec<String> {
+    let mut on: Vec<Option<String>> = vec![None; shards];
+    for i in 0.. {
+        let address = format!("user{i}@example.org");
+        if let Some(slot @ None) = on.get_mut(services.mail.owner(&address)) {
+            *slot = Some(address);
+        }
+        if on.iter().all(Option::is_some) {
+            break;
+        }
+    }
+    on.into_iter().flatten().collect()
+}
+
+/// Accepts plain connections until `shutdown`, serving each in its own
+/// task.
+pub async fn accept_loop<F, Fut>(listener: TcpListener, serve: F, shutdown: Shutdown)
+where
+    F: Fn(Stream, SocketAddr) -> Fut,
+    Fut: Future<Output = ()> + 'static,
+{
+    loop {
+        let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
+            shutdown.wait().await;
+            None
+        })
+        .await;
+        let Some(Ok(tcp)) = accepted else { break };
+        let Ok(peer) = tcp.peer_addr() else { continue };
+        cairn_shards::spawn_detached(serve(Stream::Plain(tcp), peer));
     }
 }

@@ -12,11 +12,12 @@ use async_imap::extensions::idle::IdleResponse;
 use cairn_imap::{ImapMesh, ImapOptions, ImapServer};
 use cairn_shards::metrics::Metrics;
 use cairn_shards::net::TcpListener;
-use cairn_shards::stream::{server_config, Stream};
 use cairn_shards::Shutdown;
 use cairn_storage::directory::NewAccount;
 use cairn_storage::services::Services;
-use cairn_storage::testing::ServiceNode;
+use cairn_storage::testing::{
+    accept_loop, address_per_shard, certificate, tls_config, ServiceNode,
+};
 use futures_lite::StreamExt;
 use tokio::net::TcpStream;
 
@@ -39,19 +40,7 @@ async fn provision(services: &Services) -> (String, String) {
         .await
         .expect("domain");
     let hash = services.hash_password("secret".into()).await.expect("hash");
-    let mut on = [None, None];
-    for i in 0.. {
-        let address = format!("user{i}@example.org");
-        if let Some(slot @ None) = on.get_mut(services.mail.owner(&address)) {
-            *slot = Some(address);
-        }
-        if on.iter().all(Option::is_some) {
-            break;
-        }
-    }
-    let [Some(a), Some(b)] = on else {
-        panic!("no account for each shard")
-    };
+    let [a, b] = <[String; 2]>::try_from(address_per_shard(services, 2)).expect("two shards");
     for address in [&a, &b] {
         services
             .add_account(NewAccount {
@@ -65,31 +54,17 @@ async fn provision(services: &Services) -> (String, String) {
     (a, b)
 }
 
-async fn accept_loop(listener: TcpListener, server: ImapServer, shutdown: Shutdown) {
-    loop {
-        let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
-            shutdown.wait().await;
-            None
-        })
-        .await;
-        let Some(Ok(tcp)) = accepted else { break };
-        let Ok(peer) = tcp.peer_addr() else { continue };
+/// Serves `listener` with `server` until `shutdown`.
+async fn serve(listener: TcpListener, server: ImapServer, shutdown: Shutdown) {
+    let serve = move |stream, peer| {
         let server = server.clone();
-        cairn_shards::spawn_detached(async move { server.serve(Stream::Plain(tcp), peer).await });
-    }
-}
-
-fn certificate() -> &'static rcgen::CertifiedKey {
-    static CERT: std::sync::OnceLock<rcgen::CertifiedKey> = std::sync::OnceLock::new();
-    CERT.get_or_init(|| {
-        rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("cert")
-    })
+        async move { server.serve(stream, peer).await }
+    };
+    accept_loop(listener, serve, shutdown).await
 }
 
 fn start(options: ImapOptions) -> TestServer {
-    let made = certificate();
-    let key = rustls::pki_types::PrivatePkcs8KeyDer::from(made.key_pair.serialize_der());
-    let tls = server_config(vec![made.cert.der().clone()], key.into(), &[]).expect("TLS");
+    let tls = tls_config();
     let metrics = Metrics::new(2, "test");
     let mesh = ImapMesh::new(2, 64);
     let (ready_tx, ready_rx) = mpsc::channel::<Ready>();
@@ -116,7 +91,7 @@ fn start(options: ImapOptions) -> TestServer {
             let listener = cairn_shards::net::bind_tcp(any).expect("bind");
             let port = listener.local_addr().expect("addr").port();
             ready_tx.send(Ready { port, a, b }).expect("ready");
-            accept_loop(listener, server, ctx.shutdown().clone()).await;
+            serve(listener, server, ctx.shutdown().clone()).await;
         }
     });
     let ready = ready_rx

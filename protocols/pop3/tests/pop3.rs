@@ -16,11 +16,12 @@ use base64::Engine;
 use cairn_pop3::{codec, Pop3Mesh, Pop3Options, Pop3Server};
 use cairn_shards::metrics::Metrics;
 use cairn_shards::net::TcpListener;
-use cairn_shards::stream::{server_config, Stream};
 use cairn_shards::Shutdown;
 use cairn_storage::directory::{ClassOfService, Features, NewAccount};
 use cairn_storage::services::Services;
-use cairn_storage::testing::ServiceNode;
+use cairn_storage::testing::{
+    accept_loop, address_per_shard, certificate, tls_config, ServiceNode,
+};
 use futures_channel::mpsc::{unbounded, UnboundedReceiver, UnboundedSender};
 use futures_lite::StreamExt;
 
@@ -72,38 +73,13 @@ impl TestServer {
     }
 }
 
-fn certificate() -> &'static rcgen::CertifiedKey {
-    static CERT: std::sync::OnceLock<rcgen::CertifiedKey> = std::sync::OnceLock::new();
-    CERT.get_or_init(|| {
-        rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("cert")
-    })
-}
-
-fn tls_config() -> Arc<rustls::ServerConfig> {
-    let made = certificate();
-    let key = rustls::pki_types::PrivatePkcs8KeyDer::from(made.key_pair.serialize_der());
-    server_config(vec![made.cert.der().clone()], key.into(), &[]).expect("TLS settings")
-}
-
 async fn provision(services: &Services) -> (String, String) {
     let dir = &services.directory;
     dir.add_domain("example.org".into(), None, None)
         .await
         .expect("domain");
     let hash = services.hash_password(PASSWORD.into()).await.expect("hash");
-    let mut on = [None, None];
-    for i in 0.. {
-        let address = format!("user{i}@example.org");
-        if let Some(slot @ None) = on.get_mut(services.mail.owner(&address)) {
-            *slot = Some(address);
-        }
-        if on.iter().all(Option::is_some) {
-            break;
-        }
-    }
-    let [Some(a), Some(b)] = on else {
-        panic!("no account for each shard")
-    };
+    let [a, b] = <[String; 2]>::try_from(address_per_shard(services, 2)).expect("two shards");
     dir.add_class(ClassOfService {
         name: "nopop".into(),
         quota_bytes: 0,
@@ -134,18 +110,13 @@ async fn provision(services: &Services) -> (String, String) {
     (a, b)
 }
 
-async fn accept_loop(listener: TcpListener, server: Pop3Server, shutdown: Shutdown) {
-    loop {
-        let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
-            shutdown.wait().await;
-            None
-        })
-        .await;
-        let Some(Ok(tcp)) = accepted else { break };
-        let Ok(peer) = tcp.peer_addr() else { continue };
+/// Serves `listener` with `server` until `shutdown`.
+async fn serve(listener: TcpListener, server: Pop3Server, shutdown: Shutdown) {
+    let serve = move |stream, peer| {
         let server = server.clone();
-        cairn_shards::spawn_detached(async move { server.serve(Stream::Plain(tcp), peer).await });
-    }
+        async move { server.serve(stream, peer).await }
+    };
+    accept_loop(listener, serve, shutdown).await
 }
 
 async fn answer(services: Services, mut queries: UnboundedReceiver<Query>) {
@@ -229,9 +200,9 @@ fn start() -> TestServer {
             };
             let rx = queries_rx.lock().expect("lock").take().expect("receiver");
             cairn_shards::spawn_detached(answer(services.clone(), rx));
-            let strict_loop = cairn_shards::spawn(accept_loop(strict_l, strict, shutdown.clone()));
+            let strict_loop = cairn_shards::spawn(serve(strict_l, strict, shutdown.clone()));
             ready_tx.send(ready).expect("ready");
-            accept_loop(open_l, open, shutdown).await;
+            serve(open_l, open, shutdown).await;
             strict_loop.await;
         }
     });

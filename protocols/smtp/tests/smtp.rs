@@ -12,13 +12,14 @@ use std::time::Duration;
 
 use cairn_shards::metrics::Metrics;
 use cairn_shards::net::TcpListener;
-use cairn_shards::stream::{server_config, Stream};
 use cairn_shards::Shutdown;
 use cairn_smtp::{Mode, SmtpOptions, SmtpServer};
 use cairn_storage::directory::service::AccountChanges;
 use cairn_storage::directory::{ClassOfService, Features, List, NewAccount, Status};
 use cairn_storage::services::Services;
-use cairn_storage::testing::ServiceNode;
+use cairn_storage::testing::{
+    accept_loop, address_per_shard, certificate, tls_config, ServiceNode,
+};
 use futures_channel::mpsc::{unbounded, UnboundedSender};
 use futures_lite::StreamExt;
 use lettre::message::Mailbox;
@@ -65,19 +66,6 @@ impl TestServer {
     }
 }
 
-fn certificate() -> &'static rcgen::CertifiedKey {
-    static CERT: std::sync::OnceLock<rcgen::CertifiedKey> = std::sync::OnceLock::new();
-    CERT.get_or_init(|| {
-        rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("cert")
-    })
-}
-
-fn tls_config() -> Arc<rustls::ServerConfig> {
-    let made = certificate();
-    let key = rustls::pki_types::PrivatePkcs8KeyDer::from(made.key_pair.serialize_der());
-    server_config(vec![made.cert.der().clone()], key.into(), &[]).expect("TLS settings")
-}
-
 /// Provisions the domain and returns an account on each shard.
 async fn provision(services: &Services) -> (String, String) {
     let dir = &services.directory;
@@ -85,20 +73,7 @@ async fn provision(services: &Services) -> (String, String) {
         .await
         .expect("domain");
     let hash = services.hash_password("secret".into()).await.expect("hash");
-    let mut on = [None, None];
-    for i in 0.. {
-        let address = format!("user{i}@example.org");
-        let shard = services.mail.owner(&address);
-        if let Some(slot @ None) = on.get_mut(shard) {
-            *slot = Some(address);
-        }
-        if on.iter().all(Option::is_some) {
-            break;
-        }
-    }
-    let [Some(a), Some(b)] = on else {
-        panic!("no account for each shard")
-    };
+    let [a, b] = <[String; 2]>::try_from(address_per_shard(services, 2)).expect("two shards");
     // A class of service whose accounts take messages of 1 KiB at most.
     dir.add_class(ClassOfService {
         name: "small".into(),
@@ -168,18 +143,13 @@ async fn provision(services: &Services) -> (String, String) {
     (a, b)
 }
 
-async fn accept_loop(listener: TcpListener, server: SmtpServer, shutdown: Shutdown) {
-    loop {
-        let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
-            shutdown.wait().await;
-            None
-        })
-        .await;
-        let Some(Ok(tcp)) = accepted else { break };
-        let Ok(peer) = tcp.peer_addr() else { continue };
+/// Serves `listener` with `server` until `shutdown`.
+async fn serve(listener: TcpListener, server: SmtpServer, shutdown: Shutdown) {
+    let serve = move |stream, peer| {
         let server = server.clone();
-        cairn_shards::spawn_detached(async move { server.serve(Stream::Plain(tcp), peer).await });
-    }
+        async move { server.serve(stream, peer).await }
+    };
+    accept_loop(listener, serve, shutdown).await
 }
 
 async fn answer_queries(
@@ -241,9 +211,9 @@ fn start(options: SmtpOptions) -> TestServer {
             let rx = queries_rx.lock().expect("lock").take().expect("receiver");
             cairn_shards::spawn_detached(answer_queries(services.clone(), rx));
             let shutdown = ctx.shutdown().clone();
-            let subs = cairn_shards::spawn(accept_loop(sub, sub_server, shutdown.clone()));
+            let subs = cairn_shards::spawn(serve(sub, sub_server, shutdown.clone()));
             ready_tx.send(ready).expect("ready");
-            accept_loop(mx, mx_server, shutdown).await;
+            serve(mx, mx_server, shutdown).await;
             subs.await;
         }
     });
