@@ -53,6 +53,12 @@ impl Appliance {
     /// Starts `bin` (default: the workspace's release build) with its data
     /// in `dir/data`, and waits for its banner.
     pub fn start(bin: Option<&Path>, dir: &Path) -> Self {
+        Self::start_with(bin, dir, "")
+    }
+
+    /// [`Appliance::start`] with `extra` TOML appended to the configuration
+    /// (e.g. `[limits]` a benchmark needs raised).
+    pub fn start_with(bin: Option<&Path>, dir: &Path, extra: &str) -> Self {
         let bin = bin.map_or_else(
             || workspace().join("target/release/cairn"),
             Path::to_path_buf,
@@ -62,6 +68,7 @@ impl Appliance {
         for (s, p) in SERVICES.iter().zip(&ports) {
             text.push_str(&format!("[listeners.{s}]\nport = {p}\n"));
         }
+        text.push_str(extra);
         let config = dir.join("appliance.toml");
         std::fs::write(&config, text).expect("config");
         let mut child = Command::new(&bin)
@@ -98,6 +105,11 @@ impl Appliance {
             .position(|s| *s == service)
             .and_then(|i| self.ports.get(i).copied())
             .unwrap_or_else(|| panic!("no listener {service}"))
+    }
+
+    /// The appliance's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Runs `cairn admin WORDS` against it; panics if it fails.

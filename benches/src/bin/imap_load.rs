@@ -582,56 +582,21 @@ fn raise_fd_limit() -> u64 {
     lim.rlim_cur
 }
 
-/// The pid of the `cairn run --config CONFIG` process.
-fn cairn_pid(config: &Path) -> Option<u32> {
-    let want = config.to_string_lossy().to_string();
-    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
-        let pid = e.file_name().to_str()?.parse::<u32>().ok()?;
-        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-        let words: Vec<String> = cmd
-            .split(|&b| b == 0)
-            .map(|w| String::from_utf8_lossy(w).to_string())
-            .collect();
-        (words.iter().any(|w| w == "run") && words.contains(&want)).then_some(pid)
-    })
-}
-
-/// Starts Cairn with the extra configuration this benchmark needs: `Appliance`
-/// writes only data_dir and the listeners, so a wrapper script appends
-/// `[limits]` and `[mail_access]` to the file before `cairn run` reads it.
+/// Starts Cairn with what this benchmark needs beyond the defaults: many
+/// connections from one address, and LOGIN on the plain port.
 fn start_cairn(args: &Args, dir: &Path) -> (Appliance, Subject) {
-    let real = args
-        .cairn
-        .clone()
-        .unwrap_or_else(|| workspace().join("target/release/cairn"));
-    let extra = dir.join("extra.toml");
-    std::fs::write(
-        &extra,
-        "[limits]\nmax_connections_per_ip = 100000\n\n[mail_access]\nallow_plaintext_auth = true\n",
-    )
-    .expect("extra config");
-    let wrapper = dir.join("cairn-wrapper.sh");
-    std::fs::write(
-        &wrapper,
-        format!(
-            "#!/bin/sh\nif [ \"$1\" = run ]; then cat '{}' >>\"$3\"; fi\nexec '{}' \"$@\"\n",
-            extra.display(),
-            real.display()
-        ),
-    )
-    .expect("wrapper");
-    let status = Command::new("chmod").arg("755").arg(&wrapper).status();
-    assert!(status.is_ok_and(|s| s.success()), "chmod wrapper");
-    let cairn = Appliance::start(Some(&wrapper), dir);
+    let extra =
+        "[limits]\nmax_connections_per_ip = 100000\n\n[mail_access]\nallow_plaintext_auth = true\n";
+    let cairn = Appliance::start_with(args.cairn.as_deref(), dir, extra);
     cairn.admin(&["domain", "add", DOMAIN]);
     for u in 0..args.users {
         cairn.admin(&["account", "add", &user(u), "--password", PASSWORD]);
     }
-    let config = dir.join("appliance.toml");
+    let pid = cairn.pid();
     let subject = Subject {
         name: "cairn".into(),
         addr: SocketAddr::from(([127, 0, 0, 1], cairn.port("imap"))),
-        pids: Box::new(move || cairn_pid(&config).into_iter().collect()),
+        pids: Box::new(move || vec![pid]),
     };
     (cairn, subject)
 }
