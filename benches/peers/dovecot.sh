@@ -45,7 +45,13 @@ start)
     gid=$(id -g nobody)
     : >"$dir/passwd"
     for user in "$@"; do
-        echo "$user:{PLAIN}$password" >>"$dir/passwd"
+        # PASSWORD_HASH (an argon2id PHC string) makes Dovecot verify the
+        # password as Cairn does; without it the password is stored plain.
+        if [ -n "${PASSWORD_HASH:-}" ]; then
+            echo "$user:{ARGON2ID}$PASSWORD_HASH" >>"$dir/passwd"
+        else
+            echo "$user:{PLAIN}$password" >>"$dir/passwd"
+        fi
     done
     cat >"$dir/dovecot.conf" <<CONF
 # Written by benches/peers/dovecot.sh for the IMAP benchmark.

@@ -32,6 +32,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
+use argon2::Argon2;
+
 use cairn_benches::appliance::{free_ports, workspace, Appliance};
 use cairn_benches::imap_client::Conn;
 use cairn_benches::report::{new_histogram, record, TABLE_HEADER};
@@ -617,7 +620,15 @@ impl Drop for Dovecot {
 
 fn start_dovecot(args: &Args, dir: &Path) -> (Dovecot, Subject) {
     let port = free_ports(1)[0];
+    // The same argon2id cost as Cairn's (the argon2 crate's default), so
+    // that a LOGIN costs both servers one hash.
+    let salt = SaltString::generate(&mut OsRng);
+    let hash = Argon2::default()
+        .hash_password(PASSWORD.as_bytes(), &salt)
+        .expect("argon2id")
+        .to_string();
     let status = Command::new(workspace().join("benches/peers/dovecot.sh"))
+        .env("PASSWORD_HASH", hash)
         .arg("start")
         .arg(dir)
         .arg(port.to_string())
