@@ -97,6 +97,8 @@ pub(crate) struct Inner {
     pub(crate) mesh: MeshEndpoint<Moved, ()>,
     /// Per-mailbox `\Recent` marks of this shard (see [`session::recent`]).
     pub(crate) recent: session::recent::Recent,
+    /// ENVELOPE and BODYSTRUCTURE by body (see [`session::summaries`]).
+    pub(crate) summaries: session::summaries::Summaries,
 }
 
 /// The IMAP server of one shard, shared by its IMAP and IMAPS listeners.
@@ -124,6 +126,7 @@ impl ImapServer {
             metrics,
             mesh: endpoint,
             recent: session::recent::Recent::default(),
+            summaries: session::summaries::Summaries::new(session::summaries::DEFAULT_CAPACITY),
         });
         let weak = Rc::downgrade(&inner);
         inner.mesh.serve(move |_from, moved: Moved| {

@@ -1,6 +1,7 @@
-//! FETCH and UID FETCH: message attributes from the index, and from the
-//! parsed message (ENVELOPE, BODYSTRUCTURE, sections, BINARY) only when
-//! asked; `BODY[…]` without PEEK sets `\Seen` durably first; CHANGEDSINCE
+//! FETCH and UID FETCH: message attributes from the index; ENVELOPE, BODY
+//! and BODYSTRUCTURE from the shard's summaries (the message is read and
+//! parsed once, then not again); sections and BINARY from the parsed
+//! message, read only when asked; `BODY[…]` without PEEK sets `\Seen` durably first; CHANGEDSINCE
 //! and VANISHED (RFC 7162).
 
 use std::borrow::Cow;
@@ -22,6 +23,7 @@ use imap_types::flag::{Flag, FlagFetch};
 use imap_types::response::Data;
 use imap_types::sequence::SequenceSet;
 
+use super::summaries::Summary;
 use super::view::uid_set;
 use super::{Reply, Session};
 use crate::codec::response;
@@ -63,6 +65,7 @@ fn literal(data: Cow<'_, [u8]>) -> NString<'_> {
     NString(Some(IString::Literal(Literal::unvalidated(data))))
 }
 
+/// Whether an item needs the message's bytes.
 fn needs_body(name: &MessageDataItemName<'_>) -> bool {
     !matches!(
         name,
@@ -71,6 +74,16 @@ fn needs_body(name: &MessageDataItemName<'_>) -> bool {
             | MessageDataItemName::Rfc822Size
             | MessageDataItemName::Uid
             | MessageDataItemName::ModSeq
+    ) && !is_summary(name)
+}
+
+/// Whether an item is answered from the message's [`Summary`].
+fn is_summary(name: &MessageDataItemName<'_>) -> bool {
+    matches!(
+        name,
+        MessageDataItemName::Envelope
+            | MessageDataItemName::Body
+            | MessageDataItemName::BodyStructure
     )
 }
 
@@ -192,8 +205,11 @@ impl Session<'_> {
             Err(e) => return Reply::mail(&e),
         };
         let with_body = names.iter().any(needs_body);
+        let with_summary = names.iter().any(is_summary);
+        let summaries = &self.inner.summaries;
         for (seq, m) in messages {
-            let raw = if with_body {
+            let mut summary = with_summary.then(|| summaries.get(&m.blob.hash)).flatten();
+            let raw = if with_body || (with_summary && summary.is_none()) {
                 match store.body(&m.blob).await {
                     Ok(raw) => Some(raw),
                     Err(e) => return Reply::mail(&e),
@@ -202,10 +218,13 @@ impl Session<'_> {
                 None
             };
             let parsed = raw.as_deref().map(Parsed::parse);
+            if let (true, None, Some(p)) = (with_summary, &summary, &parsed) {
+                summary = Some(summaries.insert(m.blob.hash, Summary::of(p)));
+            }
             let recent = self.selected.as_ref().is_some_and(|v| v.is_recent(m.uid));
             let mut items = Vec::with_capacity(names.len());
             for name in &names {
-                match self.item(name, &m, recent, parsed.as_ref()) {
+                match self.item(name, &m, recent, parsed.as_ref(), summary.as_deref()) {
                     Ok(Some(item)) => items.push(item),
                     Ok(None) => {}
                     Err(reply) => return reply,
@@ -234,8 +253,10 @@ impl Session<'_> {
         m: &Message,
         recent: bool,
         parsed: Option<&Parsed<'p>>,
+        summary: Option<&Summary>,
     ) -> Result<Option<MessageDataItem<'p>>, Reply> {
         let need = || parsed.ok_or_else(|| Reply::no("SERVERBUG", "Message not loaded"));
+        let summary = || summary.ok_or_else(|| Reply::no("SERVERBUG", "Message not loaded"));
         Ok(Some(match name {
             MessageDataItemName::Flags => MessageDataItem::Flags(flag_fetch(&m.flags, recent)),
             MessageDataItemName::Uid => match NonZeroU32::new(m.uid) {
@@ -253,10 +274,10 @@ impl Session<'_> {
                 Some(v) => MessageDataItem::ModSeq(v),
                 None => return Ok(None),
             },
-            MessageDataItemName::Envelope => MessageDataItem::Envelope(need()?.envelope()),
-            MessageDataItemName::Body => MessageDataItem::Body(need()?.body_structure(false)),
+            MessageDataItemName::Envelope => MessageDataItem::Envelope(summary()?.envelope.clone()),
+            MessageDataItemName::Body => MessageDataItem::Body(summary()?.body.clone()),
             MessageDataItemName::BodyStructure => {
-                MessageDataItem::BodyStructure(need()?.body_structure(true))
+                MessageDataItem::BodyStructure(summary()?.structure.clone())
             }
             MessageDataItemName::Rfc822 => MessageDataItem::Rfc822(literal(need()?.section(None))),
             MessageDataItemName::Rfc822Header => MessageDataItem::Rfc822Header(literal(

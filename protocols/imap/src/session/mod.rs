@@ -17,6 +17,7 @@ pub mod recent;
 mod search;
 mod select;
 mod store;
+pub mod summaries;
 mod view;
 
 use std::net::SocketAddr;
