@@ -476,3 +476,50 @@ fn qresync_and_two_sessions() {
         );
     }
 }
+
+/// A FETCH answer larger than the server's output buffer (100 messages of
+/// about 4 KB, past the 256 KiB at which it writes out) arrives whole and
+/// in order.
+#[test]
+fn a_large_fetch_streams_whole_and_in_order() {
+    let server = start(plaintext());
+    let (mut raw, _) = Raw::connect(server.ready.port);
+    let login = raw.command("l", &format!("LOGIN {} secret", server.ready.b));
+    assert!(
+        login.last().is_some_and(|l| l.starts_with("l OK")),
+        "{login:?}"
+    );
+    let line = "x".repeat(70);
+    for i in 0..100 {
+        let body = format!(
+            "Subject: big {i}\r\n\r\n{}",
+            format!("{line}\r\n").repeat(55)
+        );
+        raw.send(format!("a{i} APPEND INBOX {{{}+}}\r\n", body.len()).as_bytes());
+        raw.send(body.as_bytes());
+        raw.send(b"\r\n");
+        let done = raw.until(&format!("a{i}"));
+        assert!(done.last().is_some_and(|l| l.contains("OK")), "{done:?}");
+    }
+    raw.command("s", "SELECT INBOX");
+    let lines = raw.command(
+        "f",
+        "FETCH 1:* (BODY.PEEK[HEADER.FIELDS (SUBJECT)] RFC822.SIZE)",
+    );
+    let lines = [lines, raw.command("g", "FETCH 1:* BODY.PEEK[]")].concat();
+    let subjects: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.starts_with("Subject: big"))
+        .collect();
+    assert_eq!(subjects.len(), 200, "every message, twice");
+    for (i, s) in subjects.iter().take(100).enumerate() {
+        assert_eq!(s.trim_end(), format!("Subject: big {i}"), "in order");
+    }
+    let fetches = lines.iter().filter(|l| l.contains(" FETCH (")).count();
+    assert_eq!(fetches, 200);
+    assert!(
+        lines.last().is_some_and(|l| l.starts_with("g OK")),
+        "{:?}",
+        lines.last()
+    );
+}

@@ -23,11 +23,17 @@ use imap_types::flag::{Flag, FlagFetch};
 use imap_types::response::Data;
 use imap_types::sequence::SequenceSet;
 
+use super::conn::Conn;
 use super::summaries::Summary;
 use super::view::uid_set;
 use super::{Reply, Session};
 use crate::codec::response;
 use crate::message::{partial, Parsed};
+
+/// Past this many bytes of answer, FETCH writes what it has before going
+/// on: a fetch of a whole large mailbox streams instead of building the
+/// whole answer in memory.
+const STREAM_AT: usize = 256 * 1024;
 
 /// The flags as typed FETCH data.
 pub(crate) fn flag_fetch(flags: &Flags, recent: bool) -> Vec<FlagFetch<'static>> {
@@ -105,6 +111,7 @@ impl Session<'_> {
         names: MacroOrMessageDataItemNames<'_>,
         uid: bool,
         modifiers: &[FetchModifier],
+        conn: &mut Conn,
     ) -> Reply {
         let Some(view) = &self.selected else {
             return Reply::bad("No mailbox selected");
@@ -239,6 +246,10 @@ impl Session<'_> {
                 continue;
             };
             response::data(&mut self.out, Data::Fetch { seq, items });
+            // A large answer goes out as it is made, not whole.
+            if self.out.len() >= STREAM_AT && conn.flush(&mut self.out).await.is_err() {
+                return Reply::no("UNAVAILABLE", "The connection failed");
+            }
         }
         Reply::ok(if uid {
             "UID FETCH completed"

@@ -318,7 +318,7 @@ impl<'a> Session<'a> {
                         Next::Continue
                     }
                 }
-                Event::Command(bytes) => self.command(&bytes).await,
+                Event::Command(bytes) => self.command(&bytes, conn).await,
             };
             let step = match next {
                 Next::Continue => Ok(()),
@@ -360,7 +360,7 @@ impl<'a> Session<'a> {
         }
     }
 
-    async fn command(&mut self, bytes: &[u8]) -> Next {
+    async fn command(&mut self, bytes: &[u8], conn: &mut Conn) -> Next {
         let started = Instant::now();
         let cmd = match command::decode(bytes) {
             Ok(cmd) => cmd,
@@ -382,7 +382,7 @@ impl<'a> Session<'a> {
             }
         };
         let tag = cmd.tag.inner().to_string();
-        let (reply, next) = self.dispatch(cmd).await;
+        let (reply, next) = self.dispatch(cmd, conn).await;
         if let Some(reply) = reply {
             let outcome = match reply.kind {
                 Kind::Ok => Outcome::Ok,
@@ -405,7 +405,7 @@ impl<'a> Session<'a> {
 
     /// Runs a decoded command: its tagged reply (none when the command
     /// goes on, e.g. IDLE) and what follows.
-    async fn dispatch(&mut self, cmd: Command<'_>) -> (Option<Reply>, Next) {
+    async fn dispatch(&mut self, cmd: Command<'_>, conn: &mut Conn) -> (Option<Reply>, Next) {
         let tag = cmd.tag.inner().to_string();
         let done = |reply: Reply| (Some(reply), Next::Continue);
         // Commands valid in every state.
@@ -483,7 +483,7 @@ impl<'a> Session<'a> {
             CommandBody::Idle => {
                 return (None, Next::Idle { tag });
             }
-            body => return self.selected_command(&account, body).await,
+            body => return self.selected_command(&account, body, conn).await,
         };
         let allow_expunge = true;
         done(self.with_updates(reply, allow_expunge))
@@ -494,6 +494,7 @@ impl<'a> Session<'a> {
         &mut self,
         account: &str,
         body: CommandBody<'_>,
+        conn: &mut Conn,
     ) -> (Option<Reply>, Next) {
         if self.selected.is_none() {
             let reply = match body {
@@ -555,8 +556,15 @@ impl<'a> Session<'a> {
                 uid,
                 modifiers,
             } => (
-                self.fetch(account, &sequence_set, macro_or_item_names, uid, &modifiers)
-                    .await,
+                self.fetch(
+                    account,
+                    &sequence_set,
+                    macro_or_item_names,
+                    uid,
+                    &modifiers,
+                    conn,
+                )
+                .await,
                 uid,
             ),
             CommandBody::Store {
