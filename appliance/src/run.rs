@@ -31,6 +31,7 @@ use crate::{admin_credential, logging, tls};
 use cairn_imap::{ImapMesh, ImapOptions, ImapServer};
 use cairn_ldap::{LdapOptions, LdapServer};
 use cairn_pop3::{Pop3Mesh, Pop3Options, Pop3Server};
+use cairn_smtp::rate::SenderRate;
 use cairn_smtp::{Mode, SmtpOptions, SmtpServer};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -238,10 +239,16 @@ struct TlsConfigs {
     other: Arc<rustls::ServerConfig>,
 }
 
-/// A shard's mail-access servers (see [`ShardMain::mail_access`]).
-struct MailAccess {
+/// What a shard's listeners share: the HTTP router, the mail-access
+/// servers (see [`ShardMain::mail_access`]) and the SMTP sending limits.
+struct Shared {
+    router: Rc<Router>,
     imap: Option<ImapServer>,
     pop3: Option<Pop3Server>,
+    /// Messages per client address per minute on the MX listener.
+    mx_rate: Rc<SenderRate>,
+    /// Messages per logged-in user per minute on submission.
+    submission_rate: Rc<SenderRate>,
 }
 
 /// What each shard runs: bind, serve, and drain on shutdown.
@@ -288,8 +295,7 @@ impl ShardMain {
         p: &Planned,
         ctx: &ShardContext,
         services: &Services,
-        router: &Rc<Router>,
-        access: &MailAccess,
+        shared: &Shared,
         metrics: ServiceMetrics,
     ) -> Option<Server> {
         let limits = &self.config.limits;
@@ -298,7 +304,7 @@ impl ShardMain {
         let starttls = (p.tls == TlsMode::Starttls).then(|| self.tls.other.clone());
         let server = match p.service {
             Service::Http | Service::Https => http_service::server(
-                router.clone(),
+                shared.router.clone(),
                 ctx,
                 self.metrics.clone(),
                 metrics,
@@ -318,10 +324,10 @@ impl ShardMain {
                 ))
             }
             Service::Smtp | Service::Submission | Service::Smtps => {
-                let mode = if p.service == Service::Smtp {
-                    Mode::Mx
+                let (mode, rate) = if p.service == Service::Smtp {
+                    (Mode::Mx, &shared.mx_rate)
                 } else {
-                    Mode::Submission
+                    (Mode::Submission, &shared.submission_rate)
                 };
                 let options = SmtpOptions {
                     hostname: self.config.node.hostname.clone(),
@@ -331,16 +337,13 @@ impl ShardMain {
                     antivirus: Some(self.antivirus.clone()),
                     ..SmtpOptions::default()
                 };
-                Server::Smtp(SmtpServer::new(
-                    services.clone(),
-                    mode,
-                    starttls,
-                    options,
-                    metrics,
-                ))
+                Server::Smtp(
+                    SmtpServer::new(services.clone(), mode, starttls, options, metrics)
+                        .with_sender_rate(rate.clone()),
+                )
             }
-            Service::Imap | Service::Imaps => Server::Imap(access.imap.clone()?),
-            Service::Pop3 | Service::Pop3s => Server::Pop3(access.pop3.clone()?),
+            Service::Imap | Service::Imaps => Server::Imap(shared.imap.clone()?),
+            Service::Pop3 | Service::Pop3s => Server::Pop3(shared.pop3.clone()?),
         };
         Some(server)
     }
@@ -352,7 +355,7 @@ impl ShardMain {
         &self,
         ctx: &ShardContext,
         services: &Services,
-    ) -> Result<MailAccess, String> {
+    ) -> Result<(Option<ImapServer>, Option<Pop3Server>), String> {
         let has = |a: Service, b: Service| {
             self.planned
                 .iter()
@@ -400,7 +403,7 @@ impl ShardMain {
         } else {
             None
         };
-        Ok(MailAccess { imap, pop3 })
+        Ok((imap, pop3))
     }
 
     async fn run(self, ctx: ShardContext) {
@@ -452,7 +455,7 @@ impl ShardMain {
                 return;
             }
         };
-        let access = match self.mail_access(&ctx, &services).await {
+        let (imap, pop3) = match self.mail_access(&ctx, &services).await {
             Ok(access) => access,
             Err(message) => {
                 let _ = self.ready.send(Err(message));
@@ -461,16 +464,22 @@ impl ShardMain {
             }
         };
         let tracker = ConnectionTracker::default();
-        let router = Rc::new(http_service::router(
-            self.metrics.clone(),
-            self.metrics_path.as_deref(),
-            &ctx,
-            self.api(services.clone()),
-        ));
+        let limits = &self.config.limits;
+        let shared = Shared {
+            router: Rc::new(http_service::router(
+                self.metrics.clone(),
+                self.metrics_path.as_deref(),
+                &ctx,
+                self.api(services.clone()),
+            )),
+            imap,
+            pop3,
+            mx_rate: Rc::new(SenderRate::new(limits.max_messages_per_ip_per_minute)),
+            submission_rate: Rc::new(SenderRate::new(limits.max_messages_per_user_per_minute)),
+        };
         for (p, listener) in bound {
             let metrics = self.metrics.service(p.service.name(), ctx.id());
-            let Some(server) = self.server(p, &ctx, &services, &router, &access, metrics.clone())
-            else {
+            let Some(server) = self.server(p, &ctx, &services, &shared, metrics.clone()) else {
                 continue;
             };
             let tls = (p.tls == TlsMode::Implicit).then(|| match p.service {

@@ -158,6 +158,12 @@ pub struct Limits {
     pub max_request_body: u64,
     /// Recipients of one message (default 1000).
     pub max_recipients: u32,
+    /// Messages one logged-in user may submit per minute, per shard
+    /// (default 600; 0 = no limit).
+    pub max_messages_per_user_per_minute: u32,
+    /// Messages one client address may send to the MX listener per
+    /// minute, per shard (default 0 = no limit: relays push volume).
+    pub max_messages_per_ip_per_minute: u32,
 }
 
 impl Default for Limits {
@@ -169,6 +175,8 @@ impl Default for Limits {
             max_auth_failures: 10,
             max_request_body: 10 * 1024 * 1024,
             max_recipients: 1000,
+            max_messages_per_user_per_minute: 600,
+            max_messages_per_ip_per_minute: 0,
         }
     }
 }

@@ -9,7 +9,8 @@
 //! - [`headers`]: `Received:` and `Authentication-Results:`;
 //! - [`antivirus`]: the built-in signature scanner; infected mail is
 //!   refused at the end of DATA/BDAT with `554 5.7.1`, nothing stored;
-//! - [`avdb_watch`]: reloads its database when the file changes.
+//! - [`avdb_watch`]: reloads its database when the file changes;
+//! - [`rate`]: messages per sender per minute (`450 4.7.1` past it).
 //!
 //! A `250` after DATA (or `BDAT … LAST`) is sent only once every
 //! recipient's copy is durable on its shard. Mail to other domains is
@@ -21,6 +22,7 @@ pub mod avdb_watch;
 pub mod codec;
 pub mod delivery;
 pub mod headers;
+pub mod rate;
 pub mod session;
 
 use std::net::SocketAddr;
@@ -109,6 +111,7 @@ pub(crate) struct Inner {
     pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
     pub(crate) options: SmtpOptions,
     pub(crate) metrics: ServiceMetrics,
+    pub(crate) sender_rate: std::cell::RefCell<Option<Rc<rate::SenderRate>>>,
 }
 
 /// An SMTP listener's server, on one shard. Cheap to clone.
@@ -134,8 +137,17 @@ impl SmtpServer {
                 tls,
                 options,
                 metrics,
+                sender_rate: Default::default(),
             }),
         }
+    }
+
+    /// Limits messages per sender per minute, counted at MAIL (by the
+    /// logged-in user on submission, by the client's address on MX) in
+    /// `rate`, which the shard's listeners of one kind share.
+    pub fn with_sender_rate(self, rate: Rc<rate::SenderRate>) -> Self {
+        *self.inner.sender_rate.borrow_mut() = Some(rate);
+        self
     }
 
     /// Serves one connection, from the greeting to QUIT (or a timeout,

@@ -567,6 +567,21 @@ impl State<'_> {
                 return Next::Continue;
             }
         }
+        let rate = self.inner.sender_rate.borrow().clone();
+        if let Some(rate) = rate {
+            let sender = match &self.user {
+                Some(user) => user.clone(),
+                None => self.peer.ip().to_string(),
+            };
+            if !rate.admit(&sender, std::time::Instant::now()) {
+                self.reply(Reply::new(
+                    450,
+                    "4.7.1",
+                    "Too many messages from you in the last minute; try again later",
+                ));
+                return Next::Continue;
+            }
+        }
         self.tx = Some(Tx {
             from: from.to_string(),
             binary,

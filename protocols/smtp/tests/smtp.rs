@@ -6,6 +6,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
+use std::rc::Rc;
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +14,7 @@ use std::time::Duration;
 use cairn_shards::metrics::Metrics;
 use cairn_shards::net::TcpListener;
 use cairn_shards::Shutdown;
+use cairn_smtp::rate::SenderRate;
 use cairn_smtp::{Mode, SmtpOptions, SmtpServer};
 use cairn_storage::directory::service::AccountChanges;
 use cairn_storage::directory::{ClassOfService, Features, List, NewAccount, Status};
@@ -170,6 +172,9 @@ async fn answer_queries(
     }
 }
 
+/// Messages per user per minute on the test server's submission listener.
+const SUBMISSION_RATE: u32 = 8;
+
 fn start(options: SmtpOptions) -> TestServer {
     let metrics = Metrics::new(2, "test");
     let tls = tls_config();
@@ -207,7 +212,8 @@ fn start(options: SmtpOptions) -> TestServer {
                 m.clone(),
             );
             let sub_server =
-                SmtpServer::new(services.clone(), Mode::Submission, Some(tls), options, m);
+                SmtpServer::new(services.clone(), Mode::Submission, Some(tls), options, m)
+                    .with_sender_rate(Rc::new(SenderRate::new(SUBMISSION_RATE)));
             let rx = queries_rx.lock().expect("lock").take().expect("receiver");
             cairn_shards::spawn_detached(answer_queries(services.clone(), rx));
             let shutdown = ctx.shutdown().clone();
@@ -554,6 +560,25 @@ fn submission_needs_tls_auth_and_an_owned_sender() {
     );
     assert_eq!(server.inbox(a).len(), 1);
     assert_eq!(server.inbox(b).len(), 2);
+
+    // b has sent one message: SUBMISSION_RATE in all this minute, then 450.
+    for i in 1..SUBMISSION_RATE {
+        login
+            .send(&message(b, &[a], &format!("burst {i}"), "x\r\n".into()))
+            .expect("within the rate");
+    }
+    refused_with(
+        login.send(&message(b, &[a], "one too many", "x\r\n".into())),
+        "450",
+    );
+    plain
+        .send(&message(
+            a,
+            &[b],
+            "a has a count of its own",
+            "x\r\n".into(),
+        ))
+        .expect("another user is not held back");
 }
 
 #[test]
