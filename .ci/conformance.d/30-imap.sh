@@ -220,7 +220,11 @@ for i in range(n):
     with open(f"{d}/{1700000000 + i}.{i}.local:2,", "w") as f:
         f.write(f"From: a@remote.test\nTo: bob@example.org\nSubject: sync {i}\nMessage-ID: <sync{i}@remote.test>\n\nmessage {i}\n")
 PY
+    # The sync state stays in the run's directory, not ~/.mbsync (where a
+    # previous run's state made every later run fail).
     cat >"$root/rc" <<RC
+SyncState $root/state/
+
 IMAPAccount cairn
 Host localhost
 Port ${port[imaps]}
@@ -282,3 +286,75 @@ RC
     [ "$seen" -ge 1 ] || { echo "the server's \\Seen did not come down"; return 1; }
 }
 check "IMAP: mbsync pushes 1,000 messages, pulls them back, syncs flags both ways" mbsync_both_ways
+
+check "IMAP: ESEARCH (RETURN MIN MAX COUNT ALL) and SEARCHRES (\$ in UID FETCH)" imap_py <<'PY'
+from imapcheck import *
+for i in range(3):
+    deliver("carol@example.org", f"esearch {i}")
+c = login("carol@example.org")
+assert "ESEARCH" in c.capabilities and "SEARCHRES" in c.capabilities, c.capabilities
+ok(c.select("INBOX"), "select")
+typ, data = c._simple_command("UID", "SEARCH", "RETURN", "(MIN MAX COUNT ALL)", "SUBJECT", "esearch")
+assert typ == "OK", (typ, data)
+line = b" ".join(c.untagged_responses.pop("ESEARCH", []))
+assert re.search(rb'\(TAG "[^"]+"\) UID MIN \d+ MAX \d+ COUNT 3 ALL [\d:,]+', line), line
+typ, data = c._simple_command("UID", "SEARCH", "RETURN", "(SAVE)", "SUBJECT", '"esearch 1"')
+assert typ == "OK", (typ, data)
+assert not c.untagged_responses.pop("ESEARCH", []), "SAVE alone answers no ESEARCH"
+data = ok(c.uid("FETCH", "$", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])"), "fetch $")
+headers = [d[1] for d in data if isinstance(d, tuple)]
+assert len(headers) == 1 and b"esearch 1" in headers[0], data
+c.logout()
+PY
+
+check "IMAP: LIST-EXTENDED with LIST-STATUS" imap_py <<'PY'
+from imapcheck import *
+c = login("carol@example.org")
+assert "LIST-STATUS" in c.capabilities and "LIST-EXTENDED" in c.capabilities, c.capabilities
+typ, data = c._simple_command("LIST", '""', '(INBOX "Dr*")', "RETURN", "(SPECIAL-USE STATUS (MESSAGES UIDNEXT))")
+assert typ == "OK", (typ, data)
+lists = c.untagged_responses.pop("LIST", [])
+status = c.untagged_responses.pop("STATUS", [])
+assert any(b"INBOX" in l for l in lists) and any(b"\\Drafts" in l for l in lists), lists
+assert len(status) == 2 and all(re.search(rb"MESSAGES \d+ UIDNEXT \d+", s) for s in status), status
+typ, data = c._simple_command("LIST", "(SPECIAL-USE)", '""', "*")
+assert typ == "OK", (typ, data)
+lists = c.untagged_responses.pop("LIST", [])
+assert lists and all(re.search(rb"\\(Sent|Drafts|Trash|Junk|Archive)", l) for l in lists), lists
+c.logout()
+PY
+
+check "IMAP: CREATE-SPECIAL-USE, then LIST shows the attribute" imap_py <<'PY'
+from imapcheck import *
+c = login("erin@example.org")
+assert "CREATE-SPECIAL-USE" in c.capabilities, c.capabilities
+typ, data = c._simple_command("CREATE", '"Sent Archive"', "(USE (\\Archive))")
+assert typ == "OK", (typ, data)
+typ, data = c._simple_command("CREATE", "Nope", "(USE (\\Flagged))")
+assert typ == "NO" and b"USEATTR" in data[0], (typ, data)
+lines = ok(c.list('""', '"Sent Archive"'), "list")
+assert lines and b"\\Archive" in lines[0], lines
+c.logout()
+PY
+
+check "IMAP: MULTIAPPEND appends all (APPENDUID set) or nothing" imap_py <<'PY'
+from imapcheck import *
+c = login("erin@example.org")
+assert "MULTIAPPEND" in c.capabilities, c.capabilities
+ok(c.create("Multi"), "create")
+def raw(tag, payload):
+    c.send(payload)
+    while True:
+        line = c.readline()
+        if line.startswith(tag.encode() + b" "):
+            return line
+one, two = b"Subject: one\r\n\r\n1\r\n", b"Subject: two\r\n\r\n2\r\n"
+line = raw("M1", b"M1 APPEND Multi (\\Seen) {%d+}\r\n%s {%d+}\r\n%s\r\n" % (len(one), one, len(two), two))
+assert line.startswith(b"M1 OK [APPENDUID ") and re.search(rb" \d+:\d+\]", line), line
+many = b" ".join(b"k%d" % i for i in range(70))
+line = raw("M2", b"M2 APPEND Multi {%d+}\r\n%s (%s) {%d+}\r\n%s\r\n" % (len(one), one, many, len(two), two))
+assert line.startswith(b"M2 NO"), line
+data = ok(c.status("Multi", "(MESSAGES)"), "status")
+assert b"MESSAGES 2" in data[0], data
+c.logout()
+PY

@@ -339,7 +339,8 @@ impl ShardMain {
                 };
                 Server::Smtp(
                     SmtpServer::new(services.clone(), mode, starttls, options, metrics)
-                        .with_sender_rate(rate.clone()),
+                        .with_sender_rate(rate.clone())
+                        .with_shutdown(ctx.shutdown().clone()),
                 )
             }
             Service::Imap | Service::Imaps => Server::Imap(shared.imap.clone()?),

@@ -39,6 +39,35 @@ fn sigterm_stops_cleanly_even_with_an_open_connection() {
     assert_eq!(status.code(), Some(0), "exit status {status:?}");
 }
 
+/// An SMTP client waiting between commands is told `421 4.3.2` when the
+/// appliance stops, and the stop does not wait for it.
+#[test]
+fn an_idle_smtp_session_gets_421_at_shutdown() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (path, config) = write_config(tmp.path(), "");
+    let appliance = Appliance::start(&path, &config);
+    let conn =
+        std::net::TcpStream::connect(("127.0.0.1", config.port(Service::Smtp))).expect("connect");
+    conn.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let mut lines = std::io::BufReader::new(conn.try_clone().expect("clone"));
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut lines, &mut line).expect("greeting");
+    assert!(line.starts_with("220 "), "{line}");
+    (&conn).write_all(b"NOOP\r\n").expect("noop");
+    line.clear();
+    std::io::BufRead::read_line(&mut lines, &mut line).expect("noop reply");
+    assert!(line.starts_with("250 "), "{line}");
+
+    let status = appliance
+        .stop(libc::SIGTERM, Duration::from_secs(10))
+        .expect("exited within 10 s");
+    assert_eq!(status.code(), Some(0), "exit status {status:?}");
+    line.clear();
+    std::io::BufRead::read_line(&mut lines, &mut line).expect("the last reply");
+    assert!(line.starts_with("421 4.3.2 "), "{line}");
+}
+
 #[test]
 fn first_start_prints_the_admin_credential_once() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -50,7 +79,12 @@ fn first_start_prints_the_admin_credential_once() {
         banner.contains(&format!("http://127.0.0.1:{}/", config.port(Service::Http))),
         "{banner}"
     );
-    assert!(banner.contains("not started"), "{banner}");
+    // Every service of the embedded default has its server now.
+    assert!(!banner.contains("not started"), "{banner}");
+    assert!(
+        banner.contains(&format!("imap://127.0.0.1:{}/", config.port(Service::Imap))),
+        "{banner}"
+    );
     let password = banner
         .split("with password \"")
         .nth(1)

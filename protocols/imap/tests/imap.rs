@@ -523,3 +523,194 @@ fn a_large_fetch_streams_whole_and_in_order() {
         lines.last()
     );
 }
+
+/// Logs in over a raw connection as `user` (password "secret").
+fn raw_login(port: u16, user: &str) -> Raw {
+    let (mut raw, _) = Raw::connect(port);
+    let r = raw.command("l1", &format!("LOGIN {user} secret"));
+    assert!(r.last().expect("reply").starts_with("l1 OK"), "{r:?}");
+    raw
+}
+
+/// The one line of `lines` that starts with `prefix`.
+fn one<'a>(lines: &'a [String], prefix: &str) -> &'a str {
+    let found: Vec<&String> = lines.iter().filter(|l| l.starts_with(prefix)).collect();
+    assert_eq!(found.len(), 1, "{prefix} in {lines:?}");
+    found.first().map(|l| l.trim_end()).unwrap_or_default()
+}
+
+/// ESEARCH (RFC 4731) with each RETURN option, SEARCHRES `$` (RFC 5182)
+/// in a later UID FETCH, and ENABLE IMAP4rev2: SEARCH answers ESEARCH,
+/// no RECENT, `[CLOSED]` on a new SELECT.
+#[test]
+fn esearch_searchres_and_imap4rev2() {
+    let server = start(plaintext());
+    let mut raw = raw_login(server.ready.port, &server.ready.b);
+    let r = raw.command("c0", "CAPABILITY");
+    for cap in [
+        "IMAP4rev2",
+        "ESEARCH",
+        "SEARCHRES",
+        "LIST-STATUS",
+        "MULTIAPPEND",
+    ] {
+        assert!(r[0].contains(&format!(" {cap}")), "{cap} in {r:?}");
+    }
+    // Five messages in Archive, UIDs 1..=5; 2 and 4 flagged.
+    for i in 1..=5 {
+        let flags = if i % 2 == 0 { "(\\Flagged) " } else { "" };
+        let body = format!("Subject: m{i}\r\n\r\nbody {i}\r\n");
+        let r = raw.command(
+            &format!("p{i}"),
+            &format!("APPEND Archive {flags}{{{}+}}\r\n{body}", body.len()),
+        );
+        assert!(r.last().expect("reply").contains("APPENDUID"), "{r:?}");
+    }
+    raw.command("s0", "SELECT Archive");
+    let r = raw.command("s1", "UID SEARCH RETURN (MIN) ALL");
+    assert_eq!(one(&r, "* ESEARCH"), "* ESEARCH (TAG \"s1\") UID MIN 1");
+    let r = raw.command("s2", "UID SEARCH RETURN (MAX) ALL");
+    assert_eq!(one(&r, "* ESEARCH"), "* ESEARCH (TAG \"s2\") UID MAX 5");
+    let r = raw.command("s3", "SEARCH RETURN (COUNT) FLAGGED");
+    assert_eq!(one(&r, "* ESEARCH"), "* ESEARCH (TAG \"s3\") COUNT 2");
+    let r = raw.command("s4", "UID SEARCH RETURN (ALL) 1:3");
+    assert_eq!(one(&r, "* ESEARCH"), "* ESEARCH (TAG \"s4\") UID ALL 1:3");
+    let r = raw.command("s5", "UID SEARCH RETURN () FLAGGED");
+    assert_eq!(one(&r, "* ESEARCH"), "* ESEARCH (TAG \"s5\") UID ALL 2,4");
+    let r = raw.command("s6", "UID SEARCH RETURN (MIN MAX COUNT ALL) FLAGGED");
+    assert_eq!(
+        one(&r, "* ESEARCH"),
+        "* ESEARCH (TAG \"s6\") UID MIN 2 MAX 4 COUNT 2 ALL 2,4"
+    );
+    let r = raw.command("s7", "SEARCH RETURN (MIN COUNT) SUBJECT nothing-like-it");
+    assert_eq!(one(&r, "* ESEARCH"), "* ESEARCH (TAG \"s7\") COUNT 0");
+    // SAVE alone answers nothing; `$` is the saved result afterwards.
+    let r = raw.command("s8", "UID SEARCH RETURN (SAVE) FLAGGED");
+    assert_eq!(r, vec!["s8 OK UID SEARCH completed\r\n".to_string()]);
+    let r = raw.command("s9", "UID FETCH $ (UID FLAGS)");
+    let fetched: Vec<&String> = r.iter().filter(|l| l.starts_with("* ")).collect();
+    assert_eq!(fetched.len(), 2, "{r:?}");
+    assert!(fetched.iter().all(|l| l.contains("\\Flagged")), "{r:?}");
+    let r = raw.command("sa", "SEARCH RETURN (ALL) $");
+    assert_eq!(one(&r, "* ESEARCH"), "* ESEARCH (TAG \"sa\") ALL 2,4");
+    // SAVE with MIN only saves the minimum.
+    raw.command("sb", "UID SEARCH RETURN (SAVE MIN) FLAGGED");
+    let r = raw.command("sc", "UID SEARCH RETURN (ALL) UID $");
+    assert_eq!(one(&r, "* ESEARCH"), "* ESEARCH (TAG \"sc\") UID ALL 2");
+    // Malformed: BAD with a reason, the session goes on.
+    let r = raw.command("sd", "SEARCH RETURN (LAST) ALL");
+    assert!(r[0].starts_with("sd BAD") && r[0].contains("LAST"), "{r:?}");
+    // IMAP4rev2: ESEARCH for a plain SEARCH, no RECENT, CLOSED.
+    let r = raw.command("e1", "ENABLE IMAP4rev2");
+    assert_eq!(one(&r, "* ENABLED"), "* ENABLED IMAP4rev2");
+    let r = raw.command("e2", "UID SEARCH FLAGGED");
+    assert_eq!(one(&r, "* ESEARCH"), "* ESEARCH (TAG \"e2\") UID ALL 2,4");
+    assert!(!r.iter().any(|l| l.starts_with("* SEARCH")), "{r:?}");
+    let r = raw.command("e3", "APPEND INBOX {6+}\r\nx: y\r\n");
+    assert!(r.last().expect("reply").starts_with("e3 OK"), "{r:?}");
+    let r = raw.command("e4", "SELECT INBOX");
+    assert!(r.iter().any(|l| l.starts_with("* OK [CLOSED]")), "{r:?}");
+    assert!(!r.iter().any(|l| l.contains("RECENT")), "{r:?}");
+    let r = raw.command("e5", "FETCH 1 FLAGS");
+    assert!(!r.iter().any(|l| l.contains("\\Recent")), "{r:?}");
+    raw.command("e6", "LOGOUT");
+}
+
+/// LIST-EXTENDED selection and return options, LIST-STATUS,
+/// CREATE-SPECIAL-USE and MULTIAPPEND (all or nothing).
+#[test]
+fn list_extended_create_special_use_and_multiappend() {
+    let server = start(plaintext());
+    let mut raw = raw_login(server.ready.port, &server.ready.a);
+    // CREATE-SPECIAL-USE, and LIST showing it.
+    let r = raw.command("c1", "CREATE \"Old Sent\" (USE (\\Sent))");
+    assert_eq!(r, vec!["c1 OK CREATE completed\r\n".to_string()]);
+    let r = raw.command("c2", "CREATE Mine (USE (\\Flagged))");
+    assert!(r[0].starts_with("c2 NO [USEATTR]"), "{r:?}");
+    let r = raw.command("c3", "CREATE Mine (USE (\\Sent \\Trash))");
+    assert!(r[0].starts_with("c3 NO [USEATTR]"), "{r:?}");
+    let r = raw.command("c4", "CREATE Mine (FOO (\\Sent))");
+    assert!(r[0].starts_with("c4 BAD"), "{r:?}");
+    let r = raw.command("c5", "LIST (SPECIAL-USE) \"\" \"Old*\"");
+    assert_eq!(
+        one(&r, "* LIST"),
+        "* LIST (\\HasNoChildren \\Sent) \"/\" \"Old Sent\""
+    );
+    let r = raw.command("c6", "LIST (SPECIAL-USE) \"\" *");
+    assert!(r.iter().all(|l| !l.contains("INBOX")), "{r:?}");
+    assert!(r.iter().any(|l| l.contains("\\Trash")), "{r:?}");
+    // Several patterns; SUBSCRIBED selection and RECURSIVEMATCH.
+    raw.command("d1", "CREATE Work/Reports");
+    // A new mailbox is subscribed (and so its parent).
+    raw.command("d2", "UNSUBSCRIBE Work");
+    let r = raw.command("d3", "LIST \"\" (INBOX \"Work/%\") RETURN (CHILDREN)");
+    let lists: Vec<&String> = r.iter().filter(|l| l.starts_with("* LIST")).collect();
+    assert_eq!(lists.len(), 2, "{r:?}");
+    assert!(!r.iter().any(|l| l.contains("\\Subscribed")), "{r:?}");
+    let r = raw.command("d4", "LIST (SUBSCRIBED) \"\" Work*");
+    assert_eq!(
+        one(&r, "* LIST"),
+        "* LIST (\\HasNoChildren \\Subscribed) \"/\" \"Work/Reports\""
+    );
+    let r = raw.command("d5", "LIST (SUBSCRIBED RECURSIVEMATCH) \"\" W%");
+    assert_eq!(
+        one(&r, "* LIST"),
+        "* LIST (\\HasChildren) \"/\" \"Work\" (\"CHILDINFO\" (\"SUBSCRIBED\"))"
+    );
+    let r = raw.command("d6", "LIST (RECURSIVEMATCH) \"\" %");
+    assert!(r[0].starts_with("d6 BAD"), "{r:?}");
+    let r = raw.command("d7", "LIST \"\" \"Work\" RETURN (SUBSCRIBED)");
+    assert_eq!(one(&r, "* LIST"), "* LIST (\\HasChildren) \"/\" \"Work\"");
+    // LIST-STATUS: a STATUS after each LIST line.
+    let r = raw.command(
+        "s1",
+        "LIST \"\" (INBOX Drafts) RETURN (STATUS (MESSAGES UIDNEXT))",
+    );
+    let lines: Vec<&str> = r.iter().map(|l| l.trim_end()).collect();
+    assert_eq!(
+        lines.get(..4),
+        Some(
+            &[
+                "* LIST (\\HasNoChildren) \"/\" \"INBOX\"",
+                "* STATUS \"INBOX\" (MESSAGES 0 UIDNEXT 1)",
+                "* LIST (\\HasNoChildren \\Drafts) \"/\" \"Drafts\"",
+                "* STATUS \"Drafts\" (MESSAGES 0 UIDNEXT 1)",
+            ][..]
+        ),
+        "{r:?}"
+    );
+    // MULTIAPPEND: both, with one APPENDUID set.
+    raw.send(b"m1 APPEND Drafts (\\Seen) {8}\r\n");
+    assert!(raw.line().starts_with("+ "));
+    raw.send(b"Subject: {9}\r\n");
+    assert!(raw.line().starts_with("+ "));
+    raw.send(b"Subject:x\r\n");
+    let r = raw.until("m1");
+    assert!(r[0].starts_with("m1 OK [APPENDUID "), "{r:?}");
+    assert!(r[0].contains(" 1:2]"), "{r:?}");
+    // One that fails part way (the second has too many keywords for the
+    // store): the first is taken back.
+    let keywords: Vec<String> = (0..70).map(|i| format!("k{i}")).collect();
+    let r = raw.command(
+        "m2",
+        &format!(
+            "APPEND Drafts {{3+}}\r\nA:b ({}) {{3+}}\r\nC:d",
+            keywords.join(" ")
+        ),
+    );
+    assert!(r.last().expect("reply").starts_with("m2 NO"), "{r:?}");
+    let r = raw.command("m3", "STATUS Drafts (MESSAGES UIDNEXT)");
+    assert_eq!(
+        one(&r, "* STATUS"),
+        "* STATUS \"Drafts\" (MESSAGES 2 UIDNEXT 4)"
+    );
+    // A malformed one leaves nothing either.
+    let r = raw.command("m4", "APPEND Drafts {3+}\r\nA:b {0+}\r\n");
+    assert!(
+        r.last().expect("reply").starts_with("m4 NO [CANNOT]"),
+        "{r:?}"
+    );
+    let r = raw.command("m5", "STATUS Drafts (MESSAGES)");
+    assert_eq!(one(&r, "* STATUS"), "* STATUS \"Drafts\" (MESSAGES 2)");
+    raw.command("m6", "LOGOUT");
+}

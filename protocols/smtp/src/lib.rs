@@ -32,6 +32,7 @@ use std::time::Duration;
 
 use cairn_shards::metrics::ServiceMetrics;
 use cairn_shards::stream::Stream;
+use cairn_shards::Shutdown;
 use cairn_storage::services::Services;
 
 /// What a listener is for.
@@ -112,6 +113,7 @@ pub(crate) struct Inner {
     pub(crate) options: SmtpOptions,
     pub(crate) metrics: ServiceMetrics,
     pub(crate) sender_rate: std::cell::RefCell<Option<Rc<rate::SenderRate>>>,
+    pub(crate) shutdown: std::cell::RefCell<Option<Shutdown>>,
 }
 
 /// An SMTP listener's server, on one shard. Cheap to clone.
@@ -138,6 +140,7 @@ impl SmtpServer {
                 options,
                 metrics,
                 sender_rate: Default::default(),
+                shutdown: Default::default(),
             }),
         }
     }
@@ -147,6 +150,13 @@ impl SmtpServer {
     /// `rate`, which the shard's listeners of one kind share.
     pub fn with_sender_rate(self, rate: Rc<rate::SenderRate>) -> Self {
         *self.inner.sender_rate.borrow_mut() = Some(rate);
+        self
+    }
+
+    /// Sessions waiting for a command when `shutdown` is raised get
+    /// `421 4.3.2` and are closed (one in a transfer finishes it first).
+    pub fn with_shutdown(self, shutdown: Shutdown) -> Self {
+        *self.inner.shutdown.borrow_mut() = Some(shutdown);
         self
     }
 

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use cairn_shards::metrics::Outcome;
 use cairn_shards::stream::Stream;
 use cairn_shards::time::timeout;
+use cairn_shards::Shutdown;
 use cairn_storage::directory::auth::AuthError;
 use cairn_storage::directory::sasl::Credentials;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
@@ -44,6 +45,8 @@ enum End {
     Closed,
     /// A read deadline passed.
     Timeout,
+    /// The appliance is stopping (seen between commands).
+    Shutdown,
     Io(io::Error),
 }
 
@@ -54,6 +57,8 @@ struct Conn {
     /// Start of the unread bytes in `buf`.
     pos: usize,
     framer: LineFramer,
+    /// Ends the wait for the next command when raised.
+    shutdown: Option<Shutdown>,
 }
 
 impl Conn {
@@ -76,8 +81,9 @@ impl Conn {
         Ok(())
     }
 
-    /// Writes what is pending, then reads more input within `wait`.
-    async fn fill(&mut self, out: &mut Vec<u8>, wait: Duration) -> Result<(), End> {
+    /// Writes what is pending, then reads more input within `wait`; a
+    /// wait for a command also ends when the appliance stops.
+    async fn fill(&mut self, out: &mut Vec<u8>, wait: Duration, command: bool) -> Result<(), End> {
         self.flush(out).await?;
         if self.pos > 0 {
             self.buf.drain(..self.pos);
@@ -87,12 +93,20 @@ impl Conn {
         self.buf.resize(len + READ_CHUNK, 0);
         let stream = self.stream.as_mut().ok_or(End::Closed)?;
         let spare = self.buf.get_mut(len..).unwrap_or_default();
-        let read = timeout(wait, stream.read(spare)).await;
-        let n = match read {
-            Ok(Ok(0)) => Err(End::Closed),
-            Ok(Ok(n)) => Ok(n),
-            Ok(Err(e)) => Err(End::Io(e)),
-            Err(_) => Err(End::Timeout),
+        let read = async { Some(timeout(wait, stream.read(spare)).await) };
+        let stopping = async {
+            match (&self.shutdown, command) {
+                (Some(shutdown), true) => shutdown.wait().await,
+                _ => std::future::pending().await,
+            }
+            None
+        };
+        let n = match futures_lite::future::or(read, stopping).await {
+            None => Err(End::Shutdown),
+            Some(Ok(Ok(0))) => Err(End::Closed),
+            Some(Ok(Ok(n))) => Ok(n),
+            Some(Ok(Err(e))) => Err(End::Io(e)),
+            Some(Err(_)) => Err(End::Timeout),
         };
         self.buf.truncate(len + *n.as_ref().unwrap_or(&0));
         n.map(|_| ())
@@ -119,7 +133,7 @@ impl Conn {
                 }
                 Frame::Pending { consumed } => {
                     self.consume(consumed);
-                    self.fill(out, wait).await?;
+                    self.fill(out, wait, true).await?;
                 }
             }
         }
@@ -186,6 +200,7 @@ pub(crate) async fn run(inner: &Inner, stream: Stream, peer: SocketAddr) {
         buf: Vec::with_capacity(READ_CHUNK),
         pos: 0,
         framer: LineFramer::new(inner.options.max_line_length),
+        shutdown: inner.shutdown.borrow().clone(),
     };
     let mut st = State {
         inner,
@@ -206,6 +221,14 @@ pub(crate) async fn run(inner: &Inner, stream: Stream, peer: SocketAddr) {
                 421,
                 "4.4.2",
                 format!("{} Error: timeout exceeded", inner.options.hostname),
+            ));
+            let _ = conn.flush(&mut st.out).await;
+        }
+        End::Shutdown => {
+            st.reply(Reply::new(
+                421,
+                "4.3.2",
+                format!("{} Service shutting down", inner.options.hostname),
             ));
             let _ = conn.flush(&mut st.out).await;
         }
@@ -264,7 +287,7 @@ async fn data(conn: &mut Conn, st: &mut State<'_>) -> Result<(), End> {
         if reader.is_done() {
             break;
         }
-        conn.fill(&mut st.out, st.inner.options.timeouts.data_block)
+        conn.fill(&mut st.out, st.inner.options.timeouts.data_block, false)
             .await?;
     }
     st.finish(reader.finish()).await;
@@ -285,7 +308,7 @@ async fn bdat(conn: &mut Conn, st: &mut State<'_>, size: usize, last: bool) -> R
         if left == 0 {
             break;
         }
-        conn.fill(&mut st.out, st.inner.options.timeouts.data_block)
+        conn.fill(&mut st.out, st.inner.options.timeouts.data_block, false)
             .await?;
     }
     st.bdat_end(refusal, size, last).await;

@@ -1,16 +1,70 @@
 //! APPEND: flags and internal date, `[APPENDUID …]` (UIDPLUS),
 //! `NO [TRYCREATE]` for a missing mailbox, `NO [OVERQUOTA]`. The tagged
 //! OK is sent only once the message is durable.
+//!
+//! MULTIAPPEND (RFC 3502) is all or nothing: every message is checked
+//! first; the store appends one at a time, so when one fails those
+//! already appended are flagged `\Deleted` and expunged again.
 
+use cairn_storage::mailbox::flags::DELETED;
+use cairn_storage::mailbox::{FlagAction, Flags, MailError};
+use imap_types::command::{Command, CommandBody};
 use imap_types::datetime::DateTime;
 use imap_types::extensions::binary::LiteralOrLiteral8;
 use imap_types::flag::Flag;
 use imap_types::mailbox::Mailbox;
 
 use super::store::to_flags;
+use super::view::uid_set;
 use super::{Reply, Session};
+use crate::codec::command;
+
+/// One message to append, checked.
+struct Prepared<'b> {
+    mailbox: String,
+    flags: Flags,
+    internal_date: i64,
+    body: &'b [u8],
+}
+
+/// The reply for a refused append: a missing mailbox is TRYCREATE.
+fn refused(e: &MailError) -> Reply {
+    let mut reply = Reply::mail(e);
+    if reply.code.as_deref() == Some("NONEXISTENT") {
+        reply.code = Some("TRYCREATE".into());
+    }
+    reply
+}
 
 impl Session<'_> {
+    fn prepare<'b>(
+        &self,
+        mailbox: &Mailbox<'_>,
+        flags: &[Flag<'_>],
+        date: Option<&DateTime>,
+        message: &'b LiteralOrLiteral8<'_>,
+    ) -> Result<Prepared<'b>, Reply> {
+        let mailbox = self.mailbox_name(mailbox)?;
+        let flags = to_flags(flags)?;
+        let body: &[u8] = match message {
+            LiteralOrLiteral8::Literal(l) => l.as_ref(),
+            LiteralOrLiteral8::Literal8(l) => l.data.as_ref(),
+        };
+        if body.is_empty() {
+            return Err(Reply::no("CANNOT", "Empty message"));
+        }
+        let internal_date = date.map_or_else(
+            || chrono::Utc::now().timestamp(),
+            |d| d.as_ref().timestamp(),
+        );
+        Ok(Prepared {
+            mailbox,
+            flags,
+            internal_date,
+            body,
+        })
+    }
+
     pub(super) async fn append(
         &mut self,
         account: &str,
@@ -19,41 +73,87 @@ impl Session<'_> {
         date: Option<&DateTime>,
         message: &LiteralOrLiteral8<'_>,
     ) -> Reply {
-        let name = match self.mailbox_name(mailbox) {
-            Ok(n) => n,
-            Err(r) => return r,
-        };
-        let flags = match to_flags(flags) {
-            Ok(f) => f,
-            Err(r) => return r,
-        };
-        let body: &[u8] = match message {
-            LiteralOrLiteral8::Literal(l) => l.as_ref(),
-            LiteralOrLiteral8::Literal8(l) => l.data.as_ref(),
-        };
-        if body.is_empty() {
-            return Reply::no("CANNOT", "Empty message");
+        match self.prepare(mailbox, flags, date, message) {
+            Ok(one) => self.append_all(account, &[one]).await,
+            Err(r) => r,
         }
-        let internal_date = date.map_or_else(
-            || chrono::Utc::now().timestamp(),
-            |d| d.as_ref().timestamp(),
-        );
+    }
+
+    /// MULTIAPPEND: `messages` are plain APPEND commands, one each.
+    pub(super) async fn multiappend(&mut self, account: &str, messages: &[Vec<u8>]) -> Reply {
+        let mut commands: Vec<Command<'_>> = Vec::with_capacity(messages.len());
+        for one in messages {
+            match command::decode(one) {
+                Ok(c) => commands.push(c),
+                Err(_) => return Reply::bad("Syntax error in APPEND"),
+            }
+        }
+        let mut prepared = Vec::with_capacity(commands.len());
+        for c in &commands {
+            let CommandBody::Append {
+                mailbox,
+                flags,
+                date,
+                message,
+            } = &c.body
+            else {
+                return Reply::bad("Syntax error in APPEND");
+            };
+            match self.prepare(mailbox, flags, date.as_ref(), message) {
+                Ok(p) => prepared.push(p),
+                Err(r) => return r,
+            }
+        }
+        self.append_all(account, &prepared).await
+    }
+
+    /// Appends every message, or (undoing the first ones) none.
+    async fn append_all(&mut self, account: &str, messages: &[Prepared<'_>]) -> Reply {
         let store = &self.inner.services.mailstore;
-        match store
-            .append(account, &name, body, flags, internal_date)
+        let mut uidvalidity = 0;
+        let mut uids = Vec::with_capacity(messages.len());
+        for m in messages {
+            match store
+                .append(
+                    account,
+                    &m.mailbox,
+                    m.body,
+                    m.flags.clone(),
+                    m.internal_date,
+                )
+                .await
+            {
+                Ok(d) => {
+                    uidvalidity = d.uidvalidity;
+                    uids.push(d.uid);
+                }
+                Err(e) => {
+                    if !uids.is_empty() {
+                        self.undo_append(account, &m.mailbox, &uids).await;
+                    }
+                    return refused(&e);
+                }
+            }
+        }
+        Reply::ok_code(
+            format!("APPENDUID {uidvalidity} {}", uid_set(&uids)),
+            "APPEND completed",
+        )
+    }
+
+    /// Takes back the messages of a MULTIAPPEND that failed part way.
+    async fn undo_append(&mut self, account: &str, mailbox: &str, uids: &[u32]) {
+        let store = &self.inner.services.mailstore;
+        let deleted = Flags::new(DELETED, &[]);
+        let undone = match store
+            .store_flags(account, mailbox, uids, FlagAction::Add, &deleted, None)
             .await
         {
-            Ok(d) => Reply::ok_code(
-                format!("APPENDUID {} {}", d.uidvalidity, d.uid),
-                "APPEND completed",
-            ),
-            Err(e) => {
-                let mut reply = Reply::mail(&e);
-                if reply.code.as_deref() == Some("NONEXISTENT") {
-                    reply.code = Some("TRYCREATE".into());
-                }
-                reply
-            }
+            Ok(_) => store.expunge(account, mailbox, Some(uids)).await.map(drop),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = undone {
+            tracing::warn!(error = %e, mailbox, "imap: a failed MULTIAPPEND left messages behind");
         }
     }
 }

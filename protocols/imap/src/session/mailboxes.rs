@@ -1,6 +1,7 @@
-//! Mailbox management: CREATE, DELETE, RENAME, SUBSCRIBE/UNSUBSCRIBE,
-//! LIST/LSUB (with SPECIAL-USE and CHILDREN attributes), STATUS, and
-//! GETQUOTA/GETQUOTAROOT.
+//! Mailbox management: CREATE (with USE, RFC 6154 CREATE-SPECIAL-USE),
+//! DELETE, RENAME, SUBSCRIBE/UNSUBSCRIBE, LIST/LSUB (with SPECIAL-USE and
+//! CHILDREN attributes, RFC 5258 LIST-EXTENDED selection and return
+//! options, RFC 5819 LIST-STATUS), STATUS, and GETQUOTA/GETQUOTAROOT.
 
 use std::fmt::Write as _;
 
@@ -9,6 +10,7 @@ use imap_types::mailbox::{ListMailbox, Mailbox};
 use imap_types::status::StatusDataItemName;
 
 use super::{Reply, Session};
+use crate::codec::extended::{ListReturn, ListSelection};
 use crate::codec::response::{self, string};
 use crate::codec::utf7;
 
@@ -24,6 +26,27 @@ fn role_attribute(role: Option<Role>) -> Option<&'static str> {
         Role::Junk => Some("\\Junk"),
         Role::Archive => Some("\\Archive"),
     }
+}
+
+/// The role a CREATE USE attribute asks for (RFC 6154 §2).
+fn use_role(attribute: &str) -> Option<Role> {
+    match attribute.to_ascii_lowercase().as_str() {
+        "\\sent" => Some(Role::Sent),
+        "\\drafts" => Some(Role::Drafts),
+        "\\trash" => Some(Role::Trash),
+        "\\junk" => Some(Role::Junk),
+        "\\archive" => Some(Role::Archive),
+        _ => None,
+    }
+}
+
+/// A mailbox as LIST sees it.
+struct Listed<'a> {
+    name: &'a str,
+    role: Option<Role>,
+    subscribed: bool,
+    /// False for a parent that only its children's names imply.
+    exists: bool,
 }
 
 /// Whether `name` matches the LIST `pattern` (`*` anything, `%` anything
@@ -59,10 +82,24 @@ pub(crate) fn matches(pattern: &[char], name: &[char]) -> bool {
 }
 
 impl Session<'_> {
-    pub(super) async fn create(&mut self, account: &str, mailbox: &Mailbox<'_>) -> Reply {
+    /// CREATE, with the special uses of `uses` (`\Sent` …).
+    pub(super) async fn create(
+        &mut self,
+        account: &str,
+        mailbox: &Mailbox<'_>,
+        uses: &[String],
+    ) -> Reply {
         let name = match self.mailbox_name(mailbox) {
             Ok(n) => n,
             Err(r) => return r,
+        };
+        let role = match uses {
+            [] => None,
+            [one] => match use_role(one) {
+                Some(role) => Some(role),
+                None => return Reply::no("USEATTR", format!("Special use {one} is not supported")),
+            },
+            _ => return Reply::no("USEATTR", "A mailbox has one special use at most"),
         };
         // A trailing separator only says the client wants children.
         let name = name.trim_end_matches(SEPARATOR).to_string();
@@ -70,7 +107,7 @@ impl Session<'_> {
             .inner
             .services
             .mailstore
-            .create_mailbox(account, &name, None)
+            .create_mailbox(account, &name, role)
             .await
         {
             Ok(()) => Reply::ok("CREATE completed"),
@@ -143,6 +180,7 @@ impl Session<'_> {
         }
     }
 
+    /// LIST and LSUB (RFC 3501).
     pub(super) fn list(
         &mut self,
         account: &str,
@@ -150,59 +188,165 @@ impl Session<'_> {
         pattern: &ListMailbox<'_>,
         lsub: bool,
     ) -> Reply {
-        let verb = if lsub { "LSUB" } else { "LIST" };
         let reference = match reference {
-            Mailbox::Inbox => "INBOX".to_string(),
-            Mailbox::Other(o) => String::from_utf8_lossy(o.inner().as_ref()).into_owned(),
+            Mailbox::Inbox => b"INBOX".as_slice(),
+            Mailbox::Other(o) => o.inner().as_ref(),
         };
         let pattern = match pattern {
-            ListMailbox::Token(t) => String::from_utf8_lossy(t.as_ref()).into_owned(),
-            ListMailbox::String(s) => String::from_utf8_lossy(s.as_ref()).into_owned(),
+            ListMailbox::Token(t) => t.as_ref(),
+            ListMailbox::String(s) => s.as_ref(),
         };
-        let (Ok(reference), Ok(pattern)) = (utf7::decode(&reference), utf7::decode(&pattern))
-        else {
+        let ret = ListReturn {
+            // A plain LIST has always said which are subscribed.
+            subscribed: !lsub,
+            ..ListReturn::default()
+        };
+        self.list_any(
+            account,
+            ListSelection::default(),
+            reference,
+            &[pattern],
+            &ret,
+            lsub,
+        )
+    }
+
+    /// LIST with selection options, several patterns, return options
+    /// (RFC 5258, RFC 5819 STATUS, RFC 6154 SPECIAL-USE).
+    pub(super) fn list_extended(
+        &mut self,
+        account: &str,
+        selection: ListSelection,
+        reference: &[u8],
+        patterns: &[Vec<u8>],
+        ret: &ListReturn,
+    ) -> Reply {
+        let patterns: Vec<&[u8]> = patterns.iter().map(Vec::as_slice).collect();
+        let ret = ListReturn {
+            subscribed: ret.subscribed || selection.subscribed,
+            ..ret.clone()
+        };
+        self.list_any(account, selection, reference, &patterns, &ret, false)
+    }
+
+    fn list_any(
+        &mut self,
+        account: &str,
+        selection: ListSelection,
+        reference: &[u8],
+        patterns: &[&[u8]],
+        ret: &ListReturn,
+        lsub: bool,
+    ) -> Reply {
+        let verb = if lsub { "LSUB" } else { "LIST" };
+        let decode = |b: &[u8]| utf7::decode(&String::from_utf8_lossy(b));
+        let Ok(reference) = decode(reference) else {
             return Reply::bad("Mailbox name is not valid modified UTF-7");
         };
-        if pattern.is_empty() {
+        let mut fulls: Vec<Vec<char>> = Vec::new();
+        for pattern in patterns {
+            match decode(pattern) {
+                Ok(p) if p.is_empty() => {}
+                Ok(p) => fulls.push(format!("{reference}{p}").chars().collect()),
+                Err(_) => return Reply::bad("Mailbox name is not valid modified UTF-7"),
+            }
+        }
+        if fulls.is_empty() {
             response::untagged(&mut self.out, &format!("{verb} (\\Noselect) \"/\" \"\""));
             return Reply::ok(format!("{verb} completed"));
         }
-        let full: Vec<char> = format!("{reference}{pattern}").chars().collect();
         let boxes = match self.inner.services.mailstore.mailboxes(account) {
             Ok(b) => b,
             Err(e) => return Reply::mail(&e),
         };
-        for (name, role, subscribed) in &boxes {
-            if lsub && !subscribed {
-                continue;
-            }
+        let matched = |name: &str| {
             let chars: Vec<char> = name.chars().collect();
-            let inbox_match = name == "INBOX" && {
-                let upper: Vec<char> = full.iter().map(|c| c.to_ascii_uppercase()).collect();
-                matches(&upper, &chars)
-            };
-            if !inbox_match && !matches(&full, &chars) {
+            fulls.iter().any(|full| {
+                let inbox_match = name == "INBOX" && {
+                    let upper: Vec<char> = full.iter().map(|c| c.to_ascii_uppercase()).collect();
+                    matches(&upper, &chars)
+                };
+                inbox_match || matches(full, &chars)
+            })
+        };
+        // The mailboxes, and the parents only their children imply.
+        let mut all: Vec<Listed<'_>> = boxes
+            .iter()
+            .map(|(name, role, subscribed)| Listed {
+                name,
+                role: *role,
+                subscribed: *subscribed,
+                exists: true,
+            })
+            .collect();
+        for (name, _, _) in &boxes {
+            for (i, _) in name.match_indices(SEPARATOR) {
+                let parent = name.get(..i).unwrap_or_default();
+                if !parent.is_empty() && !all.iter().any(|l| l.name == parent) {
+                    all.push(Listed {
+                        name: parent,
+                        role: None,
+                        subscribed: false,
+                        exists: false,
+                    });
+                }
+            }
+        }
+        all.sort_by(|a, b| (a.name != "INBOX", a.name).cmp(&(b.name != "INBOX", b.name)));
+        let mut lines = Vec::new();
+        for item in &all {
+            if !matched(item.name) {
                 continue;
             }
-            let prefix = format!("{name}{SEPARATOR}");
-            let children = boxes.iter().any(|(n, _, _)| n.starts_with(&prefix));
-            let mut attrs = vec![if children {
+            let prefix = format!("{}{SEPARATOR}", item.name);
+            let below = || all.iter().filter(|l| l.name.starts_with(&prefix));
+            let children = below().next().is_some();
+            // RECURSIVEMATCH: a parent of a subscribed mailbox that the
+            // patterns leave out is listed with CHILDINFO (RFC 5258 §3.5).
+            let childinfo =
+                selection.recursive_match && below().any(|l| l.subscribed && !matched(l.name));
+            let special = role_attribute(item.role);
+            let wanted = if lsub || selection.subscribed {
+                item.subscribed || childinfo
+            } else {
+                item.exists || children
+            };
+            if !wanted || (selection.special_use && special.is_none()) {
+                continue;
+            }
+            let mut attrs = Vec::new();
+            if !item.exists {
+                attrs.push(if selection.subscribed {
+                    "\\NonExistent"
+                } else {
+                    "\\Noselect"
+                });
+            }
+            attrs.push(if children {
                 "\\HasChildren"
             } else {
                 "\\HasNoChildren"
-            }];
-            if let Some(a) = role_attribute(*role) {
-                attrs.push(a);
-            }
-            if *subscribed && !lsub {
+            });
+            attrs.extend(special);
+            if item.subscribed && ret.subscribed {
                 attrs.push("\\Subscribed");
             }
-            let line = format!(
+            let mut line = format!(
                 "{verb} ({}) \"{SEPARATOR}\" {}",
                 attrs.join(" "),
-                string(&utf7::encode(name))
+                string(&utf7::encode(item.name))
             );
+            if childinfo {
+                line.push_str(" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
+            }
+            lines.push((line, item.exists.then_some(item.name)));
+        }
+        for (line, name) in lines {
             response::untagged(&mut self.out, &line);
+            if let (Some(items), Some(name)) = (&ret.status, name) {
+                // A mailbox gone since is left out (RFC 5819 §2).
+                let _ = self.status_line(account, name, items);
+            }
         }
         Reply::ok(format!("{verb} completed"))
     }
@@ -217,12 +361,25 @@ impl Session<'_> {
             Ok(n) => n,
             Err(r) => return r,
         };
+        match self.status_line(account, &name, items) {
+            Ok(()) => Reply::ok("STATUS completed"),
+            Err(e) => Reply::mail(&e),
+        }
+    }
+
+    /// Writes `* STATUS name (items)`.
+    fn status_line(
+        &mut self,
+        account: &str,
+        name: &str,
+        items: &[StatusDataItemName],
+    ) -> Result<(), cairn_storage::mailbox::MailError> {
         let recent = &self.inner.recent;
         let read = self
             .inner
             .services
             .mailstore
-            .read_mailbox(account, &name, |mb| {
+            .read_mailbox(account, name, |mb| {
                 let st = mb.status();
                 let mut parts = Vec::new();
                 for item in items {
@@ -230,7 +387,7 @@ impl Session<'_> {
                         StatusDataItemName::Messages => format!("MESSAGES {}", st.messages),
                         StatusDataItemName::Recent => format!(
                             "RECENT {}",
-                            recent.unclaimed(account, &name, mb.messages.keys().copied())
+                            recent.unclaimed(account, name, mb.messages.keys().copied())
                         ),
                         StatusDataItemName::UidNext => format!("UIDNEXT {}", st.uidnext),
                         StatusDataItemName::UidValidity => {
@@ -258,14 +415,9 @@ impl Session<'_> {
                 }
                 parts.join(" ")
             });
-        match read {
-            Ok(items) => {
-                let line = format!("STATUS {} ({items})", string(&utf7::encode(&name)));
-                response::untagged(&mut self.out, &line);
-                Reply::ok("STATUS completed")
-            }
-            Err(e) => Reply::mail(&e),
-        }
+        let line = format!("STATUS {} ({})", string(&utf7::encode(name)), read?);
+        response::untagged(&mut self.out, &line);
+        Ok(())
     }
 
     fn quota_line(&mut self, account: &str) -> Result<(), Reply> {

@@ -30,6 +30,7 @@ use imap_types::command::{Command, CommandBody};
 use imap_types::mailbox::Mailbox;
 
 use crate::codec::command::{self, Malformed};
+use crate::codec::extended::{self, Extended, Pre};
 use crate::codec::framer::Event;
 use crate::codec::response::{self, Kind};
 use crate::codec::utf7;
@@ -42,6 +43,8 @@ use view::View;
 pub struct Enabled {
     pub condstore: bool,
     pub qresync: bool,
+    /// IMAP4rev2 (RFC 9051): no `\Recent`, ESEARCH answers to SEARCH.
+    pub rev2: bool,
 }
 
 /// The capabilities a session advertises in its state.
@@ -52,7 +55,7 @@ pub fn capabilities(
     plaintext_ok: bool,
     max_literal: u64,
 ) -> String {
-    let mut caps = vec!["IMAP4rev1".to_string()];
+    let mut caps = vec!["IMAP4rev1".to_string(), "IMAP4rev2".to_string()];
     if !logged_in {
         if inner_tls && !tls {
             caps.push("STARTTLS".into());
@@ -66,6 +69,8 @@ pub fn capabilities(
     caps.extend(
         [
             "SASL-IR",
+            // LITERAL+ (any size) covers IMAP4rev2's LITERAL-; RFC 7888
+            // §4 rules out advertising both.
             "LITERAL+",
             "ID",
             "ENABLE",
@@ -86,6 +91,12 @@ pub fn capabilities(
             "SORT",
             "THREAD=ORDEREDSUBJECT",
             "THREAD=REFERENCES",
+            "ESEARCH",
+            "SEARCHRES",
+            "LIST-EXTENDED",
+            "LIST-STATUS",
+            "CREATE-SPECIAL-USE",
+            "MULTIAPPEND",
         ]
         .map(String::from),
     );
@@ -338,7 +349,13 @@ impl<'a> Session<'a> {
     fn literal(&mut self, conn: &mut Conn, length: u32, sync: bool) {
         let total = conn.framer.pending().len() as u64 + u64::from(length);
         let limit = self.inner.options.max_literal + self.inner.options.max_line as u64;
-        match command::check_literal(conn.framer.pending()) {
+        let checked = command::check_literal(conn.framer.pending()).or_else(|refused| {
+            match extended::check_literal(conn.framer.pending()) {
+                Some(Ok(tag)) => Ok(tag),
+                Some(Err(_)) | None => Err(refused),
+            }
+        });
+        match checked {
             Ok(tag) if u64::from(length) > self.inner.options.max_literal || total > limit => {
                 conn.framer.refuse_literal();
                 let text = format!(
@@ -362,11 +379,28 @@ impl<'a> Session<'a> {
 
     async fn command(&mut self, bytes: &[u8], conn: &mut Conn) -> Next {
         let started = Instant::now();
+        // `$` (RFC 5182) becomes the saved result before anything decodes.
+        let substituted = self
+            .selected
+            .as_ref()
+            .and_then(|view| extended::substitute(bytes, |uid| view.saved_set(uid)));
+        let bytes = substituted.as_deref().unwrap_or(bytes);
+        let refused = match extended::pre_decode(bytes) {
+            extended::Outcome::Pass => None,
+            extended::Outcome::Pre(pre) => {
+                let tag = pre.tag.clone();
+                let (reply, next) = self.extended(pre).await;
+                return self.finish(&tag, reply, next, started);
+            }
+            extended::Outcome::Bad { tag, reason } => Some((tag, reason)),
+        };
         let cmd = match command::decode(bytes) {
             Ok(cmd) => cmd,
             Err(Malformed { tag }) => {
                 let name = command::name(bytes);
-                let text = if name.is_empty() {
+                let text = if let Some((_, reason)) = refused {
+                    format!("{name}: {reason}")
+                } else if name.is_empty() {
                     "Missing command".to_string()
                 } else {
                     format!("Syntax error in {name} or unknown command")
@@ -383,6 +417,11 @@ impl<'a> Session<'a> {
         };
         let tag = cmd.tag.inner().to_string();
         let (reply, next) = self.dispatch(cmd, conn).await;
+        self.finish(&tag, reply, next, started)
+    }
+
+    /// Sends a command's tagged reply, counting it.
+    fn finish(&mut self, tag: &str, reply: Option<Reply>, next: Next, started: Instant) -> Next {
         if let Some(reply) = reply {
             let outcome = match reply.kind {
                 Kind::Ok => Outcome::Ok,
@@ -392,12 +431,12 @@ impl<'a> Session<'a> {
             };
             self.inner.metrics.request(outcome, started.elapsed());
             if reply.kind == Kind::Bad {
-                self.bad_command(Some(&tag), &reply.text);
+                self.bad_command(Some(tag), &reply.text);
                 if self.bad_commands >= self.inner.options.max_bad_commands {
                     return Next::Close;
                 }
             } else {
-                self.tagged(&tag, &reply);
+                self.tagged(tag, &reply);
             }
         }
         next
@@ -441,7 +480,7 @@ impl<'a> Session<'a> {
                 response::untagged(&mut self.out, "NAMESPACE ((\"\" \"/\")) NIL NIL");
                 Reply::ok("NAMESPACE completed")
             }
-            CommandBody::Create { mailbox } => self.create(&account, &mailbox).await,
+            CommandBody::Create { mailbox } => self.create(&account, &mailbox, &[]).await,
             CommandBody::Delete { mailbox } => self.delete(&account, &mailbox).await,
             CommandBody::Rename { from, to } => self.rename(&account, &from, &to).await,
             CommandBody::Subscribe { mailbox } => self.subscribe(&account, &mailbox, true).await,
@@ -483,7 +522,7 @@ impl<'a> Session<'a> {
             CommandBody::Idle => {
                 return (None, Next::Idle { tag });
             }
-            body => return self.selected_command(&account, body, conn).await,
+            body => return self.selected_command(&account, &tag, body, conn).await,
         };
         let allow_expunge = true;
         done(self.with_updates(reply, allow_expunge))
@@ -493,6 +532,7 @@ impl<'a> Session<'a> {
     async fn selected_command(
         &mut self,
         account: &str,
+        tag: &str,
         body: CommandBody<'_>,
         conn: &mut Conn,
     ) -> (Option<Reply>, Next) {
@@ -523,7 +563,7 @@ impl<'a> Session<'a> {
                 (self.expunge(account, Some(&sequence_set)).await, true)
             }
             CommandBody::Search { criteria, uid, .. } => {
-                (self.search(account, criteria.as_ref(), uid).await, uid)
+                (self.search(account, tag, criteria.as_ref(), uid).await, uid)
             }
             CommandBody::Sort {
                 sort_criteria,
@@ -612,6 +652,41 @@ impl<'a> Session<'a> {
         )
     }
 
+    /// Runs a pre-decoded extended command (see [`extended`]).
+    async fn extended(&mut self, pre: Pre) -> (Option<Reply>, Next) {
+        let Some(account) = self.account.clone() else {
+            return (Some(Reply::bad("Log in first")), Next::Continue);
+        };
+        let mut allow_expunge = true;
+        let reply = match pre.command {
+            Extended::Search { uid, ret, plain } => {
+                allow_expunge = uid;
+                match command::decode(&plain).map(|c| c.body) {
+                    Ok(CommandBody::Search { criteria, .. }) => {
+                        self.esearch(&account, &pre.tag, criteria.as_ref(), uid, ret)
+                            .await
+                    }
+                    _ => Reply::bad("Syntax error in SEARCH criteria"),
+                }
+            }
+            Extended::List {
+                selection,
+                reference,
+                patterns,
+                ret,
+            } => self.list_extended(&account, selection, &reference, &patterns, &ret),
+            Extended::Create { plain, uses } => match command::decode(&plain).map(|c| c.body) {
+                Ok(CommandBody::Create { mailbox }) => self.create(&account, &mailbox, &uses).await,
+                _ => Reply::bad("Syntax error in CREATE"),
+            },
+            Extended::Append { messages } => self.multiappend(&account, &messages).await,
+        };
+        (
+            Some(self.with_updates(reply, allow_expunge)),
+            Next::Continue,
+        )
+    }
+
     /// Reports what changed in the selected mailbox before `reply`.
     fn with_updates(&mut self, reply: Reply, allow_expunge: bool) -> Reply {
         if let (Some(account), Some(view)) = (&self.account, &mut self.selected) {
@@ -667,6 +742,13 @@ impl<'a> Session<'a> {
                     self.enabled.qresync = true;
                     self.enabled.condstore = true;
                     enabled.push("QRESYNC");
+                }
+                "IMAP4REV2" if !self.enabled.rev2 => {
+                    self.enabled.rev2 = true;
+                    if let Some(view) = &mut self.selected {
+                        view.rev2 = true;
+                    }
+                    enabled.push("IMAP4rev2");
                 }
                 _ => {}
             }

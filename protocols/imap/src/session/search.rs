@@ -1,6 +1,8 @@
 //! SEARCH, SORT and THREAD (and their UID forms): candidates from the
 //! index, message bytes loaded only when a key needs them; evaluation,
-//! ordering and threading by [`crate::message`].
+//! ordering and threading by [`crate::message`]. SEARCH RETURN answers
+//! `* ESEARCH` (RFC 4731) and saves the result for `$` (RFC 5182), as
+//! does every SEARCH once IMAP4rev2 is enabled.
 
 use std::fmt::Write as _;
 
@@ -9,8 +11,10 @@ use imap_types::extensions::thread::{Thread, ThreadingAlgorithm};
 use imap_types::response::Data;
 use imap_types::search::SearchKey;
 
+use super::view::uid_set;
 use super::{Reply, Session};
-use crate::codec::response;
+use crate::codec::extended::SearchReturn;
+use crate::codec::response::{self, string};
 use crate::message::{self, Candidate, Parsed, SearchContext, SortItem};
 
 /// A message that matched: its number, UID, and (for SORT/THREAD) body.
@@ -103,9 +107,17 @@ impl Session<'_> {
     pub(super) async fn search(
         &mut self,
         account: &str,
+        tag: &str,
         keys: &[SearchKey<'_>],
         uid: bool,
     ) -> Reply {
+        if self.enabled.rev2 {
+            let all = SearchReturn {
+                all: true,
+                ..SearchReturn::default()
+            };
+            return self.esearch(account, tag, keys, uid, all).await;
+        }
         let hits = match self.matching(account, keys, false).await {
             Ok(h) => h,
             Err(r) => return r,
@@ -115,6 +127,73 @@ impl Session<'_> {
             let _ = write!(line, " {}", if uid { h.uid } else { h.seq });
         }
         response::untagged(&mut self.out, &line);
+        Reply::ok(if uid {
+            "UID SEARCH completed"
+        } else {
+            "SEARCH completed"
+        })
+    }
+
+    /// SEARCH RETURN (…): `* ESEARCH (TAG "t") [UID] MIN n MAX n COUNT n
+    /// ALL set`, and with SAVE the result kept for `$`.
+    pub(super) async fn esearch(
+        &mut self,
+        account: &str,
+        tag: &str,
+        keys: &[SearchKey<'_>],
+        uid: bool,
+        ret: SearchReturn,
+    ) -> Reply {
+        let hits = match self.matching(account, keys, false).await {
+            Ok(h) => h,
+            Err(r) => {
+                // RFC 5182 §2.1: a failed SEARCH ... SAVE empties `$`.
+                if let (true, Some(view)) = (ret.save, &mut self.selected) {
+                    view.saved.clear();
+                }
+                return r;
+            }
+        };
+        let (first, last) = (hits.first(), hits.last());
+        if let (true, Some(view)) = (ret.save, &mut self.selected) {
+            // With only MIN and/or MAX, those are what is saved (§2.4).
+            view.saved = if (ret.min || ret.max) && !(ret.all || ret.count) {
+                let mut ends: Vec<u32> = [(ret.min, first), (ret.max, last)]
+                    .into_iter()
+                    .filter_map(|(on, h)| h.filter(|_| on).map(|h| h.uid))
+                    .collect();
+                ends.dedup();
+                ends
+            } else {
+                hits.iter().map(|h| h.uid).collect()
+            };
+        }
+        let only_save = ret
+            == SearchReturn {
+                save: true,
+                ..SearchReturn::default()
+            };
+        if !only_save {
+            let id = |h: &Hit| if uid { h.uid } else { h.seq };
+            let mut line = format!("ESEARCH (TAG {})", string(tag));
+            if uid {
+                line.push_str(" UID");
+            }
+            if let (true, Some(h)) = (ret.min, first) {
+                let _ = write!(line, " MIN {}", id(h));
+            }
+            if let (true, Some(h)) = (ret.max, last) {
+                let _ = write!(line, " MAX {}", id(h));
+            }
+            if ret.count {
+                let _ = write!(line, " COUNT {}", hits.len());
+            }
+            if ret.all && !hits.is_empty() {
+                let ids: Vec<u32> = hits.iter().map(id).collect();
+                let _ = write!(line, " ALL {}", uid_set(&ids));
+            }
+            response::untagged(&mut self.out, &line);
+        }
         Reply::ok(if uid {
             "UID SEARCH completed"
         } else {

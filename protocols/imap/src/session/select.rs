@@ -46,8 +46,10 @@ impl Session<'_> {
                 }
             }
         }
-        // A new SELECT deselects first, even if it fails.
-        if self.selected.take().is_some() && self.enabled.qresync {
+        // A new SELECT deselects first, even if it fails; CLOSED says so
+        // (RFC 7162 §3.2.11, RFC 9051 §7.1).
+        let e = self.enabled;
+        if self.selected.take().is_some() && (e.qresync || e.condstore || e.rev2) {
             response::status(
                 &mut self.out,
                 None,
@@ -60,8 +62,10 @@ impl Session<'_> {
         let recent = &self.inner.recent;
         let out = &mut self.out;
         let condstore = self.enabled.condstore;
+        let rev2 = self.enabled.rev2;
         let opened = store.read_mailbox(account, &name, |mb| {
-            let view = View::open(name.clone(), mb, read_only, recent, account);
+            let mut view = View::open(name.clone(), mb, read_only, recent, account);
+            view.rev2 = rev2;
             let mut keywords: Vec<&str> = mb
                 .messages
                 .values()
@@ -75,8 +79,11 @@ impl Session<'_> {
             }
             response::untagged(out, &format!("FLAGS ({flags})"));
             response::untagged(out, &format!("{} EXISTS", view.exists()));
-            response::untagged(out, &format!("{} RECENT", view.recent_count()));
-            if let Some(first) = mb.messages.values().position(|m| !m.flags.seen()) {
+            if !rev2 {
+                response::untagged(out, &format!("{} RECENT", view.recent_count()));
+            }
+            let first_unseen = mb.messages.values().position(|m| !m.flags.seen());
+            if let Some(first) = first_unseen.filter(|_| !rev2) {
                 response::status(
                     out,
                     None,

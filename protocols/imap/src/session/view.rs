@@ -26,6 +26,10 @@ pub(crate) struct View {
     recent: BTreeSet<u32>,
     /// The mailbox's HIGHESTMODSEQ when last synced.
     synced_modseq: u64,
+    /// The saved search result (RFC 5182 SEARCHRES), as UIDs.
+    pub(crate) saved: Vec<u32>,
+    /// IMAP4rev2: nothing is `\Recent`, no RECENT responses.
+    pub(crate) rev2: bool,
 }
 
 /// The flags as IMAP writes them, `(\Seen foo)`.
@@ -104,6 +108,8 @@ impl View {
             mailbox: name,
             read_only,
             synced_modseq: mb.highest_modseq,
+            saved: Vec::new(),
+            rev2: false,
         }
     }
 
@@ -112,11 +118,35 @@ impl View {
     }
 
     pub(crate) fn recent_count(&self) -> u32 {
-        self.recent.len() as u32
+        if self.rev2 {
+            0
+        } else {
+            self.recent.len() as u32
+        }
     }
 
     pub(crate) fn is_recent(&self, uid: u32) -> bool {
-        self.recent.contains(&uid)
+        !self.rev2 && self.recent.contains(&uid)
+    }
+
+    /// The saved search result for `$` (RFC 5182), as UIDs or sequence
+    /// numbers of the messages still here; an empty result is a UID no
+    /// message has, so that `$` names nothing.
+    pub(crate) fn saved_set(&self, uid: bool) -> String {
+        let ids: Vec<u32> = if uid {
+            self.saved
+                .iter()
+                .copied()
+                .filter(|u| self.uids.binary_search(u).is_ok())
+                .collect()
+        } else {
+            self.saved.iter().filter_map(|&u| self.seq_of(u)).collect()
+        };
+        if ids.is_empty() {
+            u32::MAX.to_string()
+        } else {
+            uid_set(&ids)
+        }
     }
 
     pub(crate) fn uids(&self) -> &[u32] {
@@ -223,7 +253,7 @@ impl View {
                 let mut line = format!(
                     "{} FETCH (UID {uid} FLAGS {}",
                     i + 1,
-                    flag_list(&m.flags, self.recent.contains(uid))
+                    flag_list(&m.flags, self.is_recent(*uid))
                 );
                 if enabled.condstore {
                     let _ = write!(line, " MODSEQ ({})", m.modseq);
@@ -250,7 +280,9 @@ impl View {
                     .collect();
                 self.recent.extend(fresh);
             }
-            response::untagged(out, &format!("{} RECENT", self.recent.len()));
+            if !self.rev2 {
+                response::untagged(out, &format!("{} RECENT", self.recent.len()));
+            }
         }
         if complete {
             self.synced_modseq = mb.highest_modseq;

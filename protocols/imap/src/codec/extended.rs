@@ -1,0 +1,830 @@
+//! Pre-decoding, sans-IO, of the command syntax imap-types 2.0.0-alpha.8
+//! cannot parse, before imap-codec sees a command:
+//!
+//! - `[UID] SEARCH RETURN (MIN MAX ALL COUNT SAVE) …` (RFC 4731 ESEARCH,
+//!   RFC 5182 SEARCHRES): the return options are taken off and the rest
+//!   is left to imap-codec as a plain SEARCH;
+//! - `LIST (selection options) reference (patterns) RETURN (…)`
+//!   (RFC 5258 LIST-EXTENDED, RFC 5819 LIST-STATUS, RFC 6154);
+//! - `CREATE name (USE (\Sent …))` (RFC 6154 CREATE-SPECIAL-USE);
+//! - `APPEND mailbox [flags] [date] literal …` with several messages
+//!   (RFC 3502 MULTIAPPEND): cut into one plain APPEND per message;
+//! - `$` (RFC 5182), the saved search result, in the sequence set of
+//!   FETCH, STORE, COPY, MOVE, SEARCH and their UID forms, and in UID
+//!   EXPUNGE: [`substitute`] writes the saved set in its place.
+//!
+//! Commands these forms do not cover are passed through untouched.
+//! Malformed extended forms get a reason for their `BAD`.
+
+use imap_codec::decode::Decoder;
+use imap_codec::CommandCodec;
+use imap_types::command::CommandBody;
+use imap_types::status::StatusDataItemName;
+
+/// What to return for a SEARCH (RFC 4731); all false means none given.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SearchReturn {
+    pub min: bool,
+    pub max: bool,
+    pub all: bool,
+    pub count: bool,
+    pub save: bool,
+}
+
+/// LIST selection options (RFC 5258 §3.1, RFC 6154 §3).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ListSelection {
+    pub subscribed: bool,
+    pub remote: bool,
+    pub recursive_match: bool,
+    pub special_use: bool,
+}
+
+/// LIST return options (RFC 5258 §3.2, RFC 5819, RFC 6154).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListReturn {
+    pub subscribed: bool,
+    pub children: bool,
+    pub special_use: bool,
+    /// `STATUS (…)`: the items for a `* STATUS` after each LIST line.
+    pub status: Option<Vec<StatusDataItemName>>,
+}
+
+/// An extended command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Extended {
+    /// `plain` is the same command without its RETURN options.
+    Search {
+        uid: bool,
+        ret: SearchReturn,
+        plain: Vec<u8>,
+    },
+    /// Reference and patterns as their bytes (quoting and literals
+    /// undone), still modified UTF-7.
+    List {
+        selection: ListSelection,
+        reference: Vec<u8>,
+        patterns: Vec<Vec<u8>>,
+        ret: ListReturn,
+    },
+    /// `plain` is `CREATE name` alone; `uses` the attributes asked for,
+    /// as sent (`\Sent`).
+    Create { plain: Vec<u8>, uses: Vec<String> },
+    /// One plain `APPEND mailbox [flags] [date] literal` per message.
+    Append { messages: Vec<Vec<u8>> },
+}
+
+/// A pre-decoded command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pre {
+    pub tag: String,
+    pub command: Extended,
+}
+
+/// The outcome of pre-decoding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Not an extended form: imap-codec decodes it as it is.
+    Pass,
+    Pre(Pre),
+    /// An extended form, malformed.
+    Bad {
+        tag: Option<String>,
+        reason: String,
+    },
+}
+
+/// Why parsing stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Fail {
+    /// A literal announced at the very end has none of its bytes yet
+    /// (a command cut at its announcement, see [`check_literal`]).
+    Incomplete,
+    Bad(String),
+}
+
+type Res<T> = Result<T, Fail>;
+
+fn bad<T>(reason: impl Into<String>) -> Res<T> {
+    Err(Fail::Bad(reason.into()))
+}
+
+/// RFC 3501 atom-specials (plus `]`, resp-specials) and CTLs.
+fn atom_char(b: u8) -> bool {
+    b > 0x20 && b < 0x7f && !b"(){%*\"\\]".contains(&b)
+}
+
+fn astring_char(b: u8) -> bool {
+    atom_char(b) || b == b']'
+}
+
+fn list_char(b: u8) -> bool {
+    astring_char(b) || b == b'%' || b == b'*'
+}
+
+/// A cursor over one command's bytes.
+struct P<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl<'a> P<'a> {
+    fn new(b: &'a [u8]) -> Self {
+        Self { b, i: 0 }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    fn rest(&self) -> &'a [u8] {
+        self.b.get(self.i..).unwrap_or_default()
+    }
+
+    fn eat(&mut self, byte: u8) -> bool {
+        if self.peek() == Some(byte) {
+            self.i += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn expect(&mut self, byte: u8, what: &str) -> Res<()> {
+        if self.eat(byte) {
+            Ok(())
+        } else {
+            bad(format!("Expected {what}"))
+        }
+    }
+
+    fn sp(&mut self) -> Res<()> {
+        self.expect(b' ', "a space")
+    }
+
+    /// The end of the command: CRLF (or a bare LF) and nothing after.
+    fn end(&mut self) -> Res<()> {
+        self.eat(b'\r');
+        if self.eat(b'\n') && self.i == self.b.len() {
+            Ok(())
+        } else {
+            bad("Unexpected data at the end of the command")
+        }
+    }
+
+    /// The bytes while `pred` holds (possibly none).
+    fn take_while(&mut self, pred: impl Fn(u8) -> bool) -> &'a [u8] {
+        let start = self.i;
+        while self.peek().is_some_and(&pred) {
+            self.i += 1;
+        }
+        self.b.get(start..self.i).unwrap_or_default()
+    }
+
+    /// An atom, upper-cased.
+    fn atom(&mut self, what: &str) -> Res<String> {
+        let word = self.take_while(atom_char);
+        if word.is_empty() {
+            return bad(format!("Expected {what}"));
+        }
+        Ok(String::from_utf8_lossy(word).to_ascii_uppercase())
+    }
+
+    /// A flag or use attribute: `\Name` or an atom, as sent.
+    fn flag(&mut self) -> Res<String> {
+        let start = self.i;
+        self.eat(b'\\');
+        if self.take_while(atom_char).is_empty() {
+            return bad("Expected a flag");
+        }
+        Ok(String::from_utf8_lossy(self.b.get(start..self.i).unwrap_or_default()).into_owned())
+    }
+
+    fn quoted(&mut self) -> Res<Vec<u8>> {
+        self.expect(b'"', "a quoted string")?;
+        let mut out = Vec::new();
+        loop {
+            match self.peek() {
+                None | Some(b'\r') | Some(b'\n') => return bad("Unterminated quoted string"),
+                Some(b'"') => {
+                    self.i += 1;
+                    return Ok(out);
+                }
+                Some(b'\\') => {
+                    self.i += 1;
+                    match self.peek() {
+                        Some(c @ (b'"' | b'\\')) => out.push(c),
+                        _ => return bad("Bad escape in a quoted string"),
+                    }
+                    self.i += 1;
+                }
+                Some(c) => {
+                    out.push(c);
+                    self.i += 1;
+                }
+            }
+        }
+    }
+
+    /// A literal (`{n}`, `{n+}`, and with `binary` also `~{n}`): its data.
+    fn literal(&mut self, binary: bool) -> Res<&'a [u8]> {
+        if binary {
+            self.eat(b'~');
+        }
+        self.expect(b'{', "a literal")?;
+        let digits = self.take_while(|b| b.is_ascii_digit());
+        let length = std::str::from_utf8(digits)
+            .ok()
+            .filter(|d| !d.is_empty() && d.len() <= 10)
+            .and_then(|d| d.parse::<u32>().ok())
+            .ok_or(Fail::Bad("Bad literal length".into()))?;
+        self.eat(b'+');
+        self.expect(b'}', "'}' closing a literal")?;
+        self.eat(b'\r');
+        self.expect(b'\n', "a line end after a literal announcement")?;
+        let start = self.i;
+        if start == self.b.len() {
+            // Cut at the announcement (even of an empty literal).
+            return Err(Fail::Incomplete);
+        }
+        let end = start.saturating_add(length as usize);
+        match self.b.get(start..end) {
+            Some(data) => {
+                self.i = end;
+                Ok(data)
+            }
+            None => bad("Literal shorter than announced"),
+        }
+    }
+
+    /// An astring, or with `list` a list-mailbox: its bytes.
+    fn string(&mut self, list: bool) -> Res<Vec<u8>> {
+        match self.peek() {
+            Some(b'"') => self.quoted(),
+            Some(b'{') => self.literal(false).map(<[u8]>::to_vec),
+            _ => {
+                let word = self.take_while(if list { list_char } else { astring_char });
+                if word.is_empty() {
+                    return bad("Expected a string");
+                }
+                Ok(word.to_vec())
+            }
+        }
+    }
+
+    /// `(` item *(SP item) `)`, possibly empty.
+    fn list_of<T>(&mut self, what: &str, mut item: impl FnMut(&mut Self) -> Res<T>) -> Res<Vec<T>> {
+        self.expect(b'(', &format!("'(' opening {what}"))?;
+        let mut out = Vec::new();
+        if self.eat(b')') {
+            return Ok(out);
+        }
+        loop {
+            out.push(item(self)?);
+            if self.eat(b')') {
+                return Ok(out);
+            }
+            self.sp()?;
+        }
+    }
+}
+
+/// Pre-decodes a whole framed command.
+pub fn pre_decode(bytes: &[u8]) -> Outcome {
+    let tag = super::command::tag(bytes);
+    match parse(bytes) {
+        Ok(None) => Outcome::Pass,
+        Ok(Some(command)) => match tag {
+            Some(tag) => Outcome::Pre(Pre { tag, command }),
+            None => Outcome::Pass,
+        },
+        Err(Fail::Incomplete) => Outcome::Bad {
+            tag,
+            reason: "Literal shorter than announced".into(),
+        },
+        Err(Fail::Bad(reason)) => Outcome::Bad { tag, reason },
+    }
+}
+
+/// For a command cut at a literal announcement that imap-codec refuses:
+/// `Some(Ok(tag))` when an extended form expects a literal there,
+/// `Some(Err(reason))` for a malformed extended form, `None` otherwise.
+pub fn check_literal(pending: &[u8]) -> Option<Result<String, String>> {
+    let tag = super::command::tag(pending)?;
+    match parse(pending) {
+        Err(Fail::Incomplete) => Some(Ok(tag)),
+        Ok(Some(Extended::Search { plain, .. })) => {
+            Some(super::command::check_literal(&plain).map_err(|_| "Syntax error in SEARCH".into()))
+        }
+        Ok(_) => None,
+        Err(Fail::Bad(reason)) => Some(Err(reason)),
+    }
+}
+
+/// The command's prefix: tag, SP, optional `UID SP`, name (upper-cased).
+fn head(p: &mut P<'_>) -> Option<(bool, String)> {
+    let tag = p.take_while(|b| astring_char(b) && b != b'+');
+    if tag.is_empty() || !p.eat(b' ') {
+        return None;
+    }
+    let mut name = p.atom("").ok()?;
+    let mut uid = false;
+    if name == "UID" {
+        uid = true;
+        if !p.eat(b' ') {
+            return None;
+        }
+        name = p.atom("").ok()?;
+    }
+    Some((uid, name))
+}
+
+fn parse(bytes: &[u8]) -> Res<Option<Extended>> {
+    let mut p = P::new(bytes);
+    let Some((uid, name)) = head(&mut p) else {
+        return Ok(None);
+    };
+    match (uid, name.as_str()) {
+        (_, "SEARCH") => search(&mut p, uid),
+        (false, "LIST") => list(&mut p),
+        (false, "CREATE") => create(&mut p),
+        (false, "APPEND") => append(&mut p),
+        _ => Ok(None),
+    }
+}
+
+/// `SEARCH SP RETURN SP (opts) SP criteria`.
+fn search(p: &mut P<'_>, uid: bool) -> Res<Option<Extended>> {
+    let after_name = p.i;
+    if !p.eat(b' ')
+        || !p
+            .rest()
+            .get(..7)
+            .is_some_and(|w| w.eq_ignore_ascii_case(b"RETURN "))
+    {
+        return Ok(None);
+    }
+    p.i += 7;
+    let mut ret = SearchReturn::default();
+    for option in p.list_of("the RETURN options", |p| p.atom("a RETURN option"))? {
+        match option.as_str() {
+            "MIN" => ret.min = true,
+            "MAX" => ret.max = true,
+            "ALL" => ret.all = true,
+            "COUNT" => ret.count = true,
+            "SAVE" => ret.save = true,
+            other => return bad(format!("Unknown SEARCH RETURN option {other}")),
+        }
+    }
+    // RFC 4731: RETURN () means RETURN (ALL).
+    if ret == SearchReturn::default() {
+        ret.all = true;
+    }
+    p.sp()?;
+    let mut plain = bytes_upto(p.b, after_name).to_vec();
+    plain.push(b' ');
+    plain.extend_from_slice(p.rest());
+    Ok(Some(Extended::Search { uid, ret, plain }))
+}
+
+fn bytes_upto(b: &[u8], end: usize) -> &[u8] {
+    b.get(..end).unwrap_or(b)
+}
+
+/// `LIST [SP (selection)] SP reference SP (pattern | (patterns)) [SP
+/// RETURN SP (options)]`; plain LISTs pass.
+fn list(p: &mut P<'_>) -> Res<Option<Extended>> {
+    p.sp()?;
+    let mut selection = ListSelection::default();
+    let mut extended = false;
+    if p.peek() == Some(b'(') {
+        extended = true;
+        let options = p.list_of("the selection options", |p| p.atom("a selection option"))?;
+        for option in &options {
+            match option.as_str() {
+                "SUBSCRIBED" => selection.subscribed = true,
+                "REMOTE" => selection.remote = true,
+                "RECURSIVEMATCH" => selection.recursive_match = true,
+                "SPECIAL-USE" => selection.special_use = true,
+                other => return bad(format!("Unknown LIST selection option {other}")),
+            }
+        }
+        // RFC 5258 §3.1: RECURSIVEMATCH needs another option it modifies.
+        if selection.recursive_match && !selection.subscribed {
+            return bad("RECURSIVEMATCH needs SUBSCRIBED");
+        }
+        p.sp()?;
+    }
+    let reference = p.string(false)?;
+    p.sp()?;
+    let patterns = if p.peek() == Some(b'(') {
+        extended = true;
+        let patterns = p.list_of("the patterns", |p| p.string(true))?;
+        if patterns.is_empty() {
+            return bad("Expected at least one pattern");
+        }
+        patterns
+    } else {
+        vec![p.string(true)?]
+    };
+    let mut ret = ListReturn::default();
+    if p.eat(b' ') {
+        extended = true;
+        if p.atom("RETURN")? != "RETURN" {
+            return bad("Expected RETURN");
+        }
+        p.sp()?;
+        p.list_of("the RETURN options", |p| {
+            match p.atom("a RETURN option")?.as_str() {
+                "SUBSCRIBED" => ret.subscribed = true,
+                "CHILDREN" => ret.children = true,
+                "SPECIAL-USE" => ret.special_use = true,
+                "STATUS" => {
+                    p.sp()?;
+                    let start = p.i;
+                    p.list_of("the STATUS items", |p| p.atom("a STATUS item"))?;
+                    ret.status = Some(status_items(p.b.get(start..p.i).unwrap_or_default())?);
+                }
+                other => return bad(format!("Unknown LIST RETURN option {other}")),
+            }
+            Ok(())
+        })?;
+    }
+    p.end()?;
+    if !extended {
+        return Ok(None);
+    }
+    Ok(Some(Extended::List {
+        selection,
+        reference,
+        patterns,
+        ret,
+    }))
+}
+
+/// STATUS items, `(MESSAGES UNSEEN)`, decoded by imap-codec.
+fn status_items(list: &[u8]) -> Res<Vec<StatusDataItemName>> {
+    let mut line = b"s STATUS x ".to_vec();
+    line.extend_from_slice(list);
+    line.extend_from_slice(b"\r\n");
+    match CommandCodec::default().decode(&line) {
+        Ok((b"", command)) => match command.body {
+            CommandBody::Status { item_names, .. } => Ok(item_names.into_owned()),
+            _ => bad("Bad STATUS items"),
+        },
+        _ => bad("Bad STATUS items"),
+    }
+}
+
+/// `CREATE SP mailbox SP (USE (attrs))`; a plain CREATE passes.
+fn create(p: &mut P<'_>) -> Res<Option<Extended>> {
+    p.sp()?;
+    p.string(false)?;
+    let name_end = p.i;
+    if !p.eat(b' ') {
+        return Ok(None);
+    }
+    let mut uses = None;
+    p.list_of("the CREATE parameters", |p| {
+        if p.atom("a CREATE parameter")? != "USE" {
+            return bad("Unknown CREATE parameter");
+        }
+        if uses.is_some() {
+            return bad("USE given twice");
+        }
+        p.sp()?;
+        uses = Some(p.list_of("the USE attributes", P::flag)?);
+        Ok(())
+    })?;
+    p.end()?;
+    let mut plain = bytes_upto(p.b, name_end).to_vec();
+    plain.extend_from_slice(b"\r\n");
+    Ok(Some(Extended::Create {
+        plain,
+        uses: uses.unwrap_or_default(),
+    }))
+}
+
+/// `APPEND SP mailbox 1*(SP [flags SP] [date SP] literal)`; one message
+/// passes.
+fn append(p: &mut P<'_>) -> Res<Option<Extended>> {
+    p.sp()?;
+    p.string(false)?;
+    let mailbox_end = p.i;
+    let mut messages = Vec::new();
+    while p.eat(b' ') {
+        let start = p.i;
+        if p.peek() == Some(b'(') {
+            p.list_of("the flags", P::flag)?;
+            p.sp()?;
+        }
+        if p.peek() == Some(b'"') {
+            p.quoted()?;
+            p.sp()?;
+        }
+        match p.peek() {
+            Some(b'{' | b'~') => {}
+            _ if p
+                .rest()
+                .get(..8)
+                .is_some_and(|w| w.eq_ignore_ascii_case(b"CATENATE")) =>
+            {
+                return bad("CATENATE is not supported");
+            }
+            _ => return bad("Expected a message literal"),
+        }
+        p.literal(true)?;
+        let mut one = bytes_upto(p.b, mailbox_end).to_vec();
+        one.push(b' ');
+        one.extend_from_slice(p.b.get(start..p.i).unwrap_or_default());
+        one.extend_from_slice(b"\r\n");
+        messages.push(one);
+    }
+    p.end()?;
+    if messages.len() < 2 {
+        return Ok(None);
+    }
+    Ok(Some(Extended::Append { messages }))
+}
+
+/// Search keys whose argument is a string, so a `$` after them is not
+/// the saved result.
+const STRING_KEYS: [&str; 12] = [
+    "BCC",
+    "BODY",
+    "CC",
+    "FROM",
+    "KEYWORD",
+    "SUBJECT",
+    "TEXT",
+    "TO",
+    "UNKEYWORD",
+    "HEADER",
+    "CHARSET",
+    "X-GM-RAW",
+];
+
+/// Writes the saved search result (RFC 5182) where `$` stands for a
+/// sequence set: `resolve(uid)` gives it as UIDs (`true`) or sequence
+/// numbers. `None` when the command has no `$` to replace.
+pub fn substitute(bytes: &[u8], resolve: impl Fn(bool) -> String) -> Option<Vec<u8>> {
+    let mut p = P::new(bytes);
+    let (uid, name) = head(&mut p)?;
+    let search = name == "SEARCH";
+    let set_first =
+        matches!(name.as_str(), "FETCH" | "STORE" | "COPY" | "MOVE") || (uid && name == "EXPUNGE");
+    if !search && !set_first {
+        return None;
+    }
+    let mut out = Vec::with_capacity(bytes.len() + 16);
+    let mut copied = 0;
+    let mut previous: Vec<u8> = name.into_bytes();
+    let mut first_argument = true;
+    while let Some(b) = p.peek() {
+        match b {
+            b'"' => {
+                if p.quoted().is_err() {
+                    return None;
+                }
+                previous.clear();
+            }
+            b'{' | b'~' => {
+                if p.literal(true).is_err() {
+                    return None;
+                }
+                previous.clear();
+            }
+            b' ' | b'(' | b')' | b'\r' | b'\n' => p.i += 1,
+            _ => {
+                let start = p.i;
+                let word = p.take_while(|c| !b" ()\r\n\"{".contains(&c));
+                if word.is_empty() {
+                    p.i += 1;
+                    continue;
+                }
+                if word == b"$" {
+                    let as_uid = if search {
+                        previous.eq_ignore_ascii_case(b"UID")
+                    } else {
+                        uid
+                    };
+                    let string_arg = STRING_KEYS
+                        .iter()
+                        .any(|k| previous.eq_ignore_ascii_case(k.as_bytes()));
+                    if (search && !string_arg) || (set_first && first_argument) {
+                        out.extend_from_slice(bytes.get(copied..start).unwrap_or_default());
+                        out.extend_from_slice(resolve(as_uid).as_bytes());
+                        copied = p.i;
+                    }
+                }
+                previous = word.to_vec();
+                first_argument = false;
+            }
+        }
+    }
+    if copied == 0 {
+        return None;
+    }
+    out.extend_from_slice(bytes.get(copied..).unwrap_or_default());
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn pre(line: &[u8]) -> Extended {
+        match pre_decode(line) {
+            Outcome::Pre(p) => p.command,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn reason(line: &[u8]) -> String {
+        match pre_decode(line) {
+            Outcome::Bad { reason, .. } => reason,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn search_return() {
+        assert_eq!(
+            pre(b"a UID SEARCH RETURN (min Max COUNT) UNSEEN\r\n"),
+            Extended::Search {
+                uid: true,
+                ret: SearchReturn {
+                    min: true,
+                    max: true,
+                    count: true,
+                    ..Default::default()
+                },
+                plain: b"a UID SEARCH UNSEEN\r\n".to_vec(),
+            }
+        );
+        assert_eq!(
+            pre(b"b search return () 1:*\r\n"),
+            Extended::Search {
+                uid: false,
+                ret: SearchReturn {
+                    all: true,
+                    ..Default::default()
+                },
+                plain: b"b search 1:*\r\n".to_vec(),
+            }
+        );
+        assert_eq!(pre_decode(b"a SEARCH ALL\r\n"), Outcome::Pass);
+        assert_eq!(
+            reason(b"a SEARCH RETURN (LAST) ALL\r\n"),
+            "Unknown SEARCH RETURN option LAST"
+        );
+        assert!(matches!(
+            pre_decode(b"a SEARCH RETURN (ALL\r\n"),
+            Outcome::Bad { .. }
+        ));
+    }
+
+    #[test]
+    fn list_extended() {
+        assert_eq!(pre_decode(b"a LIST \"\" *\r\n"), Outcome::Pass);
+        assert_eq!(
+            pre(b"a LIST (SUBSCRIBED RECURSIVEMATCH) \"\" (\"a\" b% {1}\r\n*) RETURN (CHILDREN STATUS (MESSAGES UIDNEXT))\r\n"),
+            Extended::List {
+                selection: ListSelection {
+                    subscribed: true,
+                    recursive_match: true,
+                    ..Default::default()
+                },
+                reference: vec![],
+                patterns: vec![b"a".to_vec(), b"b%".to_vec(), b"*".to_vec()],
+                ret: ListReturn {
+                    children: true,
+                    status: Some(vec![StatusDataItemName::Messages, StatusDataItemName::UidNext]),
+                    ..Default::default()
+                },
+            }
+        );
+        assert_eq!(
+            reason(b"a LIST (RECURSIVEMATCH) \"\" *\r\n"),
+            "RECURSIVEMATCH needs SUBSCRIBED"
+        );
+        assert_eq!(
+            reason(b"a LIST (FOO) \"\" *\r\n"),
+            "Unknown LIST selection option FOO"
+        );
+        assert_eq!(
+            reason(b"a LIST \"\" * RETURN (STATUS (BOGUS))\r\n"),
+            "Bad STATUS items"
+        );
+        assert_eq!(
+            reason(b"a LIST \"\" ()\r\n"),
+            "Expected at least one pattern"
+        );
+    }
+
+    #[test]
+    fn create_special_use() {
+        assert_eq!(pre_decode(b"a CREATE foo\r\n"), Outcome::Pass);
+        assert_eq!(
+            pre(b"a CREATE \"My Sent\" (USE (\\Sent))\r\n"),
+            Extended::Create {
+                plain: b"a CREATE \"My Sent\"\r\n".to_vec(),
+                uses: vec!["\\Sent".into()],
+            }
+        );
+        assert_eq!(
+            reason(b"a CREATE x (FOO (\\Sent))\r\n"),
+            "Unknown CREATE parameter"
+        );
+        assert!(matches!(
+            pre_decode(b"a CREATE x (USE (\\Sent)\r\n"),
+            Outcome::Bad { .. }
+        ));
+    }
+
+    #[test]
+    fn multiappend() {
+        assert_eq!(pre_decode(b"a APPEND INBOX {2+}\r\nhi\r\n"), Outcome::Pass);
+        assert_eq!(
+            pre(b"a APPEND INBOX (\\Seen) {2+}\r\nhi \"01-Jan-2020 00:00:00 +0000\" ~{1}\r\nx\r\n"),
+            Extended::Append {
+                messages: vec![
+                    b"a APPEND INBOX (\\Seen) {2+}\r\nhi\r\n".to_vec(),
+                    b"a APPEND INBOX \"01-Jan-2020 00:00:00 +0000\" ~{1}\r\nx\r\n".to_vec(),
+                ]
+            }
+        );
+        assert_eq!(
+            reason(b"a APPEND INBOX {2+}\r\nhi CATENATE (TEXT {1+}\r\nx)\r\n"),
+            "CATENATE is not supported"
+        );
+        assert_eq!(
+            check_literal(b"a APPEND INBOX {2}\r\nhi (\\Seen) {3}\r\n"),
+            Some(Ok("a".into()))
+        );
+        assert_eq!(
+            check_literal(b"a APPEND INBOX {2}\r\n"),
+            Some(Ok("a".into()))
+        );
+        assert_eq!(
+            check_literal(b"a SEARCH RETURN (MIN) SUBJECT {3}\r\n"),
+            Some(Ok("a".into()))
+        );
+        assert!(matches!(
+            check_literal(b"a APPEND INBOX {2}\r\nhi x {3}\r\n"),
+            Some(Err(_))
+        ));
+    }
+
+    #[test]
+    fn saved_result() {
+        let r = |uid: bool| {
+            if uid {
+                "5:7".to_string()
+            } else {
+                "1:3".to_string()
+            }
+        };
+        let s = |line: &[u8]| substitute(line, r).map(|b| String::from_utf8_lossy(&b).into_owned());
+        assert_eq!(
+            s(b"a UID FETCH $ FLAGS\r\n").as_deref(),
+            Some("a UID FETCH 5:7 FLAGS\r\n")
+        );
+        assert_eq!(
+            s(b"a FETCH $ FLAGS\r\n").as_deref(),
+            Some("a FETCH 1:3 FLAGS\r\n")
+        );
+        assert_eq!(
+            s(b"a UID SEARCH UID $ SUBJECT $ $\r\n").as_deref(),
+            Some("a UID SEARCH UID 5:7 SUBJECT $ 1:3\r\n")
+        );
+        assert_eq!(s(b"a COPY 1 $\r\n"), None);
+        assert_eq!(
+            s(b"a UID EXPUNGE $\r\n").as_deref(),
+            Some("a UID EXPUNGE 5:7\r\n")
+        );
+        assert_eq!(s(b"a SEARCH SUBJECT {1}\r\n$ ALL\r\n"), None);
+        assert_eq!(s(b"a NOOP $\r\n"), None);
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = pre_decode(&bytes);
+            let _ = check_literal(&bytes);
+            let _ = substitute(&bytes, |_| "1".into());
+        }
+
+        #[test]
+        fn command_shaped_input_never_panics(
+            name in "(UID SEARCH|SEARCH|LIST|CREATE|APPEND|UID FETCH|STORE|UID EXPUNGE) ",
+            args in "([ -~]|\r\n|\\{[0-9]{1,3}\\+?\\}\r\n){0,40}",
+        ) {
+            let line = format!("t {name}{args}\r\n");
+            let _ = pre_decode(line.as_bytes());
+            let _ = check_literal(line.as_bytes());
+            let _ = substitute(line.as_bytes(), |_| "1:*".into());
+        }
+    }
+}
