@@ -1,6 +1,6 @@
 # LDAP with ldapsearch and ldapmodify (OpenLDAP's clients): bind, the
 # address-book searches, paged results, StartTLS and LDAPS, the root DSE,
-# refusals. Sourced by .ci/conformance.
+# refusals, a service account's bind. Sourced by .ci/conformance.
 ldap_url="ldap://127.0.0.1:${port[ldap]}"
 bind_dn='uid=alice,ou=people,dc=example,dc=org'
 search=(ldapsearch -x -LLL -o nettimeout=20 -H "$ldap_url" -D "$bind_dn" -w "$PASSWORD")
@@ -23,6 +23,16 @@ check "LDAP: a wrong password gets invalidCredentials (49)" \
     expect 'Invalid credentials \(49\)' ldapsearch -x -H "$ldap_url" -D "$bind_dn" -w wrong -b dc=example,dc=org '(uid=*)'
 check "LDAP: anonymous search is refused by default" \
     expect '\((48|50)\)' ldapsearch -x -H "$ldap_url" -b dc=example,dc=org '(uid=*)'
+service_account() {
+    local reader='cn=book-reader,ou=services,dc=example,dc=org'
+    printf '%s\n' "$PASSWORD" | admin service-account add book-reader --password-stdin --description 'address book' >/dev/null
+    expect '^mail: alice@example.org' ldapsearch -x -LLL -o nettimeout=20 -H "$ldap_url" -D "$reader" -w "$PASSWORD" -b dc=example,dc=org '(mail=alice*)' mail
+}
+check "LDAP: a service account (cn=…,ou=services) binds and searches" service_account
+check "LDAP: a service account's wrong password gets invalidCredentials (49)" \
+    expect 'Invalid credentials \(49\)' ldapsearch -x -H "$ldap_url" -D 'cn=book-reader,ou=services,dc=example,dc=org' -w wrong -b dc=example,dc=org '(uid=*)'
+check "audit: the service account and the failed bind are in the trail" \
+    expect 'auth.failed +service:book-reader' admin audit --limit 5
 modify_refused() {
     printf 'dn: uid=bob,ou=people,dc=example,dc=org\nchangetype: modify\nreplace: sn\nsn: X\n' >"$work/mod.ldif"
     expect 'Server is unwilling to perform \(53\)' ldapmodify -x -H "$ldap_url" -D "$bind_dn" -w "$PASSWORD" -f "$work/mod.ldif"

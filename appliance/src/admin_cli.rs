@@ -12,9 +12,10 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::admin_credential::TOKEN_FILE;
+use crate::api::auth::{CLIENT_HEADER, CLI_ACTOR};
 use crate::cli::{
     AccountCommand, AdminArgs, AdminCommand, AppPasswordCommand, CosCommand, DomainCommand,
-    ListCommand, PasswordSource,
+    ListCommand, PasswordSource, ServiceAccountCommand,
 };
 
 /// Runs one admin command; exit 1 with the API's message on failure.
@@ -94,6 +95,7 @@ impl Target {
         self.client
             .request(method, format!("{}/api/v1{path}", self.base))
             .bearer_auth(&self.token)
+            .header(CLIENT_HEADER, CLI_ACTOR)
     }
 
     /// Sends the request; the JSON reply (Null for 204), or the API's error.
@@ -433,6 +435,41 @@ fn execute(args: &AdminArgs) -> Result<(), String> {
                 });
             }
         },
+        AdminCommand::ServiceAccount(cmd) => service_account(&t, cmd, &out)?,
+        AdminCommand::Audit {
+            limit,
+            action,
+            target,
+            actor,
+        } => {
+            let mut q: Vec<(&str, String)> = vec![("limit", limit.to_string())];
+            for (key, value) in [("action", action), ("target", target), ("actor", actor)] {
+                if let Some(v) = value {
+                    q.push((key, v.clone()));
+                }
+            }
+            let page = t.send(t.request(Method::GET, "/audit").query(&q))?;
+            out(&page, &|page| {
+                for e in page["items"].as_array().into_iter().flatten() {
+                    let text = |k: &str| e[k].as_str().unwrap_or_default().to_string();
+                    let mut line = format!(
+                        "{}  {:<8} {:<22} {:<30} {}",
+                        utc(e["unix_ms"].as_u64().unwrap_or(0) / 1000),
+                        text("actor"),
+                        text("action"),
+                        text("target"),
+                        text("detail")
+                    );
+                    if let Some(ip) = e["ip"].as_str() {
+                        line.push_str(&format!(" from {ip}"));
+                    }
+                    if let Some(p) = e["protocol"].as_str() {
+                        line.push_str(&format!(" ({p})"));
+                    }
+                    println!("{}", line.trim_end());
+                }
+            });
+        }
         AdminCommand::List(cmd) => match cmd {
             ListCommand::Add {
                 address,
@@ -523,6 +560,53 @@ fn app_password(t: &Target, cmd: &AppPasswordCommand, out: &Output) -> Result<()
             t.send(t.request(Method::DELETE, &path))?;
             out(&json!({ "deleted": name, "address": address }), &|_| {
                 println!("deleted app password {name} of {address}")
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `cairn admin service-account …`.
+fn service_account(t: &Target, cmd: &ServiceAccountCommand, out: &Output) -> Result<(), String> {
+    match cmd {
+        ServiceAccountCommand::Add {
+            name,
+            password,
+            description,
+        } => {
+            let body = json!({
+                "name": name,
+                "password": read_password(password)?,
+                "description": description,
+            });
+            let s = t.send(t.request(Method::POST, "/service-accounts").json(&body))?;
+            out(&s, &|s| {
+                println!(
+                    "added service account {} (bind as cn={},ou=services,<domain base>)",
+                    s["name"].as_str().unwrap_or_default(),
+                    s["name"].as_str().unwrap_or_default()
+                )
+            });
+        }
+        ServiceAccountCommand::List => {
+            let page = t.send(t.request(Method::GET, "/service-accounts"))?;
+            let all = Value::from(page["items"].as_array().cloned().unwrap_or_default());
+            out(&all, &|all| {
+                for s in all.as_array().into_iter().flatten() {
+                    println!(
+                        "{:<30} created {}  {}",
+                        s["name"].as_str().unwrap_or_default(),
+                        utc(s["created_unix"].as_u64().unwrap_or(0)),
+                        s["description"].as_str().unwrap_or_default()
+                    );
+                }
+            });
+        }
+        ServiceAccountCommand::Delete { name } => {
+            let path = format!("/service-accounts/{}", encode(name));
+            t.send(t.request(Method::DELETE, &path))?;
+            out(&json!({ "deleted": name }), &|_| {
+                println!("deleted service account {name}")
             });
         }
     }

@@ -1,13 +1,16 @@
 //! When each shard writes a checkpoint of its storage: in the background
 //! once enough has been logged since the last one, and at a clean stop, so
-//! that the next start replays little or nothing.
+//! that the next start replays little or nothing. After each background
+//! checkpoint the shard's sealed segments are looked at, and those mostly
+//! dead (expunged mail, deleted accounts, records the checkpoint covers)
+//! are compacted.
 
 use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
 
 use cairn_shards::ShardContext;
-use cairn_storage::shard_store::ShardStore;
+use cairn_storage::shard_store::{CompactionConfig, ShardStore};
 
 /// Log bytes after which a background checkpoint is written.
 const EVERY_BYTES: u64 = 64 * 1024 * 1024;
@@ -58,6 +61,35 @@ impl Checkpoints {
         }
     }
 
+    /// Compacts the sealed segments whose dead share reaches the default
+    /// threshold, if any (compaction writes its own checkpoint).
+    pub async fn compact(&self) {
+        let config = CompactionConfig::default();
+        match self.store.compaction_candidates(&config) {
+            Ok(found) if found.is_empty() => return,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(shard = self.shard, error = %e, "compaction not looked at");
+                return;
+            }
+        }
+        let stats = self.store.log.stats();
+        match self.store.compact(&config).await {
+            Ok(report) => {
+                if report.checkpoint.is_some() {
+                    self.last.set(Some((stats.bytes, stats.records)));
+                }
+                tracing::info!(
+                    shard = self.shard,
+                    segments = report.removed.len(),
+                    bytes = report.bytes_reclaimed,
+                    "compaction done"
+                );
+            }
+            Err(e) => tracing::error!(shard = self.shard, error = %e, "compaction failed"),
+        }
+    }
+
     /// Writes a checkpoint at a clean stop if anything is not covered yet.
     pub async fn at_stop(&self) {
         if self.uncovered().1 > 0 {
@@ -66,7 +98,8 @@ impl Checkpoints {
     }
 
     /// The background task: a checkpoint whenever [`EVERY_BYTES`] have been
-    /// logged since the last one; ends at shutdown.
+    /// logged since the last one, then a compaction if one is due; ends at
+    /// shutdown.
     pub async fn run(self, ctx: ShardContext) {
         loop {
             let stopped = cairn_shards::time::timeout(LOOK_EVERY, ctx.shutdown().wait()).await;
@@ -75,6 +108,7 @@ impl Checkpoints {
             }
             if self.uncovered().0 >= EVERY_BYTES {
                 self.write().await;
+                self.compact().await;
             }
         }
     }

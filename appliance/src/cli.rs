@@ -87,6 +87,41 @@ pub enum AdminCommand {
     /// Classes of service (quota, message size, features, password length).
     #[command(subcommand)]
     Cos(CosCommand),
+    /// Service accounts (LDAP binds as cn=NAME,ou=services,dc=…).
+    #[command(subcommand)]
+    ServiceAccount(ServiceAccountCommand),
+    /// The audit trail, newest first.
+    Audit {
+        /// How many entries (at most 1000).
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Only this action (`account.add`) or kind of record (`account`).
+        #[arg(long)]
+        action: Option<String>,
+        /// Only entries about this record or user.
+        #[arg(long)]
+        target: Option<String>,
+        /// Only entries by this actor (admin, token, cli, or a user).
+        #[arg(long)]
+        actor: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ServiceAccountCommand {
+    /// Add a service account.
+    Add {
+        name: String,
+        #[command(flatten)]
+        password: PasswordSource,
+        /// What it is for.
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// List service accounts.
+    List,
+    /// Delete a service account.
+    Delete { name: String },
 }
 
 /// A feature a class of service can turn off.

@@ -1,5 +1,5 @@
-//! Storage's metric families: what each shard's log has written, what
-//! recovery found at start, and how logins went.
+//! Storage's metric families: what each shard's log has written (and
+//! compaction removed), what recovery found at start, and how logins went.
 
 use cairn_shards::metrics::Metrics;
 use cairn_shards::ShardId;
@@ -17,6 +17,8 @@ pub struct StorageMetrics {
     recovered: IntCounterVec,
     damaged: IntCounterVec,
     torn: IntCounterVec,
+    compacted_segments: IntCounterVec,
+    compacted_bytes: IntCounterVec,
 }
 
 fn family(name: &str, help: &str) -> IntCounterVec {
@@ -50,6 +52,14 @@ impl StorageMetrics {
                 "cairn_storage_recovery_torn_tails_total",
                 "Torn tails cut off at start.",
             ),
+            compacted_segments: family(
+                "cairn_storage_compaction_segments_removed_total",
+                "Sealed segment files removed by compaction.",
+            ),
+            compacted_bytes: family(
+                "cairn_storage_compaction_bytes_reclaimed_total",
+                "Bytes of the segment files removed by compaction.",
+            ),
         };
         for f in [
             &m.commits,
@@ -59,6 +69,8 @@ impl StorageMetrics {
             &m.recovered,
             &m.damaged,
             &m.torn,
+            &m.compacted_segments,
+            &m.compacted_bytes,
         ] {
             metrics.register(f);
         }
@@ -94,6 +106,12 @@ impl StorageMetrics {
         self.failed
             .with_label_values(&[&s])
             .inc_by(now.failed_commits - last.failed_commits);
+        self.compacted_segments
+            .with_label_values(&[&s])
+            .inc_by(now.segments_removed - last.segments_removed);
+        self.compacted_bytes
+            .with_label_values(&[&s])
+            .inc_by(now.bytes_reclaimed - last.bytes_reclaimed);
         *last = now;
     }
 }

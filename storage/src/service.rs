@@ -35,6 +35,11 @@ pub enum MailRequest {
     DeleteAccount {
         account: String,
     },
+    SetQuota {
+        account: String,
+        quota_bytes: u64,
+        quota_messages: u64,
+    },
     Status {
         account: String,
         mailbox: String,
@@ -93,6 +98,11 @@ async fn handle(store: MailStore, req: MailRequest) -> MailReply {
         MailRequest::DeleteAccount { account } => {
             MailReply::Done(store.delete_account(&account).await)
         }
+        MailRequest::SetQuota {
+            account,
+            quota_bytes,
+            quota_messages,
+        } => MailReply::Done(store.set_quota(&account, quota_bytes, quota_messages).await),
         MailRequest::Deliver {
             recipients,
             body,
@@ -144,6 +154,25 @@ impl MailService {
         quota_messages: u64,
     ) -> Result<(), ServiceError> {
         let req = MailRequest::CreateAccount {
+            account: account.to_string(),
+            quota_bytes,
+            quota_messages,
+        };
+        expect_reply!(
+            self.call(account, req).await?,
+            MailReply::Done,
+            ServiceError::Mismatch
+        )
+    }
+
+    /// Sets an account's quotas (0: none) on its shard.
+    pub async fn set_quota(
+        &self,
+        account: &str,
+        quota_bytes: u64,
+        quota_messages: u64,
+    ) -> Result<(), ServiceError> {
+        let req = MailRequest::SetQuota {
             account: account.to_string(),
             quota_bytes,
             quota_messages,

@@ -129,8 +129,10 @@ impl Services {
             .map_err(CallError::Directory)?
             .0;
         new.shard = self.mail.owner(&new.address) as u32;
-        let (address, quota) = (new.address.clone(), new.quota_bytes);
+        let address = new.address.clone();
+        // The directory resolves a quota of 0 to the class's.
         let created = self.directory.add_account(new).await?;
+        let quota = created.quota_bytes;
         if let Err(e) = self.mail.create_account(&created.address, quota, 0).await {
             if let Err(undo) = self.directory.delete_account(address.clone()).await {
                 tracing::error!(%address, error = %undo, "cannot undo a half-created account");

@@ -1,10 +1,13 @@
 //! The admin API with a real HTTP client: authentication, domains and
 //! accounts end to end (directory on its shard, mail on the owner's),
 //! errors as JSON with a code and the field at fault, and persistence
-//! across a restart.
+//! across a restart; the audit trail, service accounts, and a class's
+//! quota change refusing an IMAP APPEND.
 
 use std::time::Duration;
 
+use cairn_config::Service;
+use cairn_tests::imap::Session;
 use cairn_tests::{AdminApi, Appliance, TestConfig};
 use serde_json::{json, Value};
 
@@ -468,4 +471,188 @@ fn classes_of_service_and_app_passwords_through_the_api() {
     }
     assert_eq!(s.delete("/classes/staff"), 204);
     assert_eq!(s.get("/classes/staff").0, 404);
+}
+
+#[test]
+fn audit_service_accounts_and_class_quotas_through_the_api() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let config = TestConfig::new(&data, "[mail_access]\nallow_plaintext_auth = true\n");
+    let path = tmp.path().join("appliance.toml");
+    std::fs::write(&path, &config.text).expect("write config");
+    let appliance = Appliance::start(&path, &config);
+    let s = AdminApi::new(&appliance, &data);
+    let doc: Value = s
+        .client
+        .get(format!("{}/openapi.json", s.base))
+        .send()
+        .expect("GET")
+        .json()
+        .expect("openapi");
+    assert!(doc["paths"]["/api/v1/audit"]["get"].is_object());
+    assert!(doc["paths"]["/api/v1/service-accounts"]["post"].is_object());
+    assert!(doc["paths"]["/api/v1/service-accounts/{name}"]["delete"].is_object());
+
+    assert_eq!(s.post("/domains", &json!({ "name": "example.org" })).0, 201);
+    let small = json!({ "name": "small", "quota_bytes": 1_000_000 });
+    assert_eq!(s.post("/classes", &small).0, 201);
+    let alice = json!({
+        "address": "alice@example.org",
+        "password": "correct horse",
+        "class_of_service": "small"
+    });
+    let (status, body) = s.post("/accounts", &alice);
+    assert_eq!(
+        (status, body["quota_bytes"].as_u64()),
+        (201, Some(1_000_000)),
+        "{body}"
+    );
+    // A wrong password over IMAP is audited with the protocol's address.
+    let imap = config.port(Service::Imap);
+    assert!(Session::connect(imap, "alice@example.org", "wrong", 1).is_err());
+
+    // Shrinking the class's quota reaches the mailstore: APPEND is refused.
+    let mut session =
+        Session::connect(imap, "alice@example.org", "correct horse", 1).expect("login");
+    session.append("INBOX").expect("append under quota");
+    let (status, body) = s.patch("/classes/small", &json!({ "quota_bytes": 10 }));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(s.get("/accounts/alice@example.org").1["quota_bytes"], 10);
+    let refused = session.append("INBOX");
+    assert!(refused.is_err(), "{refused:?}");
+    let (_, inbox) = s.get("/accounts/alice@example.org/mailboxes/INBOX");
+    assert_eq!(inbox["messages"], 1, "{inbox}");
+    // Moving to a roomier class lifts it.
+    let (status, body) = s.patch(
+        "/accounts/alice@example.org",
+        &json!({ "class_of_service": "default" }),
+    );
+    assert_eq!(
+        (status, body["quota_bytes"].as_u64()),
+        (200, Some(0)),
+        "{body}"
+    );
+    session
+        .append("INBOX")
+        .expect("append after the class change");
+
+    // Service accounts: never a hash in a reply, errors with the field.
+    let reader = json!({ "name": "book-reader", "password": "reader secret", "description": "address book" });
+    let (status, body) = s.post("/service-accounts", &reader);
+    assert_eq!(status, 201, "{body}");
+    assert!(body.get("password_hash").is_none(), "{body}");
+    assert_eq!(s.post("/service-accounts", &reader).0, 409);
+    let (status, body) = s.post(
+        "/service-accounts",
+        &json!({ "name": "a b", "password": "reader secret" }),
+    );
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (400, Some("name")),
+        "{body}"
+    );
+    let (status, body) = s.post(
+        "/service-accounts",
+        &json!({ "name": "x", "password": "short" }),
+    );
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (400, Some("password")),
+        "{body}"
+    );
+    let (status, body) = s.get("/service-accounts");
+    assert_eq!(
+        (status, body["items"][0]["name"].as_str()),
+        (200, Some("book-reader")),
+        "{body}"
+    );
+    // Not a mail login.
+    assert!(Session::connect(imap, "book-reader", "reader secret", 1).is_err());
+    assert_eq!(s.delete("/service-accounts/book-reader"), 204);
+    assert_eq!(s.delete("/service-accounts/book-reader"), 404);
+
+    // The audit trail, newest first, with the actor of each change.
+    let (status, body) = s.get("/audit?limit=100");
+    assert_eq!(status, 200, "{body}");
+    let items = body["items"].as_array().expect("items");
+    let seen: Vec<(&str, &str, &str)> = items
+        .iter()
+        .map(|e| {
+            (
+                e["actor"].as_str().unwrap_or(""),
+                e["action"].as_str().unwrap_or(""),
+                e["target"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    for expected in [
+        ("token", "service_account.delete", "book-reader"),
+        ("token", "service_account.add", "book-reader"),
+        ("token", "account.update", "alice@example.org"),
+        ("token", "class.update", "small"),
+        ("alice@example.org", "auth.failed", "alice@example.org"),
+        ("token", "account.add", "alice@example.org"),
+        ("token", "class.add", "small"),
+        ("token", "domain.add", "example.org"),
+    ] {
+        assert!(seen.contains(&expected), "{expected:?} in {seen:?}");
+    }
+    assert_eq!(seen[0].1, "service_account.delete", "{seen:?}");
+    let failed = items
+        .iter()
+        .find(|e| e["action"] == "auth.failed")
+        .expect("auth.failed");
+    assert_eq!(failed["ip"].as_str(), Some("127.0.0.1"), "{failed}");
+    assert!(!body.to_string().contains("reader secret") && !body.to_string().contains("argon2"));
+    // Basic auth is audited as the admin.
+    let basic = s
+        .client
+        .post(format!("{}/domains", s.base))
+        .basic_auth("admin", Some(admin_password(&appliance)))
+        .json(&json!({ "name": "other.example" }))
+        .send()
+        .expect("POST");
+    assert_eq!(basic.status(), 201);
+    let (_, body) = s.get("/audit?limit=1");
+    assert_eq!(
+        (
+            body["items"][0]["actor"].as_str(),
+            body["items"][0]["action"].as_str()
+        ),
+        (Some("admin"), Some("domain.add"))
+    );
+    // Paging and filters.
+    let (_, first) = s.get("/audit?limit=2");
+    let next = first["next"].as_u64().expect("next");
+    let (_, second) = s.get(&format!("/audit?limit=2&before={next}"));
+    assert!(second["items"][0]["id"].as_u64() < Some(next), "{second}");
+    let (_, only) = s.get("/audit?action=class&target=small");
+    let actions: Vec<&str> = only["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    assert_eq!(actions, ["class.update", "class.add"]);
+    let (_, by) = s.get("/audit?actor=admin");
+    assert_eq!(by["items"].as_array().map(Vec::len), Some(1), "{by}");
+    let (status, body) = s.get("/audit?before=soon");
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (400, Some("before")),
+        "{body}"
+    );
+    drop(session);
+}
+
+/// The first admin password, as the banner printed it.
+fn admin_password(appliance: &Appliance) -> String {
+    appliance
+        .banner
+        .join("\n")
+        .split("with password \"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("password in banner")
+        .to_string()
 }

@@ -305,3 +305,88 @@ fn classes_of_service_and_app_passwords_from_the_command_line() {
     assert!(st.success(), "{out}{err}");
     assert!(out.contains("deleted class of service staff"), "{out}");
 }
+
+#[test]
+fn service_accounts_and_the_audit_trail_from_the_command_line() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let config = TestConfig::new(&tmp.path().join("data"), "");
+    let path = tmp.path().join("appliance.toml");
+    std::fs::write(&path, &config.text).expect("write config");
+    let _appliance = Appliance::start(&path, &config);
+    let cfg = path.to_str().expect("utf-8");
+    let admin = |args: &[&str]| {
+        let mut all = vec!["admin", "--config", cfg];
+        all.extend_from_slice(args);
+        run_cairn(&all)
+    };
+
+    let (st, out, err) = admin(&["domain", "add", "example.org"]);
+    assert!(st.success(), "{out}{err}");
+    let (st, out, err) = run_cairn_with_input(
+        &[
+            "admin",
+            "--config",
+            cfg,
+            "service-account",
+            "add",
+            "book-reader",
+            "--password-stdin",
+            "--description",
+            "address book",
+        ],
+        Some("reader secret\n"),
+    );
+    assert!(st.success(), "{out}{err}");
+    assert!(out.contains("added service account book-reader"), "{out}");
+    assert!(out.contains("cn=book-reader,ou=services"), "{out}");
+    let (st, _, err) = admin(&[
+        "service-account",
+        "add",
+        "book-reader",
+        "--password",
+        "reader secret",
+    ]);
+    assert_eq!(st.code(), Some(1));
+    assert!(err.contains("409"), "{err}");
+    let (st, out, _) = admin(&["service-account", "list"]);
+    assert!(st.success());
+    assert!(
+        out.contains("book-reader") && out.contains("address book"),
+        "{out}"
+    );
+    let (st, out, _) = admin(&["--json", "service-account", "list"]);
+    assert!(st.success());
+    let list: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(list[0]["name"], "book-reader", "{out}");
+    assert!(!out.contains("argon2"), "{out}");
+    let (st, out, err) = admin(&["service-account", "delete", "book-reader"]);
+    assert!(st.success(), "{out}{err}");
+
+    // The audit trail: newest first, the CLI as the actor.
+    let (st, out, err) = admin(&["audit"]);
+    assert!(st.success(), "{out}{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(
+        lines[0].contains("cli") && lines[0].contains("service_account.delete"),
+        "{out}"
+    );
+    assert!(
+        lines[1].contains("service_account.add") && lines[1].contains("book-reader"),
+        "{out}"
+    );
+    assert!(
+        lines[2].contains("domain.add") && lines[2].contains("example.org"),
+        "{out}"
+    );
+    assert!(lines[2].contains("UTC"), "{out}");
+    let (st, out, _) = admin(&["audit", "--action", "domain", "--json"]);
+    assert!(st.success());
+    let page: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(page["items"].as_array().map(Vec::len), Some(1), "{out}");
+    assert_eq!(page["items"][0]["actor"], "cli", "{out}");
+    let (st, out, _) = admin(&["audit", "--target", "book-reader", "--limit", "1"]);
+    assert!(st.success());
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(out.contains("service_account.delete"), "{out}");
+}

@@ -3,7 +3,10 @@
 //! the shard that owns it), show, change (password, status, name, class of
 //! service), delete; and below one account its app passwords
 //! ([`super::app_passwords`]). The password policy (its shortest length)
-//! and a new account's default quota come from its class of service.
+//! and a new account's default quota come from its class of service; an
+//! account given no quota of its own follows its class's quota when the
+//! account changes class or the class's quota changes (applied to its
+//! mailstore on its shard by [`apply_quotas`]).
 
 use std::rc::Rc;
 
@@ -163,6 +166,7 @@ pub async fn patch(api: Rc<Api>, req: Request) -> Reply {
         }
         None => None,
     };
+    let class_changed = patch.class_of_service.is_some();
     let changes = AccountChanges {
         password_hash,
         status: patch.status,
@@ -175,9 +179,32 @@ pub async fn patch(api: Rc<Api>, req: Request) -> Reply {
         .update_account(address, changes)
         .await
     {
+        Ok(a) if class_changed => match apply_quotas(&api, std::slice::from_ref(&a)).await {
+            Ok(()) => json_reply(StatusCode::OK, &View::from(a)),
+            Err(reply) => reply,
+        },
         Ok(a) => json_reply(StatusCode::OK, &View::from(a)),
         Err(e) => errors::directory(e),
     }
+}
+
+/// Sets each account's directory quota on its mailstore (on the shard
+/// that owns it): after a class change, so that delivery and APPEND over
+/// the new quota are refused. The first failure is the answer (the
+/// directory keeps the new quota; a retry of the same change applies it).
+pub(super) async fn apply_quotas(api: &Api, accounts: &[Account]) -> Result<(), Reply> {
+    for a in accounts {
+        if let Err(e) = api
+            .services
+            .mail
+            .set_quota(&a.address, a.quota_bytes, 0)
+            .await
+        {
+            tracing::error!(account = %a.address, error = %e, "cannot apply a quota");
+            return Err(errors::mail(e));
+        }
+    }
+    Ok(())
 }
 
 pub async fn list(api: Rc<Api>, req: Request) -> Reply {
@@ -217,11 +244,8 @@ pub async fn add(api: Rc<Api>, req: Request) -> Reply {
         Ok(h) => h,
         Err(reply) => return reply,
     };
-    // The mail side gets the quota given here: fill in the class's.
-    let quota_bytes = match new.quota_bytes {
-        Some(q) if q > 0 => q,
-        _ => class.quota_bytes,
-    };
+    // 0: the directory fills in the class's and the account follows it.
+    let quota_bytes = new.quota_bytes.unwrap_or(0);
     let account = NewAccount {
         address,
         password_hash,

@@ -2,9 +2,14 @@
 //! directory for the local CLI), or HTTP Basic with the admin user and
 //! password, verified against its argon2id hash on the blocking pool (a
 //! verified password is remembered by its SHA-256 so that it is hashed once).
+//!
+//! A request let through has an actor for the audit trail: the admin's user
+//! name for Basic, `token` for the API token, or `cli` for the API token
+//! sent by `cairn admin` (header `X-Cairn-Client: cli`).
 
 use std::cell::RefCell;
 use std::collections::HashSet;
+use std::rc::Rc;
 
 use argon2::{Argon2, PasswordHash, PasswordVerifier};
 use base64::Engine;
@@ -13,12 +18,21 @@ use cairn_shards::BlockingPool;
 use hyper::{header, StatusCode};
 use sha2::{Digest, Sha256};
 
-/// The admin credentials the API accepts.
+/// The header by which `cairn admin` names itself.
+pub const CLIENT_HEADER: &str = "x-cairn-client";
+/// The actor of requests with the API token.
+pub const TOKEN_ACTOR: &str = "token";
+/// The actor of requests from `cairn admin` with the API token.
+pub const CLI_ACTOR: &str = "cli";
+
+/// The admin credentials the API accepts. Cheap to clone; clones share
+/// what was verified.
+#[derive(Clone)]
 pub struct Auth {
     token: String,
     user: String,
     password_hash: String,
-    verified: RefCell<HashSet<[u8; 32]>>,
+    verified: Rc<RefCell<HashSet<[u8; 32]>>>,
 }
 
 fn equal_in_constant_time(a: &[u8], b: &[u8]) -> bool {
@@ -41,12 +55,12 @@ impl Auth {
             token,
             user,
             password_hash,
-            verified: RefCell::new(HashSet::new()),
+            verified: Rc::default(),
         }
     }
 
-    /// Lets the request through, or answers 401.
-    pub async fn check(&self, req: &Request, blocking: &BlockingPool) -> Result<(), Reply> {
+    /// Lets the request through with its actor, or answers 401.
+    pub async fn check(&self, req: &Request, blocking: &BlockingPool) -> Result<String, Reply> {
         let Some(value) = req
             .headers()
             .get(header::AUTHORIZATION)
@@ -56,7 +70,11 @@ impl Auth {
         };
         if let Some(token) = value.strip_prefix("Bearer ") {
             return if equal_in_constant_time(token.trim().as_bytes(), self.token.as_bytes()) {
-                Ok(())
+                let cli = req
+                    .headers()
+                    .get(CLIENT_HEADER)
+                    .is_some_and(|v| v.as_bytes() == CLI_ACTOR.as_bytes());
+                Ok(if cli { CLI_ACTOR } else { TOKEN_ACTOR }.to_string())
             } else {
                 Err(unauthorized("invalid token"))
             };
@@ -78,7 +96,7 @@ impl Auth {
         }
         let digest: [u8; 32] = Sha256::digest(password.as_bytes()).into();
         if self.verified.borrow().contains(&digest) {
-            return Ok(());
+            return Ok(self.user.clone());
         }
         let (hash, password) = (self.password_hash.clone(), password.to_string());
         let ok = blocking
@@ -95,7 +113,7 @@ impl Auth {
             .unwrap_or(false);
         if ok {
             self.verified.borrow_mut().insert(digest);
-            Ok(())
+            Ok(self.user.clone())
         } else {
             Err(unauthorized("invalid credentials"))
         }

@@ -126,16 +126,29 @@ pub async fn patch(api: Rc<Api>, req: Request) -> Reply {
         Ok(v) => v,
         Err(reply) => return reply,
     };
+    let quota_changed = patch.quota_bytes.is_some();
     let changes = changes(
         patch.quota_bytes,
         patch.max_message_size,
         patch.min_password_length,
         patch.features,
     );
-    match api.services.directory.update_class(name, changes).await {
-        Ok(class) => json_reply(StatusCode::OK, &class),
-        Err(e) => errors::directory(e),
+    let class = match api.services.directory.update_class(name, changes).await {
+        Ok(class) => class,
+        Err(e) => return errors::directory(e),
+    };
+    if quota_changed {
+        // The directory changed the quotas that follow the class; the
+        // mailstores get every account's current one.
+        let members = match api.services.directory.accounts_in(class.name.clone()).await {
+            Ok(members) => members,
+            Err(e) => return errors::directory(e),
+        };
+        if let Err(reply) = super::accounts::apply_quotas(&api, &members).await {
+            return reply;
+        }
     }
+    json_reply(StatusCode::OK, &class)
 }
 
 pub async fn delete(api: Rc<Api>, req: Request) -> Reply {

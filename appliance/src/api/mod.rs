@@ -1,16 +1,19 @@
 //! The admin API (`/api/v1/…`, JSON): domains, accounts (with their app
-//! passwords), lists and classes of service, authenticated
-//! with the API token or the admin password. Every handler runs on the
-//! shard that accepted the connection; directory changes go to the
-//! directory's shard and mail accounts to the shard that owns them.
+//! passwords), lists, classes of service, service accounts and the audit
+//! trail, authenticated with the API token or the admin password. Every
+//! handler runs on the shard that accepted the connection; directory
+//! changes go to the directory's shard (audited there with the request's
+//! actor) and mail accounts to the shard that owns them.
 
 mod accounts;
 mod app_passwords;
-mod auth;
+mod audit;
+pub mod auth;
 mod classes;
 mod domains;
 mod errors;
 mod lists;
+mod service_accounts;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -59,7 +62,8 @@ pub fn page_limit(q: &HashMap<String, String>) -> usize {
         .clamp(1, MAX_PAGE)
 }
 
-/// Wraps a handler: authentication first.
+/// Wraps a handler: authentication first; the handler gets an [`Api`]
+/// whose directory audits its changes as the request's actor.
 fn guarded<F, Fut>(
     api: &Rc<Api>,
     handler: F,
@@ -72,10 +76,18 @@ where
     move |req| {
         let (api, handler) = (api.clone(), handler.clone());
         Box::pin(async move {
-            if let Err(denied) = api.auth.check(&req, &api.services.blocking).await {
-                return denied;
-            }
-            handler(api, req).await
+            let actor = match api.auth.check(&req, &api.services.blocking).await {
+                Ok(actor) => actor,
+                Err(denied) => return denied,
+            };
+            let mut services = api.services.clone();
+            services.directory = services.directory.acting(&actor);
+            let scoped = Rc::new(Api {
+                services,
+                auth: api.auth.clone(),
+                max_body: api.max_body,
+            });
+            handler(scoped, req).await
         })
     }
 }
@@ -120,5 +132,21 @@ pub fn routes(router: Router, api: Rc<Api>) -> Router {
             Method::DELETE,
             accounts::ONE,
             guarded(&api, accounts::delete),
+        )
+        .route(Method::GET, "/api/v1/audit", guarded(&api, audit::list))
+        .route(
+            Method::GET,
+            "/api/v1/service-accounts",
+            guarded(&api, service_accounts::list),
+        )
+        .route(
+            Method::POST,
+            "/api/v1/service-accounts",
+            guarded(&api, service_accounts::add),
+        )
+        .route_prefix(
+            Method::DELETE,
+            service_accounts::ONE,
+            guarded(&api, service_accounts::delete),
         )
 }

@@ -439,6 +439,28 @@ fn strings(s: &[&str]) -> Vec<String> {
     s.iter().map(|s| s.to_string()).collect()
 }
 
+/// The service account a bind DN names, with the domain whose base it is
+/// under: `cn=<name>,ou=services,dc=example,dc=org` → (name, example.org).
+pub fn bind_service(name: &str) -> Option<(String, String)> {
+    let dn = crate::dn::Dn::parse(name.trim()).ok()?;
+    let mut rdns = dn.rdns.iter();
+    let cn = rdns.next().filter(|r| r.len() == 1)?.first()?;
+    let ou = rdns.next().filter(|r| r.len() == 1)?.first()?;
+    if cn.attr != "cn" || ou.attr != "ou" || !ou.value.eq_ignore_ascii_case("services") {
+        return None;
+    }
+    let mut labels = Vec::new();
+    for rdn in rdns {
+        match rdn.as_slice() {
+            [ava] if ava.attr == "dc" && !ava.value.is_empty() => {
+                labels.push(ava.value.to_lowercase())
+            }
+            _ => return None,
+        }
+    }
+    (!labels.is_empty()).then(|| (cn.value.to_lowercase(), labels.join(".")))
+}
+
 /// The account address a bind DN names: `uid=alice,ou=people,dc=example,
 /// dc=org`, `mail=alice@example.org,…`, or a bare `alice@example.org`.
 pub fn bind_address(name: &str) -> Option<String> {
@@ -557,5 +579,22 @@ mod tests {
         );
         assert_eq!(bind_address("cn=admin,dc=example,dc=org"), None);
         assert_eq!(bind_address("alice"), None);
+    }
+
+    #[test]
+    fn service_bind_dns_name_a_service_account_and_a_domain() {
+        assert_eq!(
+            bind_service("CN=Book-Reader,OU=Services,dc=Example,dc=org"),
+            Some(("book-reader".into(), "example.org".into()))
+        );
+        for other in [
+            "cn=reader,ou=people,dc=example,dc=org",
+            "cn=reader,ou=services",
+            "uid=reader,ou=services,dc=example,dc=org",
+            "cn=reader,ou=services,o=x,dc=org",
+            "not a dn",
+        ] {
+            assert_eq!(bind_service(other), None, "{other}");
+        }
     }
 }

@@ -22,7 +22,7 @@ use ldap3_proto::proto::{
 };
 
 use crate::codec::{self, MessageDecoder};
-use crate::dit::{bind_address, canonical, Dit, STARTTLS_OID, WHOAMI_OID};
+use crate::dit::{bind_address, bind_service, canonical, Dit, STARTTLS_OID, WHOAMI_OID};
 use crate::dn::Dn;
 use crate::filter::{self, Tri};
 use crate::search::{in_scope, result_entry, root_dse, Cookie, Selection};
@@ -59,7 +59,8 @@ struct Paging {
 struct Session<'a> {
     server: &'a Inner,
     peer: SocketAddr,
-    /// The account bound, by primary address; `None` is anonymous.
+    /// Who is bound, as a whoami authorization id (`u:<address>` for an
+    /// account, `dn:<dn>` for a service account); `None` is anonymous.
     bound: Option<String>,
     paging: Option<Paging>,
     out: BytesMut,
@@ -302,16 +303,30 @@ impl Session<'_> {
                 "unauthenticated binds (a name without a password) are refused",
             );
         }
-        let Some(address) = bind_address(&req.dn) else {
-            return res(LdapResultCode::InvalidCredentials, "invalid credentials");
-        };
         let directory = &self.server.services.directory;
-        match directory
-            .authenticate(address, password, self.peer.ip())
-            .await
-        {
-            Ok(principal) => {
-                self.bound = Some(principal.address);
+        let ip = self.peer.ip();
+        let protocol = Some("ldap".to_string());
+        let outcome = if let Some((name, domain)) = bind_service(&req.dn) {
+            // A service account, under the base of a served domain.
+            match directory.domain(domain).await {
+                Ok(Some(_)) => directory
+                    .authenticate_service(name, password, ip, protocol)
+                    .await
+                    .map(|name| format!("dn:cn={name},ou=services,{}", base_of(&req.dn))),
+                Ok(None) => Err(AuthError::Invalid),
+                Err(e) => Err(AuthError::Unavailable(e.to_string())),
+            }
+        } else if let Some(address) = bind_address(&req.dn) {
+            directory
+                .authenticate_via(address, password, ip, protocol)
+                .await
+                .map(|p| format!("u:{}", p.address))
+        } else {
+            Err(AuthError::Invalid)
+        };
+        match outcome {
+            Ok(authz) => {
+                self.bound = Some(authz);
                 res(LdapResultCode::Success, "")
             }
             Err(AuthError::Invalid) => {
@@ -395,10 +410,7 @@ impl Session<'_> {
                 Next::StartTls,
             ),
             WHOAMI_OID => {
-                let authz = match &self.bound {
-                    Some(address) => format!("u:{address}"),
-                    None => String::new(),
-                };
+                let authz = self.bound.clone().unwrap_or_default();
                 (
                     res(LdapResultCode::Success, ""),
                     None,
@@ -694,4 +706,17 @@ fn reply_op(op: &LdapOp, r: LdapResult) -> Option<LdapOp> {
         }),
         _ => return None,
     })
+}
+
+/// The `dc=…` part of a service account's bind DN, lower-cased.
+fn base_of(dn: &str) -> String {
+    match Dn::parse(dn) {
+        Ok(dn) => dn
+            .normalized()
+            .into_iter()
+            .skip(2)
+            .collect::<Vec<_>>()
+            .join(","),
+        Err(_) => String::new(),
+    }
 }

@@ -2,7 +2,9 @@
 //! runtime with real storage, a provisioned domain (accounts on both
 //! shards, a list, an alias), and a listener on shard 0. Binds, searches
 //! (filters, attributes, limits, paging), the root DSE, StartTLS, a
-//! refused write, and malformed bytes over a raw socket.
+//! refused write, malformed bytes over a raw socket, and a service
+//! account's bind (`cn=…,ou=services,<base>`) that may read the address
+//! book but is no mail login.
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
@@ -15,6 +17,7 @@ use cairn_ldap::codec::{MessageDecoder, NOTICE_OF_DISCONNECTION};
 use cairn_ldap::{LdapOptions, LdapServer};
 use cairn_shards::metrics::Metrics;
 use cairn_shards::stream::{server_config, Stream};
+use cairn_storage::directory::service_accounts::ServiceAccount;
 use cairn_storage::directory::{List, NewAccount};
 use cairn_storage::services::Services;
 use cairn_storage::testing::ServiceNode;
@@ -44,6 +47,18 @@ async fn provision(services: &Services) {
         .await
         .expect("domain");
     let hash = services.hash_password("secret".into()).await.expect("hash");
+    let reader = ServiceAccount {
+        name: "book-reader".into(),
+        password_hash: services
+            .hash_password("reader secret".into())
+            .await
+            .expect("hash"),
+        description: "address book".into(),
+        created_unix: 0,
+    };
+    dir.add_service_account(reader)
+        .await
+        .expect("service account");
     let mut accounts = vec![
         NewAccount {
             address: "alice@example.org".into(),
@@ -232,6 +247,44 @@ async fn binds(port: u16) {
     let who: ldap3::exop::WhoAmIResp = exop.parse();
     assert_eq!(res.rc, 0);
     assert_eq!(who.authzid, "u:alice@example.org");
+    ldap.unbind().await.expect("unbind");
+}
+
+const READER: &str = "cn=book-reader,ou=services,dc=example,dc=org";
+
+async fn service_account_binds(port: u16) {
+    let mut ldap = connect(port).await;
+    let r = ldap.simple_bind(READER, "wrong").await.expect("bind");
+    assert_eq!(r.rc, 49, "bad password");
+    for other in [
+        "cn=book-reader,ou=services,dc=elsewhere,dc=org",
+        "cn=nobody,ou=services,dc=example,dc=org",
+        "book-reader",
+    ] {
+        let r = ldap
+            .simple_bind(other, "reader secret")
+            .await
+            .expect("bind");
+        assert_eq!(r.rc, 49, "bind as {other}: {r:?}");
+    }
+    let r = ldap
+        .simple_bind(
+            "CN=Book-Reader,OU=Services,DC=Example,DC=Org",
+            "reader secret",
+        )
+        .await
+        .expect("bind");
+    assert_eq!(r.rc, 0, "service bind: {r:?}");
+    let (exop, _) = ldap
+        .extended(ldap3::exop::WhoAmI)
+        .await
+        .expect("whoami")
+        .success()
+        .expect("ok");
+    let who: ldap3::exop::WhoAmIResp = exop.parse();
+    assert_eq!(who.authzid, format!("dn:{READER}"));
+    let found = search(&mut ldap, "(mail=alice*)", vec!["mail"]).await;
+    assert_eq!(dns(&found), [ALICE]);
     ldap.unbind().await.expect("unbind");
 }
 
@@ -599,6 +652,7 @@ fn ldap_server_end_to_end() {
         .expect("tokio");
     rt.block_on(async {
         binds(port).await;
+        service_account_binds(port).await;
         searches(port).await;
         limits_and_paging(port).await;
         root_dse_and_starttls(port).await;

@@ -366,7 +366,10 @@ async fn login(
 ) -> Result<(), End> {
     let started = Instant::now();
     let directory = &inner.services.directory;
-    let principal = match directory.authenticate(c.user, c.password, peer.ip()).await {
+    let principal = match directory
+        .authenticate_via(c.user, c.password, peer.ip(), Some("pop3".into()))
+        .await
+    {
         Ok(p) => p,
         Err(e) => {
             inner

@@ -877,7 +877,7 @@ impl State<'_> {
             .inner
             .services
             .directory
-            .authenticate(c.user, c.password, self.peer.ip())
+            .authenticate_via(c.user, c.password, self.peer.ip(), Some("smtp".into()))
             .await;
         match result {
             Ok(principal) => {

@@ -118,6 +118,7 @@ impl Directory {
         batch.require_present::<Accounts>(&primary);
         batch.require_absent::<AppPasswords>(&key);
         batch.put::<AppPasswords>(&key, &app);
+        self.record(&mut batch, "app_password.add", &primary, app.name.clone())?;
         // The account was there a moment ago: a failed condition is most
         // likely a concurrent add of the same name.
         let exists = DirectoryError::Exists {
@@ -155,6 +156,7 @@ impl Directory {
         let mut batch = self.tables.batch();
         batch.require_present::<AppPasswords>(&key);
         batch.delete::<AppPasswords>(&key);
+        self.record(&mut batch, "app_password.delete", &key.0, app_name)?;
         self.commit(batch, not_found()).await
     }
 

@@ -1,7 +1,12 @@
 //! The authentication service every protocol uses: an address (or alias)
 //! and password checked against the directory's argon2id hash on the
 //! blocking pool, with lockout per account and per client address, and an
-//! audit line for every login and failure (never the password).
+//! audit line for every login and failure (never the password); every
+//! refusal is also stored in the directory's audit trail.
+//!
+//! Service accounts ([`super::service_accounts`]) are checked by
+//! [`Authenticator::authenticate_service`] through the same lockout,
+//! metrics and audit, under the lockout key `service:<name>`.
 //!
 //! The password may be the account's own or one of its app passwords; an
 //! app password is only tried when the password has the shape the
@@ -84,22 +89,138 @@ impl Authenticator {
         password: &str,
         ip: IpAddr,
     ) -> Result<Principal, AuthError> {
-        let outcome = self.check(user, password, ip).await;
+        self.authenticate_via(user, password, ip, None).await
+    }
+
+    /// [`Authenticator::authenticate`] for a client of `protocol` (kept in
+    /// the audit trail).
+    pub async fn authenticate_via(
+        &self,
+        user: &str,
+        password: &str,
+        ip: IpAddr,
+        protocol: Option<&str>,
+    ) -> Result<Principal, AuthError> {
+        let outcome = self.check(user, password, ip, protocol).await;
         if let Some(m) = &self.metrics {
             m.record(&outcome);
         }
         outcome
     }
 
-    async fn check(&self, user: &str, password: &str, ip: IpAddr) -> Result<Principal, AuthError> {
-        let key = user.to_ascii_lowercase();
-        if let Err(refusal) = self.lockout.borrow_mut().check(&key, ip, Instant::now()) {
+    /// Checks the service account `name`'s `password`, for a client at
+    /// `ip`: the same lockout, metrics and audit as an account's login.
+    /// Answers the service account's name.
+    pub async fn authenticate_service(
+        &self,
+        name: &str,
+        password: &str,
+        ip: IpAddr,
+        protocol: Option<&str>,
+    ) -> Result<String, AuthError> {
+        let outcome = self.check_service(name, password, ip, protocol).await;
+        if let Some(m) = &self.metrics {
+            m.record(&outcome.clone().map(|name| Principal {
+                address: name,
+                shard: 0,
+                app_password: None,
+            }));
+        }
+        outcome
+    }
+
+    async fn check_service(
+        &self,
+        name: &str,
+        password: &str,
+        ip: IpAddr,
+        protocol: Option<&str>,
+    ) -> Result<String, AuthError> {
+        let key = format!("service:{}", name.to_ascii_lowercase());
+        self.admit(&key, ip, protocol).await?;
+        let found = self
+            .directory
+            .service_account(name)
+            .map_err(|e| AuthError::Unavailable(e.to_string()))?;
+        let hash = found
+            .as_ref()
+            .map_or(DECOY_HASH.to_string(), |s| s.password_hash.clone());
+        let matched = self.verify(vec![(None, hash)], password).await?;
+        match found {
+            Some(s) if matched.is_some() => {
+                self.lockout.borrow_mut().succeeded(&key);
+                tracing::info!(target: "audit", service_account = %s.name, %ip, "login");
+                Ok(s.name)
+            }
+            _ => Err(self.failed(&key, ip, protocol).await),
+        }
+    }
+
+    /// Refuses `key` (from `ip`) while it is locked out.
+    async fn admit(&self, key: &str, ip: IpAddr, protocol: Option<&str>) -> Result<(), AuthError> {
+        let checked = self.lockout.borrow_mut().check(key, ip, Instant::now());
+        if let Err(refusal) = checked {
             let retry_after = match refusal {
                 Refusal::Account { retry_after } | Refusal::Address { retry_after } => retry_after,
             };
             tracing::warn!(target: "audit", user = %key, %ip, ?refusal, "login refused: too many failures");
+            let reason = match refusal {
+                Refusal::Account { .. } => "too many failures for the user",
+                Refusal::Address { .. } => "too many failures from the address",
+            };
+            self.directory
+                .record_login_refusal(key, ip, protocol, "auth.throttled", reason)
+                .await;
             return Err(AuthError::Throttled { retry_after });
         }
+        Ok(())
+    }
+
+    /// Counts and records a wrong user or password.
+    async fn failed(&self, key: &str, ip: IpAddr, protocol: Option<&str>) -> AuthError {
+        self.lockout.borrow_mut().failed(key, ip, Instant::now());
+        tracing::warn!(target: "audit", user = %key, %ip, "login failed");
+        self.directory
+            .record_login_refusal(key, ip, protocol, "auth.failed", "invalid credentials")
+            .await;
+        AuthError::Invalid
+    }
+
+    /// The name of the first of `candidates` (name, hash) that `password`
+    /// matches, verified on the blocking pool: `Some(None)` for an unnamed
+    /// one.
+    async fn verify(
+        &self,
+        candidates: Vec<(Option<String>, String)>,
+        password: &str,
+    ) -> Result<Option<Option<String>>, AuthError> {
+        let password = password.to_string();
+        self.blocking
+            .run(move || {
+                candidates.into_iter().find_map(|(name, hash)| {
+                    let ok = PasswordHash::new(&hash)
+                        .map(|h| {
+                            Argon2::default()
+                                .verify_password(password.as_bytes(), &h)
+                                .is_ok()
+                        })
+                        .unwrap_or(false);
+                    ok.then_some(name)
+                })
+            })
+            .await
+            .map_err(|e| AuthError::Unavailable(e.to_string()))
+    }
+
+    async fn check(
+        &self,
+        user: &str,
+        password: &str,
+        ip: IpAddr,
+        protocol: Option<&str>,
+    ) -> Result<Principal, AuthError> {
+        let key = user.to_ascii_lowercase();
+        self.admit(&key, ip, protocol).await?;
         let account = self
             .directory
             .account(user)
@@ -119,23 +240,7 @@ impl Authenticator {
                 .map_err(|e| AuthError::Unavailable(e.to_string()))?;
             candidates.extend(apps.into_iter().map(|app| (Some(app.name), app.hash)));
         }
-        let password = password.to_string();
-        let matched = self
-            .blocking
-            .run(move || {
-                candidates.into_iter().find_map(|(name, hash)| {
-                    let ok = PasswordHash::new(&hash)
-                        .map(|h| {
-                            Argon2::default()
-                                .verify_password(password.as_bytes(), &h)
-                                .is_ok()
-                        })
-                        .unwrap_or(false);
-                    ok.then_some(name)
-                })
-            })
-            .await
-            .map_err(|e| AuthError::Unavailable(e.to_string()))?;
+        let matched = self.verify(candidates, password).await?;
         let matches = matched.is_some();
         match account {
             Some(a) if matches && a.status == Status::Active => {
@@ -155,13 +260,13 @@ impl Authenticator {
             }
             Some(a) if matches => {
                 tracing::warn!(target: "audit", user = %a.address, %ip, status = ?a.status, "login refused: account disabled");
+                let reason = format!("account {:?}", a.status).to_lowercase();
+                self.directory
+                    .record_login_refusal(&a.address, ip, protocol, "auth.disabled", &reason)
+                    .await;
                 Err(AuthError::Disabled)
             }
-            _ => {
-                self.lockout.borrow_mut().failed(&key, ip, Instant::now());
-                tracing::warn!(target: "audit", user = %key, %ip, "login failed");
-                Err(AuthError::Invalid)
-            }
+            _ => Err(self.failed(&key, ip, protocol).await),
         }
     }
 }

@@ -5,9 +5,11 @@
 //! it is the built-in one ([`ClassOfService::builtin_default`]) and is
 //! returned without being stored; changing it stores it. It can be changed
 //! but not deleted. An account that names no class is in `default`.
-//! A class still named by accounts cannot be deleted.
+//! A class still named by accounts cannot be deleted. Changing a class's
+//! quota changes, in the same batch, the quota of its accounts that have
+//! none of their own (the caller applies it to their mailstores).
 
-use super::records::{Accounts, Classes};
+use super::records::{Accounts, Classes, OwnQuotas};
 use super::{storage, Account, ClassOfService, Directory, DirectoryError};
 
 /// Longest class name.
@@ -64,6 +66,8 @@ impl Directory {
         let mut batch = self.tables.batch();
         batch.require_absent::<Classes>(&class.name);
         batch.put::<Classes>(&class.name, &class);
+        let detail = format!("quota {}", class.quota_bytes);
+        self.record(&mut batch, "class.add", &class.name, detail)?;
         self.commit(batch, exists()).await?;
         Ok(class)
     }
@@ -104,6 +108,7 @@ impl Directory {
         let mut class = self.class(name)?.ok_or_else(not_found)?;
         let stored = self.tables.contains::<Classes>(&class.name);
         let key = class.name.clone();
+        let before = class.clone();
         change(&mut class);
         class.name = key.clone();
         check(&class)?;
@@ -112,6 +117,16 @@ impl Directory {
             batch.require_present::<Classes>(&key);
         }
         batch.put::<Classes>(&key, &class);
+        if class.quota_bytes != before.quota_bytes {
+            for mut account in self.accounts_in(&key)? {
+                if !self.tables.contains::<OwnQuotas>(&account.address) {
+                    account.quota_bytes = class.quota_bytes;
+                    batch.require_present::<Accounts>(&account.address);
+                    batch.put::<Accounts>(&account.address, &account);
+                }
+            }
+        }
+        self.record(&mut batch, "class.update", &key, changes(&before, &class))?;
         self.commit(batch, not_found()).await?;
         Ok(class)
     }
@@ -123,6 +138,22 @@ impl Directory {
             .iter()
             .filter(|a| a.class_of_service.as_deref() == Some(name))
             .count())
+    }
+
+    /// The accounts in the class `name` (for `default`, also those that
+    /// name no class).
+    pub fn accounts_in(&self, name: &str) -> Result<Vec<Account>, DirectoryError> {
+        let name = class_name(name, "name")?;
+        Ok(self
+            .scan_all::<Accounts>()?
+            .into_iter()
+            .filter(|a| {
+                a.class_of_service
+                    .as_deref()
+                    .unwrap_or(ClassOfService::DEFAULT)
+                    == name
+            })
+            .collect())
     }
 
     /// Deletes a class that no account names; `default` cannot be deleted.
@@ -149,6 +180,7 @@ impl Directory {
         let mut batch = self.tables.batch();
         batch.require_present::<Classes>(&name);
         batch.delete::<Classes>(&name);
+        self.record(&mut batch, "class.delete", &name, "")?;
         self.commit(batch, not_found()).await
     }
 
@@ -192,4 +224,35 @@ impl Directory {
             reason: format!("no such class of service: {name}"),
         })
     }
+}
+
+/// The fields that differ between `a` and `b`, for the audit trail.
+fn changes(a: &ClassOfService, b: &ClassOfService) -> String {
+    let mut out = Vec::new();
+    let mut field = |name: &str, x: String, y: String| {
+        if x != y {
+            out.push(format!("{name} {x} -> {y}"));
+        }
+    };
+    field(
+        "quota_bytes",
+        a.quota_bytes.to_string(),
+        b.quota_bytes.to_string(),
+    );
+    field(
+        "max_message_size",
+        a.max_message_size.to_string(),
+        b.max_message_size.to_string(),
+    );
+    field(
+        "min_password_length",
+        a.min_password_length.to_string(),
+        b.min_password_length.to_string(),
+    );
+    field(
+        "features",
+        format!("{:?}", a.features),
+        format!("{:?}", b.features),
+    );
+    out.join(", ")
 }

@@ -6,11 +6,20 @@
 //! Password hashing is the caller's (on the blocking pool): records only
 //! ever hold argon2id hashes.
 //!
-//! Classes of service ([`classes`]) and app passwords ([`app_passwords`])
-//! live in their own tables beside the accounts.
+//! Classes of service ([`classes`]), app passwords ([`app_passwords`]),
+//! service accounts ([`service_accounts`]) and the audit trail ([`audit`])
+//! live in their own tables beside the accounts. Every change is audited in
+//! its own batch, with the actor of the handle that made it
+//! ([`Directory::acting`]).
+//!
+//! An account's quota is explicit when it was given at creation (the
+//! address is then in `directory.own_quotas`); otherwise it follows its
+//! class of service: changing the account's class or the class's quota
+//! changes the account's `quota_bytes` in the same batch.
 
 pub mod address_book;
 pub mod app_passwords;
+pub mod audit;
 pub mod auth;
 pub mod classes;
 pub mod lockout;
@@ -18,6 +27,7 @@ pub mod names;
 pub mod records;
 pub mod sasl;
 pub mod service;
+pub mod service_accounts;
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -26,7 +36,7 @@ use std::sync::Arc;
 use crate::table::{Batch, TableError, Tables};
 pub use address_book::AddressBook;
 pub use records::{Account, Accounts, AppPassword, ClassOfService, Domain, Features, List, Status};
-use records::{AddressUse, Addresses, Aliases, ByDomain, Classes, Domains, Lists};
+use records::{AddressUse, Addresses, Aliases, ByDomain, Classes, Domains, Lists, OwnQuotas};
 use service::AccountChanges;
 
 /// Why a directory operation was refused. The admin API maps these to
@@ -106,6 +116,9 @@ pub struct Directory {
     generation: Rc<Cell<u64>>,
     /// The last address book made, reused while `generation` stands.
     book: Rc<RefCell<Option<Arc<AddressBook>>>>,
+    /// Who makes the changes, for the audit trail.
+    actor: Rc<str>,
+    audit: Rc<audit::AuditState>,
 }
 
 impl Directory {
@@ -115,6 +128,8 @@ impl Directory {
             tables,
             generation: Rc::default(),
             book: Rc::default(),
+            actor: audit::SYSTEM.into(),
+            audit: Rc::default(),
         }
     }
 
@@ -159,6 +174,12 @@ impl Directory {
             batch.require_present::<Domains>(target);
         }
         batch.put::<Domains>(&name, &domain);
+        let detail = match (&domain.alias_of, &domain.catch_all) {
+            (Some(a), _) => format!("alias of {a}"),
+            (None, Some(c)) => format!("catch-all {c}"),
+            (None, None) => String::new(),
+        };
+        self.record(&mut batch, "domain.add", &name, detail)?;
         let exists = DirectoryError::Exists {
             what: "domain",
             name,
@@ -228,6 +249,7 @@ impl Directory {
             batch.delete::<ByDomain>(&(name.clone(), addr.clone()));
             if *kind == AddressUse::Account {
                 self.drop_app_passwords(&mut batch, addr)?;
+                batch.delete::<OwnQuotas>(addr);
             }
             match kind {
                 AddressUse::Account => batch.delete::<Accounts>(addr),
@@ -236,6 +258,16 @@ impl Directory {
             };
         }
         batch.delete::<Domains>(&name);
+        let detail = if empty {
+            String::new()
+        } else {
+            format!(
+                "forced: {} addresses, {} alias domains",
+                addresses.len(),
+                aliases.len()
+            )
+        };
+        self.record(&mut batch, "domain.delete", &name, detail)?;
         let missing = DirectoryError::NotFound {
             what: "domain",
             name,
@@ -316,6 +348,18 @@ impl Directory {
             aliases: Vec::new(),
         };
         batch.put::<Accounts>(&address, &account);
+        if new.quota_bytes > 0 {
+            batch.put::<OwnQuotas>(&address, &new.quota_bytes);
+        }
+        let detail = format!(
+            "class {}, quota {}",
+            account
+                .class_of_service
+                .as_deref()
+                .unwrap_or(ClassOfService::DEFAULT),
+            account.quota_bytes
+        );
+        self.record(&mut batch, "account.add", &address, detail)?;
         let exists = DirectoryError::Exists {
             what: "address",
             name: address,
@@ -371,6 +415,18 @@ impl Directory {
         address: &str,
         change: impl FnOnce(&mut Account),
     ) -> Result<Account, DirectoryError> {
+        self.update_account_as(address, "account.update", "", change)
+            .await
+    }
+
+    /// [`Directory::update_account`], audited as `action` with `detail`.
+    async fn update_account_as(
+        &self,
+        address: &str,
+        action: &str,
+        detail: &str,
+        change: impl FnOnce(&mut Account),
+    ) -> Result<Account, DirectoryError> {
         let not_found = || DirectoryError::NotFound {
             what: "account",
             name: address.to_string(),
@@ -382,6 +438,7 @@ impl Directory {
         let mut batch = self.tables.batch();
         batch.require_present::<Accounts>(&primary);
         batch.put::<Accounts>(&primary, &account);
+        self.record(&mut batch, action, &primary, detail)?;
         self.commit(batch, not_found()).await?;
         Ok(account)
     }
@@ -394,10 +451,16 @@ impl Directory {
         changes: AccountChanges,
     ) -> Result<Account, DirectoryError> {
         let class = match &changes.class_of_service {
-            Some(name) => Some(self.known_class(name)?.name),
+            Some(name) => Some(self.known_class(name)?),
             None => None,
         };
-        self.update_account(address, |a| {
+        let (action, detail) = changes.audit();
+        // The quota follows a new class unless the account has its own.
+        let own_quota = match self.account(address)? {
+            Some(a) => self.tables.contains::<OwnQuotas>(&a.address),
+            None => false,
+        };
+        self.update_account_as(address, action, &detail, |a| {
             if let Some(hash) = changes.password_hash {
                 a.password_hash = hash;
             }
@@ -408,7 +471,10 @@ impl Directory {
                 a.display_name = name;
             }
             if let Some(class) = class {
-                a.class_of_service = Some(class);
+                if !own_quota {
+                    a.quota_bytes = class.quota_bytes;
+                }
+                a.class_of_service = Some(class.name);
             }
         })
         .await
@@ -437,7 +503,9 @@ impl Directory {
             batch.delete::<Aliases>(addr);
         }
         self.drop_app_passwords(&mut batch, &account.address)?;
+        batch.delete::<OwnQuotas>(&account.address);
         batch.delete::<Accounts>(&account.address);
+        self.record(&mut batch, "account.delete", &account.address, "")?;
         self.commit(batch, not_found()).await
     }
 
@@ -454,6 +522,12 @@ impl Directory {
         account.aliases.push(alias.clone());
         batch.require_present::<Accounts>(&account.address);
         batch.put::<Accounts>(&account.address, &account);
+        self.record(
+            &mut batch,
+            "alias.add",
+            &alias,
+            format!("of {}", account.address),
+        )?;
         let exists = DirectoryError::Exists {
             what: "address",
             name: alias,
@@ -476,6 +550,8 @@ impl Directory {
             ..list
         };
         batch.put::<Lists>(&address, &list);
+        let detail = format!("{} members", list.members.len());
+        self.record(&mut batch, "list.add", &address, detail)?;
         let exists = DirectoryError::Exists {
             what: "address",
             name: address,
@@ -508,6 +584,7 @@ impl Directory {
         batch.delete::<Lists>(&address);
         batch.delete::<Addresses>(&address);
         batch.delete::<ByDomain>(&(domain, address.clone()));
+        self.record(&mut batch, "list.delete", &address, "")?;
         self.commit(batch, not_found()).await
     }
 

@@ -196,3 +196,12 @@ impl Table for AppPasswords {
     type Key = (String, String);
     type Value = AppPassword;
 }
+
+/// Primary address → the quota given to the account itself. An account
+/// not here takes its class's quota, also when that changes.
+pub struct OwnQuotas;
+impl Table for OwnQuotas {
+    const NAME: &'static str = "directory.own_quotas";
+    type Key = String;
+    type Value = u64;
+}

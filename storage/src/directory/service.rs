@@ -8,7 +8,9 @@ use std::rc::Rc;
 use cairn_shards::mesh::{Mesh, MeshEndpoint, MeshError};
 use cairn_shards::ShardId;
 
+use super::audit::{AuditPage, AuditQuery};
 use super::auth::{AuthError, Authenticator, Principal};
+use super::service_accounts::ServiceAccount;
 use std::sync::Arc;
 
 use super::{
@@ -52,7 +54,25 @@ pub enum DirectoryRequest {
         user: String,
         password: String,
         ip: IpAddr,
+        protocol: Option<String>,
     },
+    AuthenticateService {
+        name: String,
+        password: String,
+        ip: IpAddr,
+        protocol: Option<String>,
+    },
+    /// `request`, with its changes audited as made by `actor`.
+    Acting {
+        actor: String,
+        request: Box<DirectoryRequest>,
+    },
+    Audit(AuditQuery),
+    AddServiceAccount(ServiceAccount),
+    ServiceAccount(String),
+    ServiceAccounts,
+    DeleteServiceAccount(String),
+    AccountsIn(String),
     AddAlias {
         alias: String,
         account: String,
@@ -110,6 +130,32 @@ pub struct ClassChanges {
     pub video: Option<bool>,
 }
 
+impl AccountChanges {
+    /// The audit action and detail of these changes (never the password).
+    pub fn audit(&self) -> (&'static str, String) {
+        let mut fields = Vec::new();
+        if self.password_hash.is_some() {
+            fields.push("password".to_string());
+        }
+        if let Some(status) = self.status {
+            fields.push(format!("status {status:?}").to_lowercase());
+        }
+        if self.display_name.is_some() {
+            fields.push("display name".to_string());
+        }
+        if let Some(class) = &self.class_of_service {
+            fields.push(format!("class {class}"));
+        }
+        let action = match (&self.password_hash, self.status) {
+            (Some(_), _) => "account.password",
+            (None, Some(Status::Active)) => "account.unlock",
+            (None, Some(Status::Locked | Status::Closed)) => "account.lock",
+            (None, None) => "account.update",
+        };
+        (action, fields.join(", "))
+    }
+}
+
 impl ClassChanges {
     /// Applies the changes to `class`.
     pub fn apply(self, class: &mut ClassOfService) {
@@ -158,6 +204,11 @@ pub enum DirectoryReply {
     Classes(Result<Vec<ClassOfService>, DirectoryError>),
     AppPassword(Result<AppPassword, DirectoryError>),
     AppPasswords(Result<Vec<AppPassword>, DirectoryError>),
+    Service(Result<String, AuthError>),
+    Audit(Result<AuditPage, DirectoryError>),
+    ServiceAccount(Result<ServiceAccount, DirectoryError>),
+    MaybeServiceAccount(Result<Option<ServiceAccount>, DirectoryError>),
+    ServiceAccounts(Result<Vec<ServiceAccount>, DirectoryError>),
 }
 
 /// The mesh that carries directory requests.
@@ -174,9 +225,37 @@ pub enum CallError {
     Mismatch,
 }
 
-async fn handle(dir: Directory, auth: Authenticator, req: DirectoryRequest) -> DirectoryReply {
+fn handle(
+    dir: Directory,
+    auth: Authenticator,
+    req: DirectoryRequest,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = DirectoryReply>>> {
+    Box::pin(handle_one(dir, auth, req))
+}
+
+async fn handle_one(dir: Directory, auth: Authenticator, req: DirectoryRequest) -> DirectoryReply {
     use DirectoryRequest as Q;
     match req {
+        Q::Acting { actor, request } => handle(dir.acting(&actor), auth, *request).await,
+        Q::Audit(query) => DirectoryReply::Audit(dir.audit(&query)),
+        Q::AddServiceAccount(account) => {
+            DirectoryReply::ServiceAccount(dir.add_service_account(account).await)
+        }
+        Q::ServiceAccount(name) => DirectoryReply::MaybeServiceAccount(dir.service_account(&name)),
+        Q::ServiceAccounts => DirectoryReply::ServiceAccounts(dir.service_accounts()),
+        Q::DeleteServiceAccount(name) => {
+            DirectoryReply::Done(dir.delete_service_account(&name).await)
+        }
+        Q::AccountsIn(class) => DirectoryReply::Accounts(dir.accounts_in(&class)),
+        Q::AuthenticateService {
+            name,
+            password,
+            ip,
+            protocol,
+        } => DirectoryReply::Service(
+            auth.authenticate_service(&name, &password, ip, protocol.as_deref())
+                .await,
+        ),
         Q::AddAlias { alias, account } => {
             DirectoryReply::Done(dir.add_alias(&alias, &account).await)
         }
@@ -186,9 +265,15 @@ async fn handle(dir: Directory, auth: Authenticator, req: DirectoryRequest) -> D
         Q::Resolve(address) => DirectoryReply::Recipient(dir.resolve(&address)),
         Q::Route(address) => DirectoryReply::Route(dir.route(&address)),
         Q::AddressBook => DirectoryReply::AddressBook(dir.address_book()),
-        Q::Authenticate { user, password, ip } => {
-            DirectoryReply::Auth(auth.authenticate(&user, &password, ip).await)
-        }
+        Q::Authenticate {
+            user,
+            password,
+            ip,
+            protocol,
+        } => DirectoryReply::Auth(
+            auth.authenticate_via(&user, &password, ip, protocol.as_deref())
+                .await,
+        ),
         Q::AddDomain {
             name,
             alias_of,
@@ -237,6 +322,8 @@ async fn handle(dir: Directory, auth: Authenticator, req: DirectoryRequest) -> D
 #[derive(Clone)]
 pub struct DirectoryService {
     endpoint: Rc<MeshEndpoint<DirectoryRequest, DirectoryReply>>,
+    /// Who the changes sent through this handle are audited as.
+    actor: Option<Rc<str>>,
 }
 
 impl DirectoryService {
@@ -253,11 +340,109 @@ impl DirectoryService {
         }
         Ok(Self {
             endpoint: Rc::new(endpoint),
+            actor: None,
         })
     }
 
+    /// This handle, with the changes made through it audited as `actor`'s.
+    pub fn acting(&self, actor: &str) -> Self {
+        Self {
+            endpoint: self.endpoint.clone(),
+            actor: Some(actor.into()),
+        }
+    }
+
     async fn call(&self, req: DirectoryRequest) -> Result<DirectoryReply, CallError> {
+        let req = match &self.actor {
+            Some(actor) => DirectoryRequest::Acting {
+                actor: actor.to_string(),
+                request: Box::new(req),
+            },
+            None => req,
+        };
         Ok(self.endpoint.call(DIRECTORY_SHARD, req).await?)
+    }
+
+    /// Audit entries, newest first (see [`Directory::audit`]).
+    pub async fn audit(&self, query: AuditQuery) -> Result<AuditPage, CallError> {
+        expect_reply!(
+            self.call(DirectoryRequest::Audit(query)).await?,
+            DirectoryReply::Audit,
+            CallError::Mismatch
+        )
+    }
+
+    /// Adds a service account (its password already hashed).
+    pub async fn add_service_account(
+        &self,
+        account: ServiceAccount,
+    ) -> Result<ServiceAccount, CallError> {
+        expect_reply!(
+            self.call(DirectoryRequest::AddServiceAccount(account))
+                .await?,
+            DirectoryReply::ServiceAccount,
+            CallError::Mismatch
+        )
+    }
+
+    /// A service account by name (with its hash: never show it).
+    pub async fn service_account(&self, name: String) -> Result<Option<ServiceAccount>, CallError> {
+        expect_reply!(
+            self.call(DirectoryRequest::ServiceAccount(name)).await?,
+            DirectoryReply::MaybeServiceAccount,
+            CallError::Mismatch
+        )
+    }
+
+    /// Every service account (with hashes: never show them).
+    pub async fn service_accounts(&self) -> Result<Vec<ServiceAccount>, CallError> {
+        expect_reply!(
+            self.call(DirectoryRequest::ServiceAccounts).await?,
+            DirectoryReply::ServiceAccounts,
+            CallError::Mismatch
+        )
+    }
+
+    /// Deletes a service account.
+    pub async fn delete_service_account(&self, name: String) -> Result<(), CallError> {
+        expect_reply!(
+            self.call(DirectoryRequest::DeleteServiceAccount(name))
+                .await?,
+            DirectoryReply::Done,
+            CallError::Mismatch
+        )
+    }
+
+    /// The accounts in a class of service (`default`: also those naming
+    /// none), for applying its quota.
+    pub async fn accounts_in(&self, class: String) -> Result<Vec<Account>, CallError> {
+        expect_reply!(
+            self.call(DirectoryRequest::AccountsIn(class)).await?,
+            DirectoryReply::Accounts,
+            CallError::Mismatch
+        )
+    }
+
+    /// Checks a service account's password (on the directory's shard, with
+    /// the lockout of logins); answers its name.
+    pub async fn authenticate_service(
+        &self,
+        name: String,
+        password: String,
+        ip: IpAddr,
+        protocol: Option<String>,
+    ) -> Result<String, AuthError> {
+        let req = DirectoryRequest::AuthenticateService {
+            name,
+            password,
+            ip,
+            protocol,
+        };
+        match self.call(req).await {
+            Ok(DirectoryReply::Service(r)) => r,
+            Ok(_) => Err(AuthError::Unavailable("mismatched reply".into())),
+            Err(e) => Err(AuthError::Unavailable(e.to_string())),
+        }
     }
 
     /// Adds a domain.
@@ -391,17 +576,22 @@ impl DirectoryService {
         )
     }
 
-    /// Checks a login (on the directory's shard, with its lockout).
-    pub async fn authenticate(
+    /// Checks a login by a client of `protocol` (on the directory's
+    /// shard, with its lockout; the protocol is kept in the audit trail).
+    pub async fn authenticate_via(
         &self,
         user: String,
         password: String,
         ip: IpAddr,
+        protocol: Option<String>,
     ) -> Result<Principal, AuthError> {
-        match self
-            .call(DirectoryRequest::Authenticate { user, password, ip })
-            .await
-        {
+        let req = DirectoryRequest::Authenticate {
+            user,
+            password,
+            ip,
+            protocol,
+        };
+        match self.call(req).await {
             Ok(DirectoryReply::Auth(r)) => r,
             Ok(_) => Err(AuthError::Unavailable("mismatched reply".into())),
             Err(e) => Err(AuthError::Unavailable(e.to_string())),

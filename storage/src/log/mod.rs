@@ -20,13 +20,13 @@ mod committer;
 mod scan;
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Duration;
 
-use cairn_shards::fs::DirectFile;
+use cairn_shards::fs::{sync_dir, DirectFile};
 use event_listener::Event;
 use futures_channel::oneshot;
 
@@ -164,6 +164,10 @@ pub struct LogStats {
     pub bytes: u64,
     /// Group commits that failed.
     pub failed_commits: u64,
+    /// Sealed segment files removed by compaction.
+    pub segments_removed: u64,
+    /// Bytes those files held.
+    pub bytes_reclaimed: u64,
 }
 
 /// The log. Cheap to clone; every clone appends to the same files.
@@ -180,6 +184,8 @@ struct Shared {
     closed: Cell<bool>,
     stats: Cell<LogStats>,
     readers: RefCell<HashMap<u64, Rc<DirectFile>>>,
+    /// Segments removed by [`SegmentLog::remove_segment`]: never opened again.
+    removed: RefCell<HashSet<u64>>,
     committer: RefCell<Option<cairn_shards::Task<()>>>,
     /// The end of the last successful group commit.
     durable: Cell<Position>,
@@ -282,6 +288,15 @@ fn segment_index(name: &str) -> Option<u64> {
     name.strip_suffix(".seg")?.parse().ok()
 }
 
+/// The indexes of the segment files in `dir`, in order.
+pub fn segment_indexes(dir: &Path) -> io::Result<Vec<u64>> {
+    let mut indexes: Vec<u64> = std::fs::read_dir(dir)?
+        .filter_map(|entry| segment_index(entry.ok()?.file_name().to_str()?))
+        .collect();
+    indexes.sort_unstable();
+    Ok(indexes)
+}
+
 impl SegmentLog {
     /// Opens (or creates) the log in `dir`, replaying every intact record
     /// to `replay` in order, and starts its committer on this shard.
@@ -312,11 +327,7 @@ impl SegmentLog {
             ..config
         };
         std::fs::create_dir_all(dir).map_err(|e| LogError::io(dir, &e))?;
-        let mut indexes: Vec<u64> = std::fs::read_dir(dir)
-            .map_err(|e| LogError::io(dir, &e))?
-            .filter_map(|entry| segment_index(entry.ok()?.file_name().to_str()?))
-            .collect();
-        indexes.sort_unstable();
+        let mut indexes = segment_indexes(dir).map_err(|e| LogError::io(dir, &e))?;
         let mut report = RecoveryReport::default();
         let from = after.unwrap_or_default();
         let mut next_seq = from.seq + 1;
@@ -419,6 +430,7 @@ impl SegmentLog {
             closed: Cell::new(false),
             stats: Cell::new(LogStats::default()),
             readers: RefCell::new(HashMap::new()),
+            removed: RefCell::new(HashSet::new()),
             committer: RefCell::new(None),
             durable: Cell::new(durable),
             answered: Cell::new(0),
@@ -517,11 +529,25 @@ impl SegmentLog {
         if let Some(f) = self.shared.readers.borrow().get(&segment) {
             return Ok(f.clone());
         }
+        let gone = || LogError::Io {
+            path: path.to_path_buf(),
+            kind: io::ErrorKind::NotFound,
+            message: "the segment was removed by compaction".into(),
+        };
+        if self.shared.removed.borrow().contains(&segment) {
+            return Err(gone());
+        }
         let file = Rc::new(
             DirectFile::open(path)
                 .await
                 .map_err(|e| LogError::io(path, &e))?,
         );
+        if self.shared.removed.borrow().contains(&segment) {
+            // Removed while it opened (opening creates a missing file):
+            // remove what the open may have created again.
+            let _ = std::fs::remove_file(path);
+            return Err(gone());
+        }
         self.shared
             .readers
             .borrow_mut()
@@ -552,6 +578,71 @@ impl SegmentLog {
             }
             listener.await;
         }
+    }
+
+    /// The segment files: index and size, in order.
+    pub fn segments(&self) -> Result<Vec<(u64, u64)>, LogError> {
+        let dir = &self.shared.dir;
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(|e| LogError::io(dir, &e))? {
+            let entry = entry.map_err(|e| LogError::io(dir, &e))?;
+            let Some(index) = entry.file_name().to_str().and_then(segment_index) else {
+                continue;
+            };
+            if self.shared.removed.borrow().contains(&index) {
+                continue;
+            }
+            let size = entry
+                .metadata()
+                .map_err(|e| LogError::io(&entry.path(), &e))?
+                .len();
+            found.push((index, size));
+        }
+        found.sort_unstable();
+        Ok(found)
+    }
+
+    /// The segment appends go to (and every later one) are active; those
+    /// before it are sealed and never written again.
+    pub fn active_segment(&self) -> u64 {
+        self.position().segment
+    }
+
+    /// Removes sealed segment files (compaction, once a durable checkpoint
+    /// covers them and nothing refers to them), then makes the removal
+    /// durable; returns the bytes they held. The active segment is refused.
+    /// Reads of a removed segment fail from now on.
+    pub async fn remove_segments(&self, segments: &[u64]) -> Result<u64, LogError> {
+        let active = self.active_segment();
+        let dir = self.shared.dir.clone();
+        let mut bytes = 0;
+        for &index in segments {
+            let path = dir.join(segment_name(index));
+            if index >= active {
+                return Err(LogError::Io {
+                    path,
+                    kind: io::ErrorKind::InvalidInput,
+                    message: format!("segment {index} is not sealed (the active one is {active})"),
+                });
+            }
+            let size = std::fs::metadata(&path)
+                .map_err(|e| LogError::io(&path, &e))?
+                .len();
+            self.shared.removed.borrow_mut().insert(index);
+            let reader = self.shared.readers.borrow_mut().remove(&index);
+            if let Some(reader) = reader.and_then(|r| Rc::try_unwrap(r).ok()) {
+                let _ = reader.close().await;
+            }
+            std::fs::remove_file(&path).map_err(|e| LogError::io(&path, &e))?;
+            tracing::info!(file = %path.display(), bytes = size, "compacted segment removed");
+            bytes += size;
+            let mut stats = self.shared.stats.get();
+            stats.segments_removed += 1;
+            stats.bytes_reclaimed += size;
+            self.shared.stats.set(stats);
+        }
+        sync_dir(&dir).await.map_err(|e| LogError::io(&dir, &e))?;
+        Ok(bytes)
     }
 
     /// The directory of its segments.

@@ -4,6 +4,16 @@
 //! the hash is stored at the head of each blob record so that recovery does
 //! not hash every body again.
 //!
+//! Bodies are reference-counted: the count of a body is the number of
+//! messages (any account, any mailbox) that refer to its hash, kept in
+//! memory and rebuilt from the mail state at start, never logged. A body
+//! is also pinned while an operation that will refer to it is in flight.
+//! A body neither referred to nor pinned is dead: compaction forgets it and
+//! moves the live ones out of the segments it reclaims
+//! (`mailbox::compaction`). The index is the authority on where a body
+//! lies: reads and newly applied messages resolve a body by its hash, so a
+//! body may move while a reference to its old place is held.
+//!
 //! A new body is staged: its record is queued in the log and the message
 //! operations that refer to it can be queued right behind it, in the same
 //! group commit (the log makes a record durable only with every earlier
@@ -21,10 +31,34 @@ use super::MailError;
 use crate::kinds;
 use crate::log::{Appending, Location, SegmentLog};
 
-/// The blob index of one shard.
+/// The blob index of one shard, with the reference counts and pins.
 #[derive(Default)]
 pub struct Blobs {
     index: RefCell<HashMap<[u8; 32], BlobRef>>,
+    /// Messages referring to each body (absent: none).
+    counts: RefCell<HashMap<[u8; 32], u64>>,
+    /// Operations in flight that will refer to each body (absent: none).
+    pins: Rc<RefCell<HashMap<[u8; 32], u64>>>,
+}
+
+/// Keeps a body live (see [`Blobs::is_live`]) while it is held: taken when
+/// a body is staged, held by each operation referring to it until that
+/// operation is applied or has failed.
+pub struct Pin {
+    pins: Rc<RefCell<HashMap<[u8; 32], u64>>>,
+    hash: [u8; 32],
+}
+
+impl Drop for Pin {
+    fn drop(&mut self) {
+        let mut pins = self.pins.borrow_mut();
+        if let Some(n) = pins.get_mut(&self.hash) {
+            *n -= 1;
+            if *n == 0 {
+                pins.remove(&self.hash);
+            }
+        }
+    }
 }
 
 fn to_ref(hash: [u8; 32], at: Location) -> BlobRef {
@@ -53,20 +87,111 @@ impl Blobs {
         self.index.borrow().get(hash).copied()
     }
 
-    /// Resolves a pending reference (see [`BlobRef::pending`]) against the
-    /// index; a reference with a location is returned as it is.
+    /// Resolves a reference to the body's current location in the index (a
+    /// body moved by compaction is found at its new place); a reference to
+    /// a body the index does not hold is returned as it is, unless it is
+    /// pending (see [`BlobRef::pending`]).
     pub fn resolve(&self, blob: &BlobRef) -> Result<BlobRef, MailError> {
-        if !blob.is_pending() {
-            return Ok(*blob);
+        match self.find(&blob.hash) {
+            Some(found) => Ok(found),
+            None if !blob.is_pending() => Ok(*blob),
+            None => Err(MailError::Corrupt(
+                "a message refers to a missing body".into(),
+            )),
         }
-        self.find(&blob.hash)
-            .ok_or_else(|| MailError::Corrupt("a message refers to a missing body".into()))
+    }
+
+    /// Adds `delta` to the number of messages referring to `hash`.
+    pub fn count(&self, hash: &[u8; 32], delta: i64) {
+        let mut counts = self.counts.borrow_mut();
+        let n = counts
+            .get(hash)
+            .copied()
+            .unwrap_or(0)
+            .saturating_add_signed(delta);
+        if n == 0 {
+            counts.remove(hash);
+        } else {
+            counts.insert(*hash, n);
+        }
+    }
+
+    /// The number of messages referring to `hash`.
+    pub fn references(&self, hash: &[u8; 32]) -> u64 {
+        self.counts.borrow().get(hash).copied().unwrap_or(0)
+    }
+
+    /// Whether some message refers to the body, or some operation in
+    /// flight will.
+    pub fn is_live(&self, hash: &[u8; 32]) -> bool {
+        self.counts.borrow().contains_key(hash) || self.pins.borrow().contains_key(hash)
+    }
+
+    /// Pins a body (see [`Pin`]).
+    pub fn pin(&self, hash: [u8; 32]) -> Rc<Pin> {
+        *self.pins.borrow_mut().entry(hash).or_insert(0) += 1;
+        Rc::new(Pin {
+            pins: self.pins.clone(),
+            hash,
+        })
+    }
+
+    /// The bodies stored in `segment`, in their order there.
+    pub fn in_segment(&self, segment: u64) -> Vec<BlobRef> {
+        let mut found: Vec<BlobRef> = self
+            .index
+            .borrow()
+            .values()
+            .filter(|b| b.segment == segment)
+            .copied()
+            .collect();
+        found.sort_unstable_by_key(|b| b.offset);
+        found
+    }
+
+    /// Frame bytes of the live bodies, per segment.
+    pub fn live_bytes(&self) -> HashMap<u64, u64> {
+        let mut out = HashMap::new();
+        for b in self.index.borrow().values() {
+            if self.is_live(&b.hash) {
+                *out.entry(b.segment).or_insert(0) +=
+                    crate::record::encoded_len(b.len as usize) as u64;
+            }
+        }
+        out
+    }
+
+    /// Forgets a dead body lying at `at` (compaction). Returns false (and
+    /// changes nothing) if the index holds it elsewhere, or it is live.
+    pub(super) fn forget(&self, at: &BlobRef) -> bool {
+        let mut index = self.index.borrow_mut();
+        if index.get(&at.hash) != Some(at) || self.is_live(&at.hash) {
+            return false;
+        }
+        index.remove(&at.hash);
+        true
+    }
+
+    /// Records that the body at `from` was copied to `to` (compaction):
+    /// the index points at the copy if it still held the original.
+    pub(super) fn moved(&self, from: &BlobRef, to: Location) -> bool {
+        let mut index = self.index.borrow_mut();
+        if index.get(&from.hash) != Some(from) {
+            return false;
+        }
+        index.insert(from.hash, to_ref(from.hash, to));
+        true
     }
 
     /// Stores `body` unless the same bytes are stored already: queues its
-    /// record and returns at once; see [`Staged`].
-    pub fn stage(&self, log: &SegmentLog, body: &[u8]) -> Staged {
+    /// record and returns at once, with the body pinned; see [`Staged`].
+    pub fn stage(&self, log: &SegmentLog, body: &[u8]) -> (Staged, Rc<Pin>) {
         let hash: [u8; 32] = Sha256::digest(body).into();
+        let pin = self.pin(hash);
+        (self.stage_hashed(log, hash, body), pin)
+    }
+
+    fn stage_hashed(&self, log: &SegmentLog, hash: [u8; 32], body: &[u8]) -> Staged {
         if let Some(found) = self.find(&hash) {
             return Staged::Stored(found);
         }
@@ -90,8 +215,21 @@ impl Blobs {
         blob
     }
 
-    /// Reads a body back and checks it against its hash.
+    /// Reads a body back (from where the index says it lies now) and checks
+    /// it against its hash. A body moved by compaction while it was read is
+    /// read again from its new place.
     pub async fn get(&self, log: &SegmentLog, blob: &BlobRef) -> Result<Vec<u8>, MailError> {
+        let first = self.resolve(blob)?;
+        match self.get_at(log, &first).await {
+            Err(e) => match self.resolve(blob) {
+                Ok(now) if now != first => self.get_at(log, &now).await,
+                _ => Err(e),
+            },
+            done => done,
+        }
+    }
+
+    async fn get_at(&self, log: &SegmentLog, blob: &BlobRef) -> Result<Vec<u8>, MailError> {
         let at = Location {
             seq: blob.seq,
             segment: blob.segment,
@@ -121,6 +259,7 @@ impl Blobs {
     pub(super) fn from_refs(refs: Vec<BlobRef>) -> Self {
         Self {
             index: RefCell::new(refs.into_iter().map(|b| (b.hash, b)).collect()),
+            ..Self::default()
         }
     }
 

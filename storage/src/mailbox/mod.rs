@@ -27,6 +27,7 @@
 //! [`MailStore::watch`], which wakes them as soon as a change is applied.
 
 mod blobs;
+mod compaction;
 pub mod flags;
 mod model;
 mod ops;
@@ -41,7 +42,8 @@ use futures_channel::oneshot;
 
 use crate::kinds;
 use crate::log::{Location, SegmentLog};
-use blobs::{Blobs, PendingBlob, Staged};
+use blobs::{Blobs, PendingBlob, Pin, Staged};
+pub use compaction::Evacuated;
 pub use flags::{FlagAction, Flags};
 pub use model::{
     canonical, validate_name, Account, MailError, Mailbox, Message, State, Status,
@@ -88,12 +90,12 @@ impl MailRecovery {
         Self::default()
     }
 
-    /// The state a checkpoint holds, to replay the rest of the log onto.
+    /// The state a checkpoint holds, to replay the rest of the log onto
+    /// (the bodies' reference counts are rebuilt from it).
     pub fn from_checkpoint(state: State, blobs: Vec<BlobRef>) -> Self {
-        Self {
-            state,
-            blobs: Blobs::from_refs(blobs),
-        }
+        let blobs = Blobs::from_refs(blobs);
+        state.each_reference(&mut |hash, n| blobs.count(hash, n));
+        Self { state, blobs }
     }
 
     /// Takes one record found by recovery; records of other kinds are not
@@ -106,14 +108,20 @@ impl MailRecovery {
                 if let MailOp::Append { blob, .. } = &mut op {
                     *blob = self.blobs.resolve(blob)?;
                 }
-                self.state.apply(&op)
+                let blobs = &self.blobs;
+                self.state
+                    .apply_counting(&op, &mut |hash, n| blobs.count(hash, n))
             }
             _ => Ok(()),
         }
     }
 
-    /// The mailstore, writing to `log` from now on.
-    pub fn finish(self, log: SegmentLog) -> MailStore {
+    /// The mailstore, writing to `log` from now on. Every message is
+    /// pointed at its body's place in the index (bodies moved by compaction
+    /// after the message was written).
+    pub fn finish(mut self, log: SegmentLog) -> MailStore {
+        let blobs = &self.blobs;
+        self.state.relink(&|hash| blobs.find(hash));
         MailStore {
             inner: Rc::new(Inner {
                 log,
@@ -165,14 +173,16 @@ fn settle(inner: &Inner, pipe: &Pipe, id: u64, outcome: Result<(), MailError>) {
 
 /// Applies a durable append, resolving its body's location first.
 fn apply_durable(inner: &Inner, entry: &mut InFlight) -> Result<(), MailError> {
-    if let (Some(pending), MailOp::Append { blob, .. }) = (&entry.blob, &mut entry.op) {
-        // The body's record lies before the op: its answer is in.
-        *blob = match pending.poll(&inner.blobs) {
-            Some(found) => found?,
-            None => inner.blobs.resolve(blob)?,
-        };
+    if let MailOp::Append { blob, .. } = &mut entry.op {
+        if let Some(pending) = &entry.blob {
+            // The body's record lies before the op: its answer is in.
+            if let Some(found) = pending.poll(&inner.blobs) {
+                found?;
+            }
+        }
+        *blob = inner.blobs.resolve(blob)?;
     }
-    inner.state.borrow_mut().apply(&entry.op)
+    inner.apply(&entry.op)
 }
 
 /// One shard's mail. Cheap to clone.
@@ -186,6 +196,16 @@ struct Inner {
     state: RefCell<State>,
     blobs: Blobs,
     accounts: RefCell<HashMap<String, Rc<Pipe>>>,
+}
+
+impl Inner {
+    /// Applies a durable operation to the state and the bodies' counts.
+    fn apply(&self, op: &MailOp) -> Result<(), MailError> {
+        let blobs = &self.blobs;
+        self.state
+            .borrow_mut()
+            .apply_counting(op, &mut |hash, n| blobs.count(hash, n))
+    }
 }
 
 /// One account's lock and its appends in flight.
@@ -233,6 +253,8 @@ struct InFlight {
     size: u64,
     /// The body's record when the op was queued behind it.
     blob: Option<Rc<PendingBlob>>,
+    /// Keeps the body from compaction until the op is applied or failed.
+    _pin: Option<Rc<Pin>>,
     /// Its commit's outcome once in.
     outcome: Option<Result<(), MailError>>,
     reply: Option<oneshot::Sender<Result<(), MailError>>>,
@@ -282,6 +304,7 @@ impl MailStore {
         op: MailOp,
         size: u64,
         blob: Option<Rc<PendingBlob>>,
+        pin: Option<Rc<Pin>>,
     ) -> oneshot::Receiver<Result<(), MailError>> {
         let (tx, rx) = oneshot::channel();
         let appending = self.inner.log.start_append(kinds::MAILBOX_OP, &op.encode());
@@ -293,6 +316,7 @@ impl MailStore {
                 op,
                 size,
                 blob,
+                _pin: pin,
                 outcome: None,
                 reply: Some(tx),
             });
@@ -317,7 +341,7 @@ impl MailStore {
         let (inner, pipe) = (self.inner.clone(), self.pipe_of(op.account()));
         cairn_shards::spawn_detached(async move {
             let result = match appended.await {
-                Ok(_) => inner.state.borrow_mut().apply(&op),
+                Ok(_) => inner.apply(&op),
                 Err(e) => Err(e.into()),
             };
             if result.is_ok() {
@@ -616,12 +640,12 @@ impl MailStore {
             a.mailbox(mailbox)?;
             a.check_quota(body.len() as u64, 1)
         })?;
-        let blob = self.inner.blobs.stage(&self.inner.log, body);
+        let (blob, pin) = self.inner.blobs.stage(&self.inner.log, body);
         let done = self
             .append_staged(
                 account,
                 mailbox,
-                &blob,
+                (&blob, &pin),
                 body.len() as u64,
                 flags,
                 internal_date,
@@ -643,7 +667,7 @@ impl MailStore {
         &self,
         account: &str,
         mailbox: &str,
-        blob: &Staged,
+        (blob, pin): (&Staged, &Rc<Pin>),
         size: u64,
         flags: Flags,
         internal_date: i64,
@@ -691,7 +715,7 @@ impl MailStore {
                 size,
                 blob,
             };
-            let rx = self.launch(&pipe, op, size, pending);
+            let rx = self.launch(&pipe, op, size, pending, Some(pin.clone()));
             pipe.flight
                 .borrow_mut()
                 .reserved
@@ -714,14 +738,14 @@ impl MailStore {
         body: &[u8],
         internal_date: i64,
     ) -> Vec<Result<Delivered, MailError>> {
-        let blob = self.inner.blobs.stage(&self.inner.log, body);
+        let (blob, pin) = self.inner.blobs.stage(&self.inner.log, body);
         let size = body.len() as u64;
         let out = if let [(account, mailbox)] = recipients {
             vec![
                 self.append_staged(
                     account,
                     mailbox,
-                    &blob,
+                    (&blob, &pin),
                     size,
                     Flags::default(),
                     internal_date,
@@ -734,13 +758,13 @@ impl MailStore {
                 .map(|(account, mailbox)| {
                     let (store, account, mailbox) =
                         (self.clone(), account.clone(), mailbox.clone());
-                    let blob = blob.clone();
+                    let (blob, pin) = (blob.clone(), pin.clone());
                     cairn_shards::spawn(async move {
                         store
                             .append_staged(
                                 &account,
                                 &mailbox,
-                                &blob,
+                                (&blob, &pin),
                                 size,
                                 Flags::default(),
                                 internal_date,
@@ -764,9 +788,15 @@ impl MailStore {
         self.inner.blobs.get(&self.inner.log, blob).await
     }
 
-    /// Distinct bodies stored on this shard.
+    /// Distinct bodies stored on this shard (dead ones included until
+    /// compaction forgets them).
     pub fn blob_count(&self) -> usize {
         self.inner.blobs.len()
+    }
+
+    /// How many messages refer to the body with `hash`.
+    pub fn blob_references(&self, hash: &[u8; 32]) -> u64 {
+        self.inner.blobs.references(hash)
     }
 
     /// Changes the flags of `uids` (IMAP STORE); with `unchanged_since`,

@@ -230,6 +230,51 @@ impl State {
     /// (which planning never produces) is refused as corruption and changes
     /// nothing.
     pub fn apply(&mut self, op: &MailOp) -> Result<(), MailError> {
+        self.apply_counting(op, &mut |_, _| {})
+    }
+
+    /// Calls `refs(hash, n)` for each body reference it holds: once per
+    /// message (the blob reference counts are rebuilt from this at start).
+    pub fn each_reference(&self, refs: &mut dyn FnMut(&[u8; 32], i64)) {
+        for m in self
+            .accounts
+            .values()
+            .flat_map(|a| a.mailboxes.values())
+            .flat_map(|mb| mb.messages.values())
+        {
+            refs(&m.blob.hash, 1);
+        }
+    }
+
+    /// Points each message at `current(hash)`, its body's place now, where
+    /// that differs from its reference (bodies moved by compaction);
+    /// returns how many references changed.
+    pub fn relink(&mut self, current: &dyn Fn(&[u8; 32]) -> Option<BlobRef>) -> usize {
+        let mut changed = 0;
+        for m in self
+            .accounts
+            .values_mut()
+            .flat_map(|a| a.mailboxes.values_mut())
+            .flat_map(|mb| mb.messages.values_mut())
+        {
+            if let Some(now) = current(&m.blob.hash) {
+                if now != m.blob {
+                    m.blob = now;
+                    changed += 1;
+                }
+            }
+        }
+        changed
+    }
+
+    /// Like [`State::apply`], telling `refs(hash, delta)` how the number of
+    /// messages referring to each body changed (+1 per message added, -1 per
+    /// message removed).
+    pub fn apply_counting(
+        &mut self,
+        op: &MailOp,
+        refs: &mut dyn FnMut(&[u8; 32], i64),
+    ) -> Result<(), MailError> {
         match op {
             MailOp::CreateAccount {
                 account,
@@ -262,9 +307,13 @@ impl State {
                 );
             }
             MailOp::DeleteAccount { account } => {
-                self.accounts
+                let gone = self
+                    .accounts
                     .remove(account)
                     .ok_or_else(|| corrupt("delete of a missing account"))?;
+                for m in gone.mailboxes.values().flat_map(|mb| mb.messages.values()) {
+                    refs(&m.blob.hash, -1);
+                }
             }
             MailOp::SetQuota {
                 account,
@@ -320,6 +369,9 @@ impl State {
                     .ok_or_else(|| corrupt("delete of a missing mailbox"))?;
                 a.used_messages -= mb.messages.len() as u64;
                 a.used_bytes -= mb.messages.values().map(|m| m.size).sum::<u64>();
+                for m in mb.messages.values() {
+                    refs(&m.blob.hash, -1);
+                }
             }
             MailOp::Subscribe {
                 account,
@@ -354,6 +406,7 @@ impl State {
                     },
                 );
                 self.charge(account, *size as i64, 1);
+                refs(&blob.hash, 1);
             }
             MailOp::SetFlags {
                 account,
@@ -379,7 +432,7 @@ impl State {
                 modseq,
                 uids,
             } => {
-                let (bytes, count) = self.expunge(account, mailbox, *modseq, uids)?;
+                let (bytes, count) = self.expunge(account, mailbox, *modseq, uids, refs)?;
                 self.charge(account, -bytes, -count);
             }
             MailOp::Copy {
@@ -407,6 +460,7 @@ impl State {
                         },
                     );
                     dest.uidnext = dest.uidnext.max(dst + 1);
+                    refs(&m.blob.hash, 1);
                     bytes += m.size as i64;
                     count += 1;
                 }
@@ -414,7 +468,7 @@ impl State {
                 self.charge(account, bytes, count);
                 if let Some(at) = expunge_at {
                     let uids: Vec<u32> = pairs.iter().map(|(s, _)| *s).collect();
-                    let (b, c) = self.expunge(account, from, *at, &uids)?;
+                    let (b, c) = self.expunge(account, from, *at, &uids, refs)?;
                     self.charge(account, -b, -c);
                 }
             }
@@ -428,6 +482,7 @@ impl State {
         mailbox: &str,
         modseq: u64,
         uids: &[u32],
+        refs: &mut dyn FnMut(&[u8; 32], i64),
     ) -> Result<(i64, i64), MailError> {
         let mb = self.mailbox_mut(account, mailbox)?;
         if modseq <= mb.highest_modseq {
@@ -437,6 +492,7 @@ impl State {
         let (mut bytes, mut count) = (0i64, 0i64);
         for uid in uids {
             if let Some(m) = mb.messages.remove(uid) {
+                refs(&m.blob.hash, -1);
                 mb.expunged.push((*uid, modseq));
                 bytes += m.size as i64;
                 count += 1;

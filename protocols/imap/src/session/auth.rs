@@ -127,7 +127,7 @@ impl Session<'_> {
         }
         let directory = &self.inner.services.directory;
         let principal = match directory
-            .authenticate(c.user, c.password, self.peer.ip())
+            .authenticate_via(c.user, c.password, self.peer.ip(), Some("imap".into()))
             .await
         {
             Ok(p) => p,
