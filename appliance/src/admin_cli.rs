@@ -256,8 +256,8 @@ fn execute(args: &AdminArgs) -> Result<(), String> {
                     println!("added domain {}", d["name"].as_str().unwrap_or_default())
                 });
             }
-            DomainCommand::List => {
-                let all = Value::from(t.list_all("/domains", &[])?);
+            DomainCommand::List { search } => {
+                let all = Value::from(t.list_all("/domains", &search_query(search))?);
                 out(&all, &|all| {
                     for d in all.as_array().into_iter().flatten() {
                         match d["alias_of"].as_str() {
@@ -314,9 +314,7 @@ fn execute(args: &AdminArgs) -> Result<(), String> {
                 });
             }
             AccountCommand::List { search } => {
-                let query: Vec<(&str, String)> =
-                    search.iter().map(|s| ("search", s.clone())).collect();
-                let all = Value::from(t.list_all("/accounts", &query)?);
+                let all = Value::from(t.list_all("/accounts", &search_query(search))?);
                 out(&all, &|all| {
                     for a in all.as_array().into_iter().flatten() {
                         println!(
@@ -487,8 +485,8 @@ fn execute(args: &AdminArgs) -> Result<(), String> {
                     );
                 });
             }
-            ListCommand::List => {
-                let all = Value::from(t.list_all("/lists", &[])?);
+            ListCommand::List { search } => {
+                let all = Value::from(t.list_all("/lists", &search_query(search))?);
                 out(&all, &|all| {
                     for l in all.as_array().into_iter().flatten() {
                         let members: Vec<&str> = l["members"]
@@ -611,4 +609,9 @@ fn service_account(t: &Target, cmd: &ServiceAccountCommand, out: &Output) -> Res
         }
     }
     Ok(())
+}
+
+/// The query of a listing narrowed by `--search`.
+fn search_query(search: &Option<String>) -> Vec<(&'static str, String)> {
+    search.iter().map(|s| ("search", s.clone())).collect()
 }

@@ -191,7 +191,11 @@ pub enum ListCommand {
         hidden: bool,
     },
     /// List the distribution lists.
-    List,
+    List {
+        /// Only those whose address contains this.
+        #[arg(long)]
+        search: Option<String>,
+    },
     /// Delete a distribution list.
     Delete { address: String },
 }
@@ -209,7 +213,11 @@ pub enum DomainCommand {
         catch_all: Option<String>,
     },
     /// List the domains.
-    List,
+    List {
+        /// Only those whose name contains this.
+        #[arg(long)]
+        search: Option<String>,
+    },
     /// Show a domain.
     Show { name: String },
     /// Delete a domain (--force also deletes its addresses).

@@ -96,14 +96,22 @@ fn records_conflicts_resolution_and_reopen() {
 
         let (store, _) = ShardStore::open(tmp.path(), 0).await.expect("reopen");
         let dir = Directory::new(store.tables.clone());
-        assert_eq!(dir.domains(None, 10).expect("domains").len(), 2);
+        assert_eq!(dir.domains(None, 10, None).expect("domains").len(), 2);
+        let searched = dir.domains(None, 10, Some("EXAMPLE.O")).expect("search");
+        assert_eq!(searched.len(), 1, "{searched:?}");
+        assert_eq!(searched[0].name, "example.org");
+        let lists = dir.lists(None, 10, Some("tea")).expect("lists");
+        assert_eq!(lists.len(), 1);
+        assert!(dir.lists(None, 10, Some("nothing-like-it")).expect("lists").is_empty());
+        // A page that skips non-matching records still fills up to its limit.
+        assert_eq!(dir.domains(None, 1, Some("org")).expect("one").len(), 1);
         let alice = dir.account("alice@example.org").expect("get").expect("alice survives");
         assert_eq!(alice.status, cairn_storage::directory::Status::Locked);
         assert_eq!(alice.aliases, vec!["postmaster@example.org".to_string()]);
         dir.delete_domain("example.org", true).await.expect("forced delete");
         assert_eq!(dir.resolve("alice@example.org").expect("r"), Recipient::Unknown);
         assert!(dir.account("postmaster@example.org").expect("get").is_none());
-        assert!(dir.domains(None, 10).expect("domains").is_empty(), "the alias domain went with it");
+        assert!(dir.domains(None, 10, None).expect("domains").is_empty(), "the alias domain went with it");
         store.log.close().await;
     })
     .expect("executor");

@@ -88,6 +88,11 @@ fn domains_and_accounts_through_the_api() {
     let (status, body) = s.get("/domains");
     assert_eq!(status, 200);
     assert_eq!(body["items"].as_array().map(Vec::len), Some(1));
+    assert_eq!(s.post("/domains", &json!({ "name": "other.net" })).0, 201);
+    let (status, body) = s.get("/domains?search=EXAMPLE");
+    assert_eq!(status, 200);
+    assert_eq!(body["items"][0]["name"], "example.org", "{body}");
+    assert_eq!(body["items"].as_array().map(Vec::len), Some(1), "{body}");
     assert_eq!(s.get("/domains/example.org").0, 200);
     assert_eq!(s.get("/domains/nope.org").0, 404);
 

@@ -26,7 +26,11 @@ pub async fn list(api: Rc<Api>, req: Request) -> Reply {
     match api
         .services
         .directory
-        .domains(q.get("after").cloned(), page_limit(&q))
+        .domains(
+            q.get("after").cloned(),
+            page_limit(&q),
+            q.get("search").cloned(),
+        )
         .await
     {
         Ok(items) => json_reply(StatusCode::OK, &serde_json::json!({ "items": items })),

@@ -29,7 +29,11 @@ pub async fn list(api: Rc<Api>, req: Request) -> Reply {
     match api
         .services
         .directory
-        .lists(q.get("after").cloned(), page_limit(&q))
+        .lists(
+            q.get("after").cloned(),
+            page_limit(&q),
+            q.get("search").cloned(),
+        )
         .await
     {
         Ok(items) => json_reply(StatusCode::OK, &serde_json::json!({ "items": items })),

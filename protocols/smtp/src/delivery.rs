@@ -65,7 +65,7 @@ async fn route(services: &Services, address: &str) -> Result<Route, Reply> {
 
 /// `postmaster@` the first domain served.
 async fn postmaster(services: &Services) -> Result<String, Reply> {
-    match services.directory.domains(None, 1).await {
+    match services.directory.domains(None, 1, None).await {
         Ok(domains) => domains
             .first()
             .map(|d| format!("postmaster@{}", d.name))

@@ -194,20 +194,44 @@ impl Directory {
         self.tables.get::<Domains>(&name).map_err(storage)
     }
 
-    /// Domains in name order, `limit` after `after`.
+    /// Domains in name order, `limit` after `after`, keeping those whose
+    /// name contains `search` (case-insensitive).
     pub fn domains(
         &self,
         after: Option<&str>,
         limit: usize,
+        search: Option<&str>,
     ) -> Result<Vec<Domain>, DirectoryError> {
-        let after = after.map(str::to_string);
-        Ok(self
-            .tables
-            .scan::<Domains>(after.as_ref(), limit)
-            .map_err(storage)?
-            .into_iter()
-            .map(|(_, d)| d)
-            .collect())
+        self.page::<Domains>(after, limit, search, |d, n| d.name.contains(n))
+    }
+
+    /// Up to `limit` records of table `T` after the key `after`, in key
+    /// order, keeping those that `matches` the lower-cased `search`.
+    fn page<T: crate::table::Table<Key = String>>(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+        search: Option<&str>,
+        matches: impl Fn(&T::Value, &str) -> bool,
+    ) -> Result<Vec<T::Value>, DirectoryError> {
+        let needle = search.map(str::to_lowercase);
+        let mut out = Vec::new();
+        let mut cursor = after.map(str::to_string);
+        while out.len() < limit {
+            let page = self
+                .tables
+                .scan::<T>(cursor.as_ref(), limit.clamp(1, 256))
+                .map_err(storage)?;
+            let Some((last, _)) = page.last() else { break };
+            cursor = Some(last.clone());
+            out.extend(
+                page.into_iter()
+                    .map(|(_, v)| v)
+                    .filter(|v| needle.as_ref().is_none_or(|n| matches(v, n))),
+            );
+        }
+        out.truncate(limit);
+        Ok(out)
     }
 
     fn addresses_of(&self, domain: &str) -> Result<Vec<(String, AddressUse)>, DirectoryError> {
@@ -227,7 +251,7 @@ impl Directory {
         let name = names::domain(name)?;
         let addresses = self.addresses_of(&name)?;
         let aliases: Vec<String> = self
-            .domains(None, usize::MAX)?
+            .domains(None, usize::MAX, None)?
             .into_iter()
             .filter(|d| d.alias_of.as_deref() == Some(name.as_str()))
             .map(|d| d.name)
@@ -388,25 +412,9 @@ impl Directory {
         limit: usize,
         search: Option<&str>,
     ) -> Result<Vec<Account>, DirectoryError> {
-        let needle = search.map(str::to_lowercase);
-        let mut out = Vec::new();
-        let mut cursor = after.map(str::to_string);
-        while out.len() < limit {
-            let page = self
-                .tables
-                .scan::<Accounts>(cursor.as_ref(), 256)
-                .map_err(storage)?;
-            let Some((last, _)) = page.last() else { break };
-            cursor = Some(last.clone());
-            out.extend(page.into_iter().map(|(_, a)| a).filter(|a| {
-                needle.as_ref().is_none_or(|n| {
-                    a.address.contains(n.as_str())
-                        || a.display_name.to_lowercase().contains(n.as_str())
-                })
-            }));
-        }
-        out.truncate(limit);
-        Ok(out)
+        self.page::<Accounts>(after, limit, search, |a, n| {
+            a.address.contains(n) || a.display_name.to_lowercase().contains(n)
+        })
     }
 
     /// Changes an account with `change` and stores it.
@@ -560,16 +568,15 @@ impl Directory {
         Ok(list)
     }
 
-    /// Lists in address order, `limit` after `after`.
-    pub fn lists(&self, after: Option<&str>, limit: usize) -> Result<Vec<List>, DirectoryError> {
-        let after = after.map(str::to_string);
-        Ok(self
-            .tables
-            .scan::<Lists>(after.as_ref(), limit)
-            .map_err(storage)?
-            .into_iter()
-            .map(|(_, l)| l)
-            .collect())
+    /// Lists in address order, `limit` after `after`, keeping those whose
+    /// address contains `search` (case-insensitive).
+    pub fn lists(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+        search: Option<&str>,
+    ) -> Result<Vec<List>, DirectoryError> {
+        self.page::<Lists>(after, limit, search, |l, n| l.address.contains(n))
     }
 
     /// Deletes a distribution list.

@@ -33,6 +33,7 @@ pub enum DirectoryRequest {
     Domains {
         after: Option<String>,
         limit: usize,
+        search: Option<String>,
     },
     DeleteDomain {
         name: String,
@@ -81,6 +82,7 @@ pub enum DirectoryRequest {
     Lists {
         after: Option<String>,
         limit: usize,
+        search: Option<String>,
     },
     DeleteList(String),
     Resolve(String),
@@ -260,7 +262,11 @@ async fn handle_one(dir: Directory, auth: Authenticator, req: DirectoryRequest) 
             DirectoryReply::Done(dir.add_alias(&alias, &account).await)
         }
         Q::AddList(list) => DirectoryReply::List(dir.add_list(list).await),
-        Q::Lists { after, limit } => DirectoryReply::Lists(dir.lists(after.as_deref(), limit)),
+        Q::Lists {
+            after,
+            limit,
+            search,
+        } => DirectoryReply::Lists(dir.lists(after.as_deref(), limit, search.as_deref())),
         Q::DeleteList(address) => DirectoryReply::Done(dir.delete_list(&address).await),
         Q::Resolve(address) => DirectoryReply::Recipient(dir.resolve(&address)),
         Q::Route(address) => DirectoryReply::Route(dir.route(&address)),
@@ -283,9 +289,11 @@ async fn handle_one(dir: Directory, auth: Authenticator, req: DirectoryRequest) 
                 .await,
         ),
         Q::Domain(name) => DirectoryReply::MaybeDomain(dir.domain(&name)),
-        Q::Domains { after, limit } => {
-            DirectoryReply::Domains(dir.domains(after.as_deref(), limit))
-        }
+        Q::Domains {
+            after,
+            limit,
+            search,
+        } => DirectoryReply::Domains(dir.domains(after.as_deref(), limit, search.as_deref())),
         Q::DeleteDomain { name, force } => {
             DirectoryReply::Done(dir.delete_domain(&name, force).await)
         }
@@ -478,10 +486,15 @@ impl DirectoryService {
         &self,
         after: Option<String>,
         limit: usize,
+        search: Option<String>,
     ) -> Result<Vec<Domain>, CallError> {
         expect_reply!(
-            self.call(DirectoryRequest::Domains { after, limit })
-                .await?,
+            self.call(DirectoryRequest::Domains {
+                after,
+                limit,
+                search
+            })
+            .await?,
             DirectoryReply::Domains,
             CallError::Mismatch
         )
@@ -618,9 +631,19 @@ impl DirectoryService {
     }
 
     /// Lists distribution lists.
-    pub async fn lists(&self, after: Option<String>, limit: usize) -> Result<Vec<List>, CallError> {
+    pub async fn lists(
+        &self,
+        after: Option<String>,
+        limit: usize,
+        search: Option<String>,
+    ) -> Result<Vec<List>, CallError> {
         expect_reply!(
-            self.call(DirectoryRequest::Lists { after, limit }).await?,
+            self.call(DirectoryRequest::Lists {
+                after,
+                limit,
+                search
+            })
+            .await?,
             DirectoryReply::Lists,
             CallError::Mismatch
         )
