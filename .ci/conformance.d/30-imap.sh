@@ -208,10 +208,10 @@ check "IMAP: curl fetches a message by UID (IMAPS)" \
     expect 'hello from swaks' curl -sS --cacert "$cert" -u "alice@example.org:$PASSWORD" \
     "imaps://localhost:${port[imaps]}/INBOX;UID=1"
 
-# mbsync: 1,000 messages from a local maildir up to Cairn, down again into
+# mbsync: 10,000 messages from a local maildir up to Cairn, down again into
 # a second maildir, then flag changes on each side.
 mbsync_both_ways() {
-    local n=1000 root="$work/mbsync"
+    local n=10000 root="$work/mbsync"
     mkdir -p "$root/up/cur" "$root/up/new" "$root/up/tmp" "$root/down"
     python3 - "$root/up/cur" "$n" <<'PY'
 import sys
@@ -263,7 +263,7 @@ Near :down:
 RC
     local t0=$SECONDS
     mbsync -q -c "$root/rc" push
-    echo "pushed $n messages in $((SECONDS - t0)) s"
+    echo "pushed $n messages in $((SECONDS - t0)) s" >&2
     mbsync -q -c "$root/rc" pull
     local got
     got=$(find "$root/down/cur" "$root/down/new" -type f | wc -l)
@@ -285,7 +285,7 @@ RC
     seen=$(find "$root/down/cur" -name '*:2,*S*' | wc -l)
     [ "$seen" -ge 1 ] || { echo "the server's \\Seen did not come down"; return 1; }
 }
-check "IMAP: mbsync pushes 1,000 messages, pulls them back, syncs flags both ways" mbsync_both_ways
+check "IMAP: mbsync pushes 10,000 messages, pulls them back, syncs flags both ways" mbsync_both_ways
 
 check "IMAP: ESEARCH (RETURN MIN MAX COUNT ALL) and SEARCHRES (\$ in UID FETCH)" imap_py <<'PY'
 from imapcheck import *
