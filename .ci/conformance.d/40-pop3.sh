@@ -133,3 +133,22 @@ p.quit()
 PY
 }
 check "POP3: curl DELE, then QUIT, removes the message durably" pop_curl_delete
+
+# fetchmail over STLS, checking the certificate against the appliance's own
+# (host name localhost, as its certificate names it), delivering to a file
+# and keeping the message on the server.
+pop_fetchmail() {
+    local rc="$work/fetchmailrc" got="$work/fetchmail.mbox"
+    cat >"$rc" <<RC
+poll localhost protocol POP3 service ${port[pop3]}
+    user "$pop_user" there with password "$PASSWORD"
+    sslproto 'TLS1.2+' sslcertck sslcertfile "$work/data/tls/cert.pem"
+    keep mda "/bin/sh -c 'cat >> $got'"
+RC
+    chmod 600 "$rc"
+    fetchmail --nosyslog --nodetach --idfile "$work/fetchids" -f "$rc" 2>&1 || return 1
+    grep -q '^Subject: pop3 two' "$got" || { echo "fetched:"; cat "$got"; return 1; }
+    # Kept: still one message on the server.
+    [ "$(inbox_count "$pop_user")" -eq 1 ]
+}
+check "POP3: fetchmail (STLS, certificate checked) retrieves and keeps" pop_fetchmail
