@@ -340,6 +340,22 @@ fn protocol_errors_and_limits() {
         r[0].starts_with("* STATUS \"INBOX\" (MESSAGES 0 UIDNEXT 1 UNSEEN 0 SIZE 0 HIGHESTMODSEQ"),
         "{r:?}"
     );
+    // Text searches are matched in UTF-8 (and its subset US-ASCII) only.
+    raw.command("b0", "SELECT INBOX");
+    for (tag, cmd) in [
+        ("c1", "SEARCH CHARSET KOI8-R TEXT x"),
+        ("c2", "UID SORT (DATE) ISO-8859-1 ALL"),
+        ("c3", "SEARCH RETURN (COUNT) CHARSET EBCDIC ALL"),
+    ] {
+        let r = raw.command(tag, cmd);
+        let last = r.last().expect("reply");
+        assert!(
+            last.starts_with(&format!("{tag} NO [BADCHARSET (UTF-8 US-ASCII)]")),
+            "{cmd}: {r:?}"
+        );
+    }
+    let r = raw.command("c4", "SEARCH CHARSET utf-8 TEXT x");
+    assert!(r.last().expect("reply").starts_with("c4 OK"), "{r:?}");
     let r = raw.command("b1", "LOGOUT");
     assert!(r[0].starts_with("* BYE"));
 }

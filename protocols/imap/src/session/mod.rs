@@ -38,6 +38,22 @@ use crate::{Inner, Moved};
 use conn::{Conn, End};
 use view::View;
 
+/// The refusal of a SEARCH/SORT/THREAD charset other than the two the
+/// text keys are matched in (RFC 9051 §6.4.4: `NO [BADCHARSET]` naming
+/// the supported ones).
+fn unknown_charset(charset: &imap_types::core::Charset<'_>) -> Option<Reply> {
+    let name = charset.as_ref();
+    let known = ["UTF-8", "US-ASCII"]
+        .iter()
+        .any(|k| k.eq_ignore_ascii_case(name));
+    (!known).then(|| {
+        Reply::no(
+            "BADCHARSET (UTF-8 US-ASCII)",
+            format!("Charset {name} is not supported"),
+        )
+    })
+}
+
 /// Extensions the client ENABLEd (RFC 5161).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Enabled {
@@ -554,6 +570,16 @@ impl<'a> Session<'a> {
             };
             return (Some(reply), Next::Continue);
         }
+        let charset = match &body {
+            CommandBody::Search { charset, .. } => charset.as_ref(),
+            CommandBody::Sort { charset, .. } | CommandBody::Thread { charset, .. } => {
+                Some(charset)
+            }
+            _ => None,
+        };
+        if let Some(refused) = charset.and_then(unknown_charset) {
+            return (Some(refused), Next::Continue);
+        }
         let (reply, allow_expunge) = match body {
             CommandBody::Check => (Reply::ok("CHECK completed"), true),
             CommandBody::Close => (self.close(account, true).await, false),
@@ -662,10 +688,15 @@ impl<'a> Session<'a> {
             Extended::Search { uid, ret, plain } => {
                 allow_expunge = uid;
                 match command::decode(&plain).map(|c| c.body) {
-                    Ok(CommandBody::Search { criteria, .. }) => {
-                        self.esearch(&account, &pre.tag, criteria.as_ref(), uid, ret)
-                            .await
-                    }
+                    Ok(CommandBody::Search {
+                        charset, criteria, ..
+                    }) => match charset.as_ref().and_then(unknown_charset) {
+                        Some(refused) => refused,
+                        None => {
+                            self.esearch(&account, &pre.tag, criteria.as_ref(), uid, ret)
+                                .await
+                        }
+                    },
                     _ => Reply::bad("Syntax error in SEARCH criteria"),
                 }
             }
