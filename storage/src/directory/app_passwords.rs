@@ -7,12 +7,10 @@
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 
 use super::records::{Accounts, AppPasswords};
-use super::{storage, AppPassword, Directory, DirectoryError};
+use super::{names, storage, AppPassword, Directory, DirectoryError};
 
 /// Most app passwords of one account.
 pub const MAX_PER_ACCOUNT: usize = 16;
-/// Longest app password name.
-pub const MAX_NAME: usize = 64;
 
 const ALPHABET: &[u8; 36] = b"abcdefghijklmnopqrstuvwxyz0123456789";
 /// Groups of [`GROUP`] symbols in a generated password.
@@ -54,21 +52,9 @@ pub fn looks_generated(password: &str) -> bool {
         })
 }
 
-/// Checks an app password's name: 1 to 64 letters, digits, `-`, `_`, `.`.
+/// Checks an app password's name (see [`names::short_name`]).
 pub fn name(name: &str) -> Result<String, DirectoryError> {
-    let ok = !name.is_empty()
-        && name.len() <= MAX_NAME
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    if ok {
-        Ok(name.to_string())
-    } else {
-        Err(DirectoryError::Invalid {
-            field: "name",
-            reason: format!("a name has 1 to {MAX_NAME} letters, digits, '-', '_' or '.'"),
-        })
-    }
+    names::short_name(name, "name").map(str::to_string)
 }
 
 impl Directory {

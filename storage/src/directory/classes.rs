@@ -10,30 +10,15 @@
 //! none of their own (the caller applies it to their mailstores).
 
 use super::records::{Accounts, Classes, OwnQuotas};
-use super::{storage, Account, ClassOfService, Directory, DirectoryError};
+use super::{names, storage, Account, ClassOfService, Directory, DirectoryError};
 
-/// Longest class name.
-pub const MAX_NAME: usize = 64;
 /// Bounds of a class's minimum password length.
 pub const PASSWORD_LENGTHS: std::ops::RangeInclusive<u32> = 1..=256;
 
-/// Checks a class name and returns it lower-cased: 1 to 64 letters,
-/// digits, `-`, `_` or `.`.
+/// Checks a class (or service account) name and returns it lower-cased
+/// (see [`names::short_name`]).
 pub fn class_name(name: &str, field: &'static str) -> Result<String, DirectoryError> {
-    let name = name.to_ascii_lowercase();
-    let ok = !name.is_empty()
-        && name.len() <= MAX_NAME
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    if ok {
-        Ok(name)
-    } else {
-        Err(DirectoryError::Invalid {
-            field,
-            reason: format!("a class name has 1 to {MAX_NAME} letters, digits, '-', '_' or '.'"),
-        })
-    }
+    names::short_name(name, field).map(str::to_ascii_lowercase)
 }
 
 fn check(class: &ClassOfService) -> Result<(), DirectoryError> {

@@ -1,5 +1,6 @@
 //! Syntax of the directory's names: domain names (RFC 1035 labels, stored
-//! lower-case) and mail addresses (a dot-atom local part, RFC 5321 limits).
+//! lower-case), mail addresses (a dot-atom local part, RFC 5321 limits),
+//! and the short names of classes, service accounts and app passwords.
 
 use super::DirectoryError;
 
@@ -7,6 +8,27 @@ fn invalid(field: &'static str, reason: impl Into<String>) -> DirectoryError {
     DirectoryError::Invalid {
         field,
         reason: reason.into(),
+    }
+}
+
+/// Longest short name (a class, a service account, an app password).
+pub const MAX_SHORT_NAME: usize = 64;
+
+/// Checks a short name: 1 to [`MAX_SHORT_NAME`] letters, digits, `-`, `_`
+/// or `.` (never an `@`, so never an address).
+pub fn short_name<'a>(name: &'a str, field: &'static str) -> Result<&'a str, DirectoryError> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_SHORT_NAME
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(name)
+    } else {
+        Err(invalid(
+            field,
+            format!("a name has 1 to {MAX_SHORT_NAME} letters, digits, '-', '_' or '.'"),
+        ))
     }
 }
 

@@ -11,8 +11,6 @@ use serde::{Deserialize, Serialize};
 use super::{storage, Directory, DirectoryError};
 use crate::table::Table;
 
-/// Longest service account name.
-pub const MAX_NAME: usize = 64;
 /// Longest description.
 pub const MAX_DESCRIPTION: usize = 256;
 
@@ -39,20 +37,7 @@ impl Table for ServiceAccounts {
 /// letters, digits, `-`, `_` or `.` (never an `@`, so it is never an
 /// address).
 pub fn name(name: &str) -> Result<String, DirectoryError> {
-    let name = name.to_ascii_lowercase();
-    let ok = !name.is_empty()
-        && name.len() <= MAX_NAME
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    if ok {
-        Ok(name)
-    } else {
-        Err(DirectoryError::Invalid {
-            field: "name",
-            reason: format!("a name has 1 to {MAX_NAME} letters, digits, '-', '_' or '.'"),
-        })
-    }
+    super::classes::class_name(name, "name")
 }
 
 impl Directory {
