@@ -1,9 +1,9 @@
 //! The POP3 wire, sans-IO: no runtime, no sockets, only bytes in and bytes
 //! out, so that every piece can be fuzzed and property-tested alone.
 //!
-//! - [`LineFramer`] frames command lines (and SASL continuation lines) out
-//!   of the read buffer, with a length limit that never loses the
-//!   session's place in the stream;
+//! - [`LineFramer`] (from `cairn-lines`, shared with SMTP) frames command
+//!   lines (and SASL continuation lines) out of the read buffer, with a
+//!   length limit that never loses the session's place in the stream;
 //! - [`parse`] reads one line into a [`Command`] that borrows from it;
 //! - [`ok`], [`err`], [`line`] and [`end`] write replies (RFC 1939 §3,
 //!   with RFC 2449 response codes);
@@ -13,64 +13,7 @@
 
 use std::fmt;
 
-/// What the framer found at the start of the unread bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Frame {
-    /// A complete line of `len` bytes, its CRLF (or LF) included.
-    Line { len: usize },
-    /// A line over the limit ended; `consumed` bytes of it were here.
-    TooLong { consumed: usize },
-    /// No complete line yet; `consumed` bytes may be dropped (the middle
-    /// of a line being discarded), then more input is needed.
-    Pending { consumed: usize },
-}
-
-/// Finds lines in a byte stream, with a length limit.
-#[derive(Debug, Clone)]
-pub struct LineFramer {
-    max: usize,
-    discarding: bool,
-}
-
-impl LineFramer {
-    /// Lines may be `max` bytes long, CRLF included (at least 3).
-    pub fn new(max: usize) -> Self {
-        Self {
-            max: max.max(3),
-            discarding: false,
-        }
-    }
-
-    /// Looks at the unread bytes `buf`. For [`Frame::Line`] the caller
-    /// consumes `len` bytes after using the line.
-    pub fn next(&mut self, buf: &[u8]) -> Frame {
-        let lf = buf.iter().position(|&b| b == b'\n');
-        match (self.discarding, lf) {
-            (true, Some(i)) => {
-                self.discarding = false;
-                Frame::TooLong { consumed: i + 1 }
-            }
-            (true, None) => Frame::Pending {
-                consumed: buf.len(),
-            },
-            (false, Some(i)) if i < self.max => Frame::Line { len: i + 1 },
-            (false, Some(i)) => Frame::TooLong { consumed: i + 1 },
-            (false, None) if buf.len() >= self.max => {
-                self.discarding = true;
-                Frame::Pending {
-                    consumed: buf.len(),
-                }
-            }
-            (false, None) => Frame::Pending { consumed: 0 },
-        }
-    }
-}
-
-/// A line without its line ending (CRLF, or a lone LF).
-pub fn trim_eol(line: &[u8]) -> &[u8] {
-    let line = line.strip_suffix(b"\n").unwrap_or(line);
-    line.strip_suffix(b"\r").unwrap_or(line)
-}
+pub use cairn_lines::{trim_eol, Frame, LineFramer};
 
 /// One client command (RFC 1939, RFC 2449 CAPA, RFC 2595 STLS, RFC 5034
 /// AUTH), its arguments borrowed from the line.
@@ -500,26 +443,6 @@ mod tests {
         fn top_is_a_prefix(body in proptest::collection::vec(any::<u8>(), 0..200), n in 0u32..5) {
             let t = top(&body, n);
             prop_assert!(body.starts_with(t));
-        }
-
-        #[test]
-        fn framing_always_progresses(chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..64), 0..16), max in 3usize..40) {
-            let mut f = LineFramer::new(max);
-            let mut buf: Vec<u8> = Vec::new();
-            for chunk in chunks {
-                buf.extend_from_slice(&chunk);
-                loop {
-                    match f.next(&buf) {
-                        Frame::Line { len } => {
-                            prop_assert!(len <= max && len <= buf.len());
-                            buf.drain(..len);
-                        }
-                        Frame::TooLong { consumed } => { prop_assert!(consumed <= buf.len()); buf.drain(..consumed); }
-                        Frame::Pending { consumed } => { prop_assert!(consumed <= buf.len()); buf.drain(..consumed); break; }
-                    }
-                }
-                prop_assert!(buf.len() < max);
-            }
         }
     }
 }

@@ -27,9 +27,9 @@ use crate::antivirus::Verdict;
 use crate::auth::{self, Exchange, Step};
 use crate::codec::command::{self, Command, Mechanism, BODY_BINARYMIME};
 use crate::codec::data::{BodyError, DataReader};
-use crate::codec::line::{trim_eol, Frame, LineFramer};
 use crate::codec::reply::{write_multiline, Reply};
 use crate::{delivery, headers, Inner, Mode};
+use cairn_lines::{trim_eol, Frame, LineFramer};
 
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 16 * 1024;

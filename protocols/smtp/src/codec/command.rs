@@ -108,7 +108,7 @@ impl CommandError {
 
 /// Parses one complete line, its CRLF (or LF) included.
 pub fn parse(line: &[u8]) -> Result<Command<'_>, CommandError> {
-    let body = super::line::trim_eol(line);
+    let body = cairn_lines::trim_eol(line);
     if body.iter().any(|&b| b == 0 || b == b'\r' || b == b'\n') {
         return Err(CommandError::BadBytes);
     }

@@ -1,8 +1,9 @@
 //! The SMTP wire, sans-IO: no runtime, no sockets, only bytes in and bytes
 //! out, so that every piece can be fuzzed and property-tested alone.
 //!
-//! - [`line`] frames command lines out of the read buffer, with a length
-//!   limit that never loses the session's place in the stream;
+//! - command lines are framed out of the read buffer by `cairn-lines`
+//!   (shared with POP3), with a length limit that never loses the
+//!   session's place in the stream;
 //! - [`command`] parses one line into a [`command::Command`] that borrows
 //!   from the buffer (smtp-proto underneath);
 //! - [`data`] undoes DATA's dot-stuffing and finds its end, checking for
@@ -11,5 +12,4 @@
 
 pub mod command;
 pub mod data;
-pub mod line;
 pub mod reply;

@@ -1,7 +1,9 @@
-//! Framing of command lines (and AUTH continuation lines): a line ends at
+//! `cairn-lines`: framing of the line-based protocols' command lines (SMTP
+//! and POP3, their AUTH continuation lines too), sans-IO: a line ends at
 //! LF (normally CRLF). A line longer than the limit is consumed up to its
 //! end and reported once as [`Frame::TooLong`], so that the session keeps
-//! its place in the stream and answers `500 5.5.2` instead of closing.
+//! its place in the stream and answers with the protocol's error (`500
+//! 5.5.2`, `-ERR`) instead of closing.
 
 /// What the framer found at the start of the unread bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,11 +31,6 @@ impl LineFramer {
             max: max.max(3),
             discarding: false,
         }
-    }
-
-    /// The longest line accepted, CRLF included.
-    pub fn max(&self) -> usize {
-        self.max
     }
 
     /// Looks at the unread bytes `buf`. For [`Frame::Line`] the caller
