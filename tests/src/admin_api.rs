@@ -42,6 +42,18 @@ impl AdminApi {
             .expect("GET");
         (r.status().as_u16(), r.json().unwrap_or(Value::Null))
     }
+    /// Adds `domain` and an account with `password` for each of
+    /// `addresses`; panics unless each is created (201).
+    pub fn provision(&self, domain: &str, addresses: &[String], password: &str) {
+        let (status, body) = self.post("/domains", &serde_json::json!({ "name": domain }));
+        assert_eq!(status, 201, "{body}");
+        for address in addresses {
+            let new = serde_json::json!({ "address": address, "password": password });
+            let (status, body) = self.post("/accounts", &new);
+            assert_eq!(status, 201, "{address}: {body}");
+        }
+    }
+
     /// POST `path` (below `/api/v1`): the status and the JSON body.
     pub fn post(&self, path: &str, body: &Value) -> (u16, Value) {
         let r = self

@@ -11,7 +11,6 @@ use std::sync::{Arc, Barrier};
 use cairn_config::Service;
 use cairn_tests::imap::{Session, View};
 use cairn_tests::{AdminApi, Appliance, TestConfig};
-use serde_json::json;
 
 const SESSIONS: usize = 20;
 const ROUNDS: usize = 6;
@@ -59,13 +58,7 @@ fn start() -> (tempfile::TempDir, Appliance, u16) {
     let path = tmp.path().join("appliance.toml");
     std::fs::write(&path, &config.text).expect("write config");
     let appliance = Appliance::start(&path, &config);
-    let api = AdminApi::new(&appliance, &data);
-    assert_eq!(
-        api.post("/domains", &json!({ "name": "example.org" })).0,
-        201
-    );
-    let new = json!({ "address": ACCOUNT, "password": PASSWORD });
-    assert_eq!(api.post("/accounts", &new).0, 201);
+    AdminApi::new(&appliance, &data).provision("example.org", &[ACCOUNT.into()], PASSWORD);
     let port = config.port(Service::Imap);
     let mut seeder = Session::connect(port, ACCOUNT, PASSWORD, 99).expect("seeding session");
     for _ in 0..10 {

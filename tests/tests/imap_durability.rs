@@ -11,7 +11,6 @@ use std::time::{Duration, SystemTime};
 use cairn_config::Service;
 use cairn_tests::imap::Session;
 use cairn_tests::{AdminApi, Appliance, TestConfig};
-use serde_json::json;
 
 const ACCOUNTS: usize = 2;
 const CLIENTS: usize = 6;
@@ -68,15 +67,8 @@ fn every_acknowledged_append_and_flag_survives_sigkill() {
     let imap = config.port(Service::Imap);
 
     let appliance = Appliance::start(&path, &config);
-    let api = AdminApi::new(&appliance, &data);
-    assert_eq!(
-        api.post("/domains", &json!({ "name": "example.org" })).0,
-        201
-    );
-    for i in 0..ACCOUNTS {
-        let new = json!({ "address": account(i), "password": PASSWORD });
-        assert_eq!(api.post("/accounts", &new).0, 201);
-    }
+    let addresses: Vec<String> = (0..ACCOUNTS).map(account).collect();
+    AdminApi::new(&appliance, &data).provision("example.org", &addresses, PASSWORD);
     let mut appliance = Some(appliance);
     let mut stored = [0usize; ACCOUNTS];
     let mut seed = SystemTime::now()

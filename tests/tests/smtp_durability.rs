@@ -12,7 +12,6 @@ use std::time::{Duration, SystemTime};
 use cairn_config::Service;
 use cairn_tests::{AdminApi, Appliance, TestConfig};
 use lettre::{Message, SmtpTransport, Transport};
-use serde_json::json;
 
 const ACCOUNTS: usize = 4;
 const CLIENTS: usize = 8;
@@ -61,15 +60,8 @@ fn every_acknowledged_message_survives_sigkill() {
     let smtp = config.port(Service::Smtp);
 
     let appliance = Appliance::start(&path, &config);
-    let api = AdminApi::new(&appliance, &data);
-    assert_eq!(
-        api.post("/domains", &json!({ "name": "example.org" })).0,
-        201
-    );
-    for i in 0..ACCOUNTS {
-        let new = json!({ "address": account(i), "password": "a long enough password" });
-        assert_eq!(api.post("/accounts", &new).0, 201);
-    }
+    let addresses: Vec<String> = (0..ACCOUNTS).map(account).collect();
+    AdminApi::new(&appliance, &data).provision("example.org", &addresses, "a long enough password");
     let mut appliance = Some(appliance);
     let mut acked = [0u64; ACCOUNTS];
     let mut seed = SystemTime::now()
