@@ -14,8 +14,8 @@ use serde_json::{json, Value};
 use crate::admin_credential::TOKEN_FILE;
 use crate::api::auth::{CLIENT_HEADER, CLI_ACTOR};
 use crate::cli::{
-    AccountCommand, AdminArgs, AdminCommand, AppPasswordCommand, CosCommand, DomainCommand,
-    ListCommand, PasswordSource, ServiceAccountCommand,
+    AccountCommand, AdminArgs, AdminCommand, AppPasswordCommand, CosCommand, DkimAlgorithmArg,
+    DomainCommand, ListCommand, PasswordSource, QueueCommand, ServiceAccountCommand,
 };
 
 /// Runs one admin command; exit 1 with the API's message on failure.
@@ -288,6 +288,13 @@ fn execute(args: &AdminArgs) -> Result<(), String> {
                     println!("deleted domain {name}")
                 });
             }
+            DomainCommand::Dkim {
+                name,
+                algorithm,
+                selector,
+                show,
+                remove,
+            } => dkim(&t, name, *algorithm, selector, *show, *remove, &out)?,
         },
         AdminCommand::Account(cmd) => match cmd {
             AccountCommand::Add {
@@ -434,6 +441,7 @@ fn execute(args: &AdminArgs) -> Result<(), String> {
             }
         },
         AdminCommand::ServiceAccount(cmd) => service_account(&t, cmd, &out)?,
+        AdminCommand::Queue(cmd) => queue(&t, cmd, &out)?,
         AdminCommand::Audit {
             limit,
             action,
@@ -564,6 +572,59 @@ fn app_password(t: &Target, cmd: &AppPasswordCommand, out: &Output) -> Result<()
     Ok(())
 }
 
+/// `cairn admin domain dkim …`: make a key (or show or remove the key)
+/// and print the TXT record to publish, split into strings of at most 255
+/// bytes as a zone file wants them.
+fn dkim(
+    t: &Target,
+    name: &str,
+    algorithm: Option<DkimAlgorithmArg>,
+    selector: &Option<String>,
+    show: bool,
+    remove: bool,
+    out: &Output,
+) -> Result<(), String> {
+    let path = format!("/domains/{}/dkim", encode(name));
+    if remove {
+        t.send(t.request(Method::DELETE, &path))?;
+        out(&json!({ "removed": name }), &|_| {
+            println!("removed the DKIM key of {name}: its mail is no longer signed");
+            println!("(remove its TXT record from DNS once no mail signed with it is in transit)");
+        });
+        return Ok(());
+    }
+    let key = if show {
+        t.send(t.request(Method::GET, &path))?
+    } else {
+        let mut body = serde_json::Map::new();
+        if let Some(a) = algorithm {
+            body.insert("algorithm".into(), a.key().into());
+        }
+        if let Some(s) = selector {
+            body.insert("selector".into(), s.clone().into());
+        }
+        t.send(t.request(Method::POST, &path).json(&body))?
+    };
+    out(&key, &|k| {
+        let text = |f: &str| k[f].as_str().unwrap_or_default().to_string();
+        let line = cairn_smtp::dkim::zone_line_of(&text("record_name"), &text("record"));
+        if show {
+            println!(
+                "{}: {} key, selector {}, made {}",
+                text("domain"),
+                text("algorithm"),
+                text("selector"),
+                utc(k["created"].as_u64().unwrap_or(0))
+            );
+            println!("Its TXT record:");
+        } else {
+            println!("Publish this TXT record:");
+        }
+        println!("{line}");
+    });
+    Ok(())
+}
+
 /// `cairn admin service-account …`.
 fn service_account(t: &Target, cmd: &ServiceAccountCommand, out: &Output) -> Result<(), String> {
     match cmd {
@@ -605,6 +666,63 @@ fn service_account(t: &Target, cmd: &ServiceAccountCommand, out: &Output) -> Res
             t.send(t.request(Method::DELETE, &path))?;
             out(&json!({ "deleted": name }), &|_| {
                 println!("deleted service account {name}")
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `cairn admin queue …`.
+fn queue(t: &Target, cmd: &QueueCommand, out: &Output) -> Result<(), String> {
+    match cmd {
+        QueueCommand::List => {
+            let page = t.send(t.request(Method::GET, "/queue"))?;
+            out(&page, &|page| {
+                let items = page["items"].as_array().cloned().unwrap_or_default();
+                if items.is_empty() {
+                    println!("the queue is empty");
+                }
+                for m in &items {
+                    let text = |k: &str| m[k].as_str().unwrap_or_default().to_string();
+                    let sender = text("sender");
+                    println!(
+                        "{:<10} {:>9} B  from <{}>  queued {}  next try {}  attempts {}",
+                        text("id"),
+                        m["size"].as_u64().unwrap_or(0),
+                        sender,
+                        utc(m["created"].as_u64().unwrap_or(0)),
+                        utc(m["next_attempt"].as_u64().unwrap_or(0)),
+                        m["attempts"].as_u64().unwrap_or(0)
+                    );
+                    for r in m["recipients"].as_array().into_iter().flatten() {
+                        let state = r["state"].as_str().unwrap_or_default();
+                        let reply = r["reply"].as_str().unwrap_or_default();
+                        println!(
+                            "    {:<9} {} {reply}",
+                            state,
+                            r["address"].as_str().unwrap_or_default()
+                        );
+                    }
+                    if let Some(e) = m["last_error"].as_str() {
+                        println!("    last error: {e}");
+                    }
+                }
+            });
+        }
+        QueueCommand::Retry { id } => {
+            let path = match id {
+                Some(id) => format!("/queue/{}/retry", encode(id)),
+                None => "/queue/retry".to_string(),
+            };
+            let r = t.send(t.request(Method::POST, &path))?;
+            out(&r, &|r| {
+                println!("retried {} message(s)", r["retried"].as_u64().unwrap_or(0))
+            });
+        }
+        QueueCommand::Delete { id } => {
+            t.send(t.request(Method::DELETE, &format!("/queue/{}", encode(id))))?;
+            out(&json!({ "deleted": id }), &|_| {
+                println!("deleted queued message {id} (no bounce sent)")
             });
         }
     }

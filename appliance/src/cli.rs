@@ -90,6 +90,9 @@ pub enum AdminCommand {
     /// Service accounts (LDAP binds as cn=NAME,ou=services,dc=…).
     #[command(subcommand)]
     ServiceAccount(ServiceAccountCommand),
+    /// The outbound queue: mail waiting for other domains.
+    #[command(subcommand)]
+    Queue(QueueCommand),
     /// The audit trail, newest first.
     Audit {
         /// How many entries (at most 1000).
@@ -105,6 +108,16 @@ pub enum AdminCommand {
         #[arg(long)]
         actor: Option<String>,
     },
+}
+
+#[derive(Subcommand)]
+pub enum QueueCommand {
+    /// Messages waiting for delivery to other domains, on every shard.
+    List,
+    /// Try now: one message (its id from `list`), or all of them.
+    Retry { id: Option<String> },
+    /// Drop a queued message without telling its sender.
+    Delete { id: String },
 }
 
 #[derive(Subcommand)]
@@ -226,6 +239,42 @@ pub enum DomainCommand {
         #[arg(long)]
         force: bool,
     },
+    /// Make a DKIM key for a domain (replacing its old one) and print the
+    /// DNS TXT record to publish; --show prints the current one.
+    Dkim {
+        name: String,
+        /// The kind of key (default: rsa, 2048 bits).
+        #[arg(long, value_enum)]
+        algorithm: Option<DkimAlgorithmArg>,
+        /// The selector (default: cairn and the year and month, cairn202611).
+        #[arg(long)]
+        selector: Option<String>,
+        /// Show the current key's record instead of making a key.
+        #[arg(long, conflicts_with_all = ["algorithm", "selector", "remove"])]
+        show: bool,
+        /// Remove the domain's key: its mail is no longer signed.
+        #[arg(long, conflicts_with_all = ["algorithm", "selector"])]
+        remove: bool,
+    },
+}
+
+/// The kind of a DKIM key.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum DkimAlgorithmArg {
+    /// RSA, 2048 bits (rsa-sha256): what every receiver checks.
+    Rsa,
+    /// Ed25519 (RFC 8463): short, but not yet checked by every receiver.
+    Ed25519,
+}
+
+impl DkimAlgorithmArg {
+    /// Its name in the API.
+    pub fn key(self) -> &'static str {
+        match self {
+            DkimAlgorithmArg::Rsa => "rsa",
+            DkimAlgorithmArg::Ed25519 => "ed25519",
+        }
+    }
 }
 
 /// Where a new password comes from.

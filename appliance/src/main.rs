@@ -14,6 +14,7 @@ mod config_cmd;
 mod http_service;
 mod listeners;
 mod logging;
+mod outbound;
 mod run;
 mod tls;
 

@@ -32,6 +32,7 @@ use cairn_imap::{ImapMesh, ImapOptions, ImapServer};
 use cairn_ldap::{LdapOptions, LdapServer};
 use cairn_pop3::{Pop3Mesh, Pop3Options, Pop3Server};
 use cairn_smtp::rate::SenderRate;
+use cairn_smtp::outbound::{OutboundMetrics, OutboundOptions, Runner};
 use cairn_smtp::{Mode, SmtpOptions, SmtpServer};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -168,6 +169,9 @@ fn run_until_stopped(args: RunArgs) -> Result<(), String> {
     let antivirus = cairn_smtp::antivirus::load_antivirus(data_dir.path())
         .map_err(|e| format!("anti-virus database: {e}"))?;
     antivirus.register_metrics(&metrics);
+    let outbound_metrics = Arc::new(OutboundMetrics::new());
+    outbound_metrics.register(&metrics);
+    let outbound = crate::outbound::options(&config, outbound_metrics)?;
     let storage_metrics = Arc::new(StorageMetrics::new(&metrics));
     let meshes = Meshes::new(shards).with_auth_metrics(AuthMetrics::new(&metrics));
     // The meshes that carry IMAP and POP3 sessions to their account's shard.
@@ -188,6 +192,7 @@ fn run_until_stopped(args: RunArgs) -> Result<(), String> {
         imap_mesh,
         pop3_mesh,
         antivirus,
+        outbound,
         credentials,
         auth_policy: Policy {
             per_account: config.limits.max_auth_failures,
@@ -262,6 +267,7 @@ struct ShardMain {
     imap_mesh: ImapMesh,
     pop3_mesh: Pop3Mesh,
     antivirus: Arc<cairn_smtp::antivirus::Antivirus>,
+    outbound: OutboundOptions,
     credentials: Arc<admin_credential::Credentials>,
     auth_policy: Policy,
     max_body: usize,
@@ -524,6 +530,17 @@ impl ShardMain {
                 ctx.blocking().clone(),
                 cairn_smtp::avdb_watch::PERIOD,
             ));
+        }
+        match Runner::new(services.clone(), self.outbound.clone()) {
+            Ok(runner) => cairn_shards::spawn_detached(runner.run(ctx.shutdown().clone())),
+            Err(e) => {
+                let _ = self.ready.send(Err(format!(
+                    "shard {}: cannot start the outbound queue: {e}",
+                    ctx.id()
+                )));
+                store.log.close().await;
+                return;
+            }
         }
         let checkpoints = Checkpoints::new(store.clone(), ctx.id(), replayed);
         cairn_shards::spawn_detached(checkpoints.clone().run(ctx.clone()));

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# A real Postfix on loopback as the benchmark peer: its own config and queue
-# under DIR, accepting mail for example.org on 127.0.0.1:PORT and delivering
-# it to maildirs under DIR/mail with the virtual(8) agent.
+# A real Postfix on loopback as the benchmark peer (and the conformance
+# suite's remote MX): its own config and queue under DIR, accepting mail for
+# $POSTFIX_DOMAIN (default example.org) on 127.0.0.1:PORT and delivering it
+# to maildirs under DIR/mail with the virtual(8) agent; other addresses in
+# that domain are refused with 550 5.1.1.
 #   postfix.sh start DIR PORT ACCOUNT…   (ACCOUNT = local part)
 #   postfix.sh stop DIR
 #   postfix.sh count DIR                 (messages delivered so far)
 set -euo pipefail
 cmd=$1
 dir=$2
+domain=${POSTFIX_DOMAIN:-example.org}
 case "$cmd" in
 start)
     port=$3
@@ -18,7 +21,7 @@ start)
     gid=$(id -g postfix)
     : >"$dir/conf/vmailbox"
     for user in "$@"; do
-        echo "$user@example.org example.org/$user/" >>"$dir/conf/vmailbox"
+        echo "$user@$domain $domain/$user/" >>"$dir/conf/vmailbox"
     done
     cat >"$dir/conf/main.cf" <<CF
 compatibility_level = 3.6
@@ -39,7 +42,7 @@ relay_domains =
 alias_maps =
 alias_database =
 smtpd_recipient_restrictions = permit_mynetworks, reject_unauth_destination
-virtual_mailbox_domains = example.org
+virtual_mailbox_domains = $domain
 virtual_mailbox_base = $dir/mail
 virtual_mailbox_maps = texthash:$dir/conf/vmailbox
 virtual_uid_maps = static:$uid

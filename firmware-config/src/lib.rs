@@ -93,6 +93,7 @@ pub use error::{ConfigError, ConfigErrors};
 pub use listener::ListenerConfig;
 pub use schema::{
     Config, LdapConfig, Limits, LogConfig, LogFormat, MailAccessConfig, MediaConfig, MetricsConfig,
-    NodeConfig, ShardsConfig, TlsConfig, CURRENT_VERSION,
+    NodeConfig, OutboundConfig, OutboundTls, ShardsConfig, TlsConfig, CURRENT_VERSION,
 };
+pub use validate::host_port;
 pub use service::{Service, TlsMode};

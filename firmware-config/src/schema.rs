@@ -45,6 +45,8 @@ pub struct Config {
     pub ldap: LdapConfig,
     /// `[mail_access]`
     pub mail_access: MailAccessConfig,
+    /// `[outbound]`
+    pub outbound: OutboundConfig,
 }
 
 impl Default for Config {
@@ -62,6 +64,7 @@ impl Default for Config {
             media: MediaConfig::default(),
             ldap: LdapConfig::default(),
             mail_access: MailAccessConfig::default(),
+            outbound: OutboundConfig::default(),
         }
     }
 }
@@ -283,4 +286,77 @@ pub struct MailAccessConfig {
     /// IMAP says LOGINDISABLED and POP3 offers no USER or SASL until the
     /// client has done STARTTLS/STLS).
     pub allow_plaintext_auth: bool,
+}
+
+/// How outbound mail is protected on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutboundTls {
+    /// Never STARTTLS.
+    None,
+    /// STARTTLS when the server offers it, any certificate (RFC 7435).
+    Opportunistic,
+    /// STARTTLS must be offered and succeed, else the attempt fails.
+    Required,
+    /// TLS from the first byte (a smarthost on port 465).
+    Implicit,
+}
+
+/// `[outbound]`: the queue of mail to other domains and how it leaves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OutboundConfig {
+    /// DNS servers (`address:port`) for MX and address lookups (default
+    /// empty: the nameservers of `/etc/resolv.conf`).
+    pub dns_servers: Vec<String>,
+    /// The port of remote MX hosts (default 25; tests point it elsewhere).
+    pub mx_port: u16,
+    /// TLS towards MX hosts (default `opportunistic`).
+    pub mx_tls: OutboundTls,
+    /// Send everything through this relay, `host:port` (default empty:
+    /// deliver to each domain's MX).
+    pub smarthost: String,
+    /// TLS towards the smarthost (default `required`).
+    pub smarthost_tls: OutboundTls,
+    /// Check the smarthost's certificate against the system's roots
+    /// (default `true`; `false` accepts any, e.g. a self-signed relay).
+    pub smarthost_verify_certificate: bool,
+    /// AUTH user and password for the smarthost (default none).
+    pub smarthost_user: String,
+    pub smarthost_password: String,
+    /// The first retry after a temporary failure, doubled after each
+    /// further one up to `retry_max_secs` (default 300 and 14400).
+    pub retry_initial_secs: u64,
+    pub retry_max_secs: u64,
+    /// After this long in the queue a message is bounced to its sender
+    /// (default 5 days).
+    pub max_lifetime_secs: u64,
+    /// A "delayed" notice goes to the sender once a message has waited
+    /// this long (default 4 hours; 0 = never).
+    pub delay_notice_secs: u64,
+    /// Connections open at once from one shard (default 50), and to one
+    /// destination host (default 5).
+    pub max_connections: u32,
+    pub max_connections_per_destination: u32,
+}
+
+impl Default for OutboundConfig {
+    fn default() -> Self {
+        OutboundConfig {
+            dns_servers: Vec::new(),
+            mx_port: 25,
+            mx_tls: OutboundTls::Opportunistic,
+            smarthost: String::new(),
+            smarthost_tls: OutboundTls::Required,
+            smarthost_verify_certificate: true,
+            smarthost_user: String::new(),
+            smarthost_password: String::new(),
+            retry_initial_secs: 300,
+            retry_max_secs: 4 * 3600,
+            max_lifetime_secs: 5 * 24 * 3600,
+            delay_notice_secs: 4 * 3600,
+            max_connections: 50,
+            max_connections_per_destination: 5,
+        }
+    }
 }

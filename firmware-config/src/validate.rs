@@ -35,6 +35,7 @@ impl Config {
         }
         self.check_metrics(&mut errors);
         self.check_media(&mut errors);
+        self.check_outbound(&mut errors);
         errors
     }
 
@@ -185,6 +186,54 @@ impl Config {
         }
     }
 
+    fn check_outbound(&self, errors: &mut Vec<ConfigError>) {
+        let outbound = &self.outbound;
+        for (i, server) in outbound.dns_servers.iter().enumerate() {
+            if server.parse::<std::net::SocketAddr>().is_err() {
+                errors.push(ConfigError::semantic(
+                    format!("outbound.dns_servers[{i}]"),
+                    format!("{server:?} is not an address:port such as \"127.0.0.1:53\""),
+                ));
+            }
+        }
+        if !outbound.smarthost.is_empty() && host_port(&outbound.smarthost).is_none() {
+            errors.push(ConfigError::semantic(
+                "outbound.smarthost",
+                format!("{:?} is not host:port", outbound.smarthost),
+            ));
+        }
+        if outbound.smarthost_user.is_empty() != outbound.smarthost_password.is_empty() {
+            errors.push(ConfigError::semantic(
+                "outbound.smarthost_user",
+                "smarthost_user and smarthost_password go together",
+            ));
+        }
+        for (name, value) in [
+            ("mx_port", u64::from(outbound.mx_port)),
+            ("retry_initial_secs", outbound.retry_initial_secs),
+            ("retry_max_secs", outbound.retry_max_secs),
+            ("max_lifetime_secs", outbound.max_lifetime_secs),
+            ("max_connections", u64::from(outbound.max_connections)),
+            (
+                "max_connections_per_destination",
+                u64::from(outbound.max_connections_per_destination),
+            ),
+        ] {
+            if value == 0 {
+                errors.push(ConfigError::semantic(
+                    format!("outbound.{name}"),
+                    "0 would never deliver; expected at least 1",
+                ));
+            }
+        }
+        if outbound.retry_max_secs < outbound.retry_initial_secs {
+            errors.push(ConfigError::semantic(
+                "outbound.retry_max_secs",
+                "smaller than retry_initial_secs",
+            ));
+        }
+    }
+
     fn check_metrics(&self, errors: &mut Vec<ConfigError>) {
         let path = &self.metrics.path;
         if !path.starts_with('/') {
@@ -231,6 +280,14 @@ impl Config {
 /// Whether binding both addresses on one port would collide: the same
 /// address, or a wildcard covering the other (`0.0.0.0` covers IPv4, `::`
 /// covers both families on a dual-stack host).
+/// `host:port` split, the port a number and the host not empty.
+pub fn host_port(value: &str) -> Option<(&str, u16)> {
+    let (host, port) = value.rsplit_once(':')?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port = port.parse().ok()?;
+    (!host.is_empty() && port != 0).then_some((host, port))
+}
+
 fn overlap(a: IpAddr, b: IpAddr) -> bool {
     let covers =
         |wild: IpAddr, other: IpAddr| wild.is_unspecified() && (wild.is_ipv6() || other.is_ipv4());

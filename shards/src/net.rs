@@ -36,6 +36,21 @@ pub fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
     UdpSocket::bind(addr).map_err(io::Error::from)
 }
 
+/// Binds a UDP socket on this shard *without* SO_REUSEPORT: for a client's
+/// own ephemeral port (bind to port 0). With SO_REUSEPORT the kernel may
+/// give the same ephemeral port to two sockets of one user, and a reply
+/// meant for one would reach the other.
+pub fn bind_udp_exclusive(addr: SocketAddr) -> io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    use std::os::fd::{FromRawFd, IntoRawFd};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_cloexec(true)?;
+    socket.bind(&addr.into())?;
+    // SAFETY: the descriptor is a bound UDP socket that we own and hand
+    // over whole.
+    Ok(unsafe { UdpSocket::from_raw_fd(socket.into_raw_fd()) })
+}
+
 /// Connects to a TCP peer from this shard.
 pub async fn connect_tcp(addr: SocketAddr) -> io::Result<TcpStream> {
     TcpStream::connect(addr).await.map_err(io::Error::from)

@@ -8,6 +8,11 @@
 //! keeps decrypting and relays the plaintext over a socket pair whose other
 //! end moves, so the session on the owning shard reads and writes plaintext
 //! as if it held the TLS stream itself.
+//!
+//! The same type carries Cairn's own outgoing connections (the SMTP client
+//! of the outbound queue): [`Stream::connect_tls`] runs the client side of
+//! a handshake, with settings from [`client_config`]. Such a stream stays
+//! on the shard that opened it.
 
 use std::io;
 use std::net::SocketAddr;
@@ -19,8 +24,11 @@ use std::time::Duration;
 
 use futures_lite::{AsyncRead, AsyncWrite};
 use futures_rustls::server::TlsStream;
-use futures_rustls::TlsAcceptor;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use futures_rustls::{TlsAcceptor, TlsConnector};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::WebPkiSupportedAlgorithms;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 use crate::handoff::{hand_off, HandedOffSocket};
 use crate::net::{TcpStream, UnixStream};
@@ -45,10 +53,84 @@ pub fn server_config(
     Ok(Arc::new(config))
 }
 
-/// A connection to a client, plain or TLS.
+/// How a client connection checks the server's certificate.
+#[derive(Debug, Clone)]
+pub enum ClientVerify {
+    /// Any certificate is accepted (the handshake's signatures are still
+    /// checked): opportunistic TLS to MX hosts (RFC 7435), Postfix's `may`
+    /// level. It keeps passive listeners out, not an active attacker.
+    Any,
+    /// The chain must lead to one of these roots and name the server.
+    Roots(RootCertStore),
+}
+
+/// The client side of TLS (ring's primitives, TLS 1.2 and 1.3), checking
+/// the server's certificate as `verify` says.
+pub fn client_config(verify: ClientVerify) -> Result<Arc<rustls::ClientConfig>, rustls::Error> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let algorithms = provider.signature_verification_algorithms;
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?;
+    let config = match verify {
+        ClientVerify::Any => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyCertificate { algorithms }))
+            .with_no_client_auth(),
+        ClientVerify::Roots(roots) => builder.with_root_certificates(roots).with_no_client_auth(),
+    };
+    Ok(Arc::new(config))
+}
+
+/// Accepts whatever certificate the server shows, but checks that the
+/// server holds its key: the handshake's signatures are verified with the
+/// provider's algorithms.
+#[derive(Debug)]
+struct AnyCertificate {
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+/// A connection, plain or TLS: to a client, or (`TlsClient`) to a server
+/// Cairn connected to.
 pub enum Stream {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
+    /// Our TLS connection to a server (outgoing mail).
+    TlsClient(Box<futures_rustls::client::TlsStream<TcpStream>>),
     /// The plaintext of a TLS connection that another shard decrypts.
     Relayed {
         socket: UnixStream,
@@ -73,11 +155,12 @@ enum Way {
 }
 
 impl Stream {
-    /// The client's address.
+    /// The peer's address.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
         match self {
             Stream::Plain(s) => s.peer_addr().map_err(io::Error::from),
             Stream::Tls(s) => s.get_ref().0.peer_addr().map_err(io::Error::from),
+            Stream::TlsClient(s) => s.get_ref().0.peer_addr().map_err(io::Error::from),
             Stream::Relayed { peer, .. } => Ok(*peer),
         }
     }
@@ -92,7 +175,8 @@ impl Stream {
     /// elsewhere (see the module's comment): the caller sends the result
     /// to the other shard, with any bytes it has read but not used. A TLS
     /// connection leaves a relay task running here. A connection that was
-    /// already relayed cannot move again.
+    /// already relayed cannot move again, nor can a connection of ours
+    /// to a server.
     pub fn detach(self) -> io::Result<MovedStream> {
         let peer = self.peer_addr()?;
         let way = match self {
@@ -109,6 +193,12 @@ impl Stream {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidInput,
                     "a relayed connection cannot move again",
+                ))
+            }
+            Stream::TlsClient(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "a client TLS connection cannot move to another shard",
                 ))
             }
         };
@@ -128,6 +218,33 @@ impl Stream {
         let handshake = TlsAcceptor::from(config).accept(tcp);
         match crate::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake).await {
             Ok(Ok(tls)) => Ok(Stream::Tls(Box::new(tls))),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the TLS handshake timed out",
+            )),
+        }
+    }
+
+    /// Runs the client side of a TLS handshake on a plain connection
+    /// (STARTTLS after the server's `220`, or implicit TLS), within
+    /// [`TLS_HANDSHAKE_TIMEOUT`]. `server_name` is sent as SNI (when it
+    /// is a DNS name) and checked against the certificate when `config`
+    /// verifies names. A connection that is already TLS is refused.
+    pub async fn connect_tls(
+        self,
+        config: Arc<rustls::ClientConfig>,
+        server_name: ServerName<'static>,
+    ) -> io::Result<Stream> {
+        let Stream::Plain(tcp) = self else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the connection is already TLS",
+            ));
+        };
+        let handshake = TlsConnector::from(config).connect(server_name, tcp);
+        match crate::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake).await {
+            Ok(Ok(tls)) => Ok(Stream::TlsClient(Box::new(tls))),
             Ok(Err(e)) => Err(e),
             Err(_) => Err(io::Error::new(
                 io::ErrorKind::TimedOut,
@@ -184,6 +301,7 @@ impl AsyncRead for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Stream::TlsClient(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
             Stream::Relayed { socket, .. } => Pin::new(socket).poll_read(cx, buf),
         }
     }
@@ -198,6 +316,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Stream::TlsClient(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
             Stream::Relayed { socket, .. } => Pin::new(socket).poll_write(cx, buf),
         }
     }
@@ -206,6 +325,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_flush(cx),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Stream::TlsClient(s) => Pin::new(s.as_mut()).poll_flush(cx),
             Stream::Relayed { socket, .. } => Pin::new(socket).poll_flush(cx),
         }
     }
@@ -214,7 +334,92 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_close(cx),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_close(cx),
+            Stream::TlsClient(s) => Pin::new(s.as_mut()).poll_close(cx),
             Stream::Relayed { socket, .. } => Pin::new(socket).poll_close(cx),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_lite::{AsyncReadExt, AsyncWriteExt};
+
+    fn on_a_shard<T>(fut: impl std::future::Future<Output = T>) -> T {
+        crate::local::block_on(fut).expect("executor")
+    }
+
+    /// A certificate for `localhost` and the server settings that show it.
+    fn server() -> (Arc<rustls::ServerConfig>, CertificateDer<'static>) {
+        let made =
+            rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("certificate");
+        let key = rustls::pki_types::PrivatePkcs8KeyDer::from(made.key_pair.serialize_der());
+        let cert = made.cert.der().clone();
+        let config = server_config(vec![cert.clone()], key.into(), &[]).expect("server");
+        (config, cert)
+    }
+
+    /// Connects with `client` to a TLS echo server, checking the
+    /// certificate for `name`; the five bytes echoed.
+    async fn echo(
+        server: Arc<rustls::ServerConfig>,
+        client: Arc<rustls::ClientConfig>,
+        name: &str,
+    ) -> io::Result<Vec<u8>> {
+        let listener = crate::net::bind_tcp("127.0.0.1:0".parse().expect("addr"))?;
+        let addr = listener.local_addr()?;
+        let serving = crate::spawn(async move {
+            let tcp = listener.accept().await.map_err(io::Error::from)?;
+            let mut tls = Stream::Plain(tcp).accept_tls(server).await?;
+            let mut buf = [0u8; 5];
+            tls.read_exact(&mut buf).await?;
+            tls.write_all(&buf).await?;
+            tls.flush().await?;
+            io::Result::Ok(())
+        });
+        let tcp = crate::net::connect_tcp(addr).await?;
+        let name = ServerName::try_from(name.to_string())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let mut stream = Stream::Plain(tcp).connect_tls(client, name).await?;
+        assert!(stream.is_tls());
+        assert_eq!(stream.peer_addr()?, addr);
+        stream.write_all(b"hello").await?;
+        stream.flush().await?;
+        let mut back = vec![0; 5];
+        stream.read_exact(&mut back).await?;
+        serving.await?;
+        // Our own connections stay on their shard.
+        let moved = stream.detach();
+        assert_eq!(
+            moved.map(|_| ()).map_err(|e| e.kind()),
+            Err(io::ErrorKind::InvalidInput)
+        );
+        Ok(back)
+    }
+
+    #[test]
+    fn client_tls_checks_the_certificate_as_told() {
+        let (server, cert) = server();
+        let mut roots = RootCertStore::empty();
+        roots.add(cert).expect("root");
+        let checked = client_config(ClientVerify::Roots(roots)).expect("client");
+        let any = client_config(ClientVerify::Any).expect("client");
+        let (good, wrong_name, unknown_root, anything) = on_a_shard(async {
+            (
+                echo(server.clone(), checked.clone(), "localhost").await,
+                echo(server.clone(), checked.clone(), "mx.example.net").await,
+                echo(
+                    server.clone(),
+                    client_config(ClientVerify::Roots(RootCertStore::empty())).expect("client"),
+                    "localhost",
+                )
+                .await,
+                echo(server.clone(), any, "mx.example.net").await,
+            )
+        });
+        assert_eq!(good.expect("verified"), b"hello");
+        assert!(wrong_name.is_err());
+        assert!(unknown_root.is_err());
+        assert_eq!(anything.expect("any certificate"), b"hello");
     }
 }

@@ -17,6 +17,7 @@ use cairn_shards::placement::{PlacementKey, PlacementTable};
 use cairn_shards::ShardId;
 
 use crate::mailbox::{BlobRef, Delivered, MailError, MailStore, Message, Status};
+use crate::queue::QueueError;
 
 /// A request for the shard that owns the account(s) in it.
 #[derive(Debug, Clone)]
@@ -51,6 +52,9 @@ pub enum MailRequest {
     Body {
         blob: BlobRef,
     },
+    Quota {
+        account: String,
+    },
 }
 
 /// The owning shard's answer.
@@ -61,6 +65,7 @@ pub enum MailReply {
     Status(Result<Status, MailError>),
     Messages(Result<Vec<Message>, MailError>),
     Body(Result<Vec<u8>, MailError>),
+    Quota(Result<(u64, u64, u64, u64), MailError>),
 }
 
 /// The mesh that carries mail requests; made before the shards start.
@@ -71,6 +76,8 @@ pub type MailMesh = Mesh<MailRequest, MailReply>;
 pub enum ServiceError {
     #[error(transparent)]
     Mail(#[from] MailError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
     #[error("the owning shard did not answer: {0}")]
     Mesh(#[from] MeshError),
     #[error("the owning shard answered a different request")]
@@ -115,6 +122,7 @@ async fn handle(store: MailStore, req: MailRequest) -> MailReply {
             MailReply::Messages(store.messages(&account, &mailbox))
         }
         MailRequest::Body { blob } => MailReply::Body(store.body(&blob).await),
+        MailRequest::Quota { account } => MailReply::Quota(store.quota(&account)),
     }
 }
 
@@ -222,6 +230,19 @@ impl MailService {
         expect_reply!(
             self.call(account, req).await?,
             MailReply::Messages,
+            ServiceError::Mismatch
+        )
+    }
+
+    /// An account's usage and limits, from its shard: (bytes used, byte
+    /// quota, messages, message quota); a quota of 0 is no limit.
+    pub async fn quota(&self, account: &str) -> Result<(u64, u64, u64, u64), ServiceError> {
+        let req = MailRequest::Quota {
+            account: account.to_string(),
+        };
+        expect_reply!(
+            self.call(account, req).await?,
+            MailReply::Quota,
             ServiceError::Mismatch
         )
     }

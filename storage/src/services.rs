@@ -1,6 +1,7 @@
 //! The storage services of one shard, bundled for the protocol servers and
-//! the admin API: the directory (with authentication) and mail, both
-//! reachable from any shard, and the blocking pool for password hashing.
+//! the admin API: the directory (with authentication), mail and the
+//! outbound queues, all reachable from any shard, and the blocking pool
+//! for password hashing.
 //! Provisioning an account (directory entry and mailboxes together) lives
 //! here so that every caller does it the same way.
 
@@ -19,6 +20,7 @@ use crate::directory::service::{CallError, DirectoryMesh, DirectoryService, DIRE
 use crate::directory::{names, Account, Directory, NewAccount};
 use crate::mailbox::MailStore;
 use crate::metrics::AuthMetrics;
+use crate::queue::{QueueMesh, QueueService};
 use crate::service::{MailMesh, MailService, ServiceError};
 use crate::shard_store::ShardStore;
 
@@ -31,6 +33,7 @@ const MESH_QUEUE: usize = 64;
 pub struct Meshes {
     pub mail: MailMesh,
     pub directory: DirectoryMesh,
+    pub queue: QueueMesh,
     pub auth_metrics: Option<AuthMetrics>,
 }
 
@@ -39,6 +42,7 @@ impl Meshes {
         Self {
             mail: MailMesh::new(shards, MESH_QUEUE),
             directory: DirectoryMesh::new(shards, MESH_QUEUE),
+            queue: QueueMesh::new(shards, MESH_QUEUE),
             auth_metrics: None,
         }
     }
@@ -70,11 +74,13 @@ pub struct Services {
     /// This shard's own mailstore: for sessions that moved to the shard
     /// owning their account (`mail.owner(account) == shard`).
     pub mailstore: MailStore,
+    /// Every shard's outbound queue; this shard's is `queue.local()`.
+    pub queue: QueueService,
     pub blocking: BlockingPool,
 }
 
 impl Services {
-    /// Joins both meshes as this shard; the directory's shard also serves
+    /// Joins the meshes as this shard; the directory's shard also serves
     /// the directory and its authenticator (lockout per `policy`).
     pub async fn start(
         ctx: &ShardContext,
@@ -92,11 +98,13 @@ impl Services {
             (directory, auth)
         });
         let directory = DirectoryService::start(&meshes.directory, ctx.id(), serving).await?;
+        let queue = QueueService::start(&meshes.queue, ctx.id(), store.queue.clone()).await?;
         Ok(Self {
             shard: ctx.id(),
             directory,
             mail,
             mailstore: store.mail.clone(),
+            queue,
             blocking: ctx.blocking().clone(),
         })
     }

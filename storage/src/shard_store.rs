@@ -1,5 +1,6 @@
 //! Everything one shard persists, opened together: its segment log under
-//! `DATA/shards/N/log` and the services rebuilt from it at start — from the
+//! `DATA/shards/N/log` and the services rebuilt from it at start (mail, the
+//! typed tables, the outbound queue over both) — from the
 //! newest intact checkpoint in `DATA/shards/N` plus the log after it, or
 //! from the whole log when there is none.
 //!
@@ -23,6 +24,7 @@ use crate::kinds;
 use crate::log::{LogConfig, LogError, Position, RecoveryReport, SegmentLog};
 use crate::mailbox::Evacuated;
 use crate::mailbox::{MailError, MailRecovery, MailStore};
+use crate::queue::QueueStore;
 use crate::table::{TableData, TableError, Tables};
 
 /// A shard's storage.
@@ -34,6 +36,9 @@ pub struct ShardStore {
     pub mail: MailStore,
     /// The shard's typed tables (directory, placement, queues …).
     pub tables: Tables,
+    /// The shard's outbound mail queue (in `tables`, its bodies in
+    /// `mail`'s blob store).
+    pub queue: QueueStore,
 }
 
 /// The directory of shard `shard` under the data directory.
@@ -185,7 +190,24 @@ async fn replay(
     report.checkpoint = checkpoint;
     let mail = mail.finish(log.clone());
     let tables = Tables::new(log.clone(), tables);
-    Ok((ShardStore { log, mail, tables }, report))
+    // Queued messages refer to their bodies: counted before anything can
+    // compact.
+    let queue = match QueueStore::open(tables.clone(), mail.clone()) {
+        Ok(queue) => queue,
+        Err(error) => {
+            log.close().await;
+            return Err(OpenError::Table { shard, error });
+        }
+    };
+    Ok((
+        ShardStore {
+            log,
+            mail,
+            tables,
+            queue,
+        },
+        report,
+    ))
 }
 
 impl ShardStore {

@@ -14,6 +14,7 @@ use cairn_config::Service;
 
 mod admin_api;
 pub mod imap;
+pub mod peers;
 pub use admin_api::AdminApi;
 
 /// The `cairn` binary of this workspace, built on first use.
@@ -56,7 +57,9 @@ pub struct TestConfig {
 }
 
 impl TestConfig {
-    /// Every listener on a fresh free port, two shards, and `extra`.
+    /// Every listener on a fresh free port, two shards, and `extra`; the
+    /// outbound queue's resolver is a dead loopback port unless `extra`
+    /// has an `[outbound]` table.
     pub fn new(data_dir: &Path, extra: &str) -> Self {
         let mut text = format!(
             "version = 1\ndata_dir = {:?}\n\n[shards]\ncount = 2\npin = false\nshutdown_grace_secs = 5\n\n",
@@ -71,6 +74,11 @@ impl TestConfig {
             ports.push((service, port));
         }
         text.push_str(extra);
+        if !extra.contains("[outbound]") {
+            // Never let a test's queue ask the system's name servers (they
+            // are off this machine): a loopback port where nothing answers.
+            text.push_str("\n[outbound]\ndns_servers = [\"127.0.0.1:9\"]\n");
+        }
         Self { ports, text }
     }
 

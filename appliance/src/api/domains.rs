@@ -1,5 +1,6 @@
 //! `/api/v1/domains`: list, add, show, delete (`?force=true` also deletes
-//! the domain's addresses).
+//! the domain's addresses); and below one domain its DKIM key
+//! ([`super::dkim`]).
 
 use std::rc::Rc;
 
@@ -8,7 +9,7 @@ use cairn_http::{Reply, Request};
 use hyper::StatusCode;
 use serde::Deserialize;
 
-use super::{errors, page_limit, path_tail, query, Api};
+use super::{dkim, errors, page_limit, path_tail, query, Api};
 
 /// The prefix of one domain's path.
 pub const ONE: &str = "/api/v1/domains/";
@@ -54,8 +55,35 @@ pub async fn add(api: Rc<Api>, req: Request) -> Reply {
     }
 }
 
+/// `{name}/{segment}`: the domain and what is below it (a domain name
+/// has no `/`).
+fn below(tail: &str) -> (&str, Option<&str>) {
+    match tail.split_once('/') {
+        Some((domain, rest)) => (domain, Some(rest)),
+        None => (tail, None),
+    }
+}
+
+fn no_such_resource() -> Reply {
+    errors::error(StatusCode::NOT_FOUND, "not_found", "no such resource", None)
+}
+
+/// `POST` below one domain: `{name}/dkim` makes its DKIM key.
+pub async fn post_below(api: Rc<Api>, req: Request) -> Reply {
+    let tail = path_tail(&req, ONE);
+    match below(&tail) {
+        (domain, Some(dkim::SEGMENT)) => dkim::create(&api, domain.to_string(), req).await,
+        _ => no_such_resource(),
+    }
+}
+
 pub async fn show(api: Rc<Api>, req: Request) -> Reply {
     let name = path_tail(&req, ONE);
+    match below(&name) {
+        (_, None) => {}
+        (domain, Some(dkim::SEGMENT)) => return dkim::show(&api, domain.to_string()).await,
+        (_, Some(_)) => return no_such_resource(),
+    }
     match api.services.directory.domain(name.clone()).await {
         Ok(Some(d)) => json_reply(StatusCode::OK, &d),
         Ok(None) => errors::error(
@@ -69,13 +97,14 @@ pub async fn show(api: Rc<Api>, req: Request) -> Reply {
 }
 
 pub async fn delete(api: Rc<Api>, req: Request) -> Reply {
+    let name = path_tail(&req, ONE);
+    match below(&name) {
+        (_, None) => {}
+        (domain, Some(dkim::SEGMENT)) => return dkim::delete(&api, domain.to_string()).await,
+        (_, Some(_)) => return no_such_resource(),
+    }
     let force = query(&req).get("force").is_some_and(|v| v == "true");
-    match api
-        .services
-        .directory
-        .delete_domain(path_tail(&req, ONE), force)
-        .await
-    {
+    match api.services.directory.delete_domain(name, force).await {
         Ok(()) => no_content(),
         Err(e) => errors::directory(e),
     }

@@ -1,18 +1,21 @@
-//! The admin API (`/api/v1/…`, JSON): domains, accounts (with their app
-//! passwords), lists, classes of service, service accounts and the audit
-//! trail, authenticated with the API token or the admin password. Every
-//! handler runs on the shard that accepted the connection; directory
-//! changes go to the directory's shard (audited there with the request's
-//! actor) and mail accounts to the shard that owns them.
+//! The admin API (`/api/v1/…`, JSON): domains (with their DKIM keys),
+//! accounts (with their app passwords), lists, classes of service, service
+//! accounts and the audit trail, authenticated with the API token or the
+//! admin password. Every handler runs on the shard that accepted the
+//! connection; directory changes go to the directory's shard (audited
+//! there with the request's actor) and mail accounts to the shard that
+//! owns them.
 
 mod accounts;
 mod app_passwords;
 mod audit;
 pub mod auth;
 mod classes;
+mod dkim;
 mod domains;
 mod errors;
 mod lists;
+mod queue;
 mod service_accounts;
 
 use std::collections::HashMap;
@@ -103,6 +106,11 @@ pub fn routes(router: Router, api: Rc<Api>) -> Router {
         .route(Method::POST, "/api/v1/domains", guarded(&api, domains::add))
         .route_prefix(Method::GET, domains::ONE, guarded(&api, domains::show))
         .route_prefix(Method::DELETE, domains::ONE, guarded(&api, domains::delete))
+        .route_prefix(
+            Method::POST,
+            domains::ONE,
+            guarded(&api, domains::post_below),
+        )
         .route(
             Method::GET,
             "/api/v1/accounts",
@@ -149,4 +157,7 @@ pub fn routes(router: Router, api: Rc<Api>) -> Router {
             service_accounts::ONE,
             guarded(&api, service_accounts::delete),
         )
+        .route(Method::GET, "/api/v1/queue", guarded(&api, queue::list))
+        .route_prefix(Method::POST, queue::ONE, guarded(&api, queue::retry))
+        .route_prefix(Method::DELETE, queue::ONE, guarded(&api, queue::delete))
 }

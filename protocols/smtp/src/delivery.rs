@@ -4,8 +4,8 @@
 //! restrictions, the submission sender rule, and the final delivery into
 //! the recipients' INBOXes with its reply.
 //!
-//! External list members cannot be reached until the outbound queue
-//! exists: they are logged, counted, and skipped. A delivery that fails
+//! Recipients in other domains (on submission, and the external members
+//! of lists) go to the outbound queue. A delivery that fails
 //! for some recipients after others succeeded answers `451` so that the
 //! client retries: the recipients that had it get it twice rather than
 //! anyone losing it.
@@ -23,16 +23,16 @@ use crate::Mode;
 
 /// How deep lists may nest inside lists.
 const MAX_LIST_DEPTH: usize = 4;
-/// The most accounts one RCPT may expand to.
+/// The most recipients one RCPT may expand to.
 const MAX_EXPANSION: usize = 10_000;
 
-/// The accounts one RCPT resolved to.
+/// Where one RCPT goes.
 #[derive(Debug, Default)]
 pub struct Resolved {
     /// Primary addresses of local accounts.
     pub accounts: Vec<String>,
-    /// External list members skipped (no outbound queue yet).
-    pub external: usize,
+    /// Addresses in other domains, for the outbound queue.
+    pub remote: Vec<String>,
     /// The smallest class-of-service message limit among the accounts
     /// (0 = none beyond the listener's).
     pub max_message_size: u64,
@@ -82,12 +82,14 @@ pub fn tighter(a: u64, b: u64) -> u64 {
     }
 }
 
-/// Resolves `RCPT TO:<address>` for a message from `sender`.
+/// Resolves `RCPT TO:<address>` for a message from `sender` of `size`
+/// bytes (as declared with SIZE=; 0 when unknown).
 pub async fn recipient(
     services: &Services,
     mode: Mode,
     sender: &str,
     address: &str,
+    size: u64,
 ) -> Result<Resolved, Reply> {
     // RFC 5321 §4.5.1: `<Postmaster>` without a domain must be accepted;
     // it is the postmaster of the first domain we serve.
@@ -98,23 +100,25 @@ pub async fn recipient(
     };
     let route = route(services, &address).await?;
     if !route.served {
-        return Err(match mode {
-            Mode::Mx => Reply::new(550, "5.7.1", "Relaying denied"),
-            Mode::Submission => Reply::new(
-                550,
-                "5.7.1",
-                "Delivery to other domains is not available yet on this server",
-            ),
-        });
+        return match mode {
+            Mode::Mx => Err(Reply::new(550, "5.7.1", "Relaying denied")),
+            Mode::Submission => Ok(Resolved {
+                remote: vec![address],
+                ..Resolved::default()
+            }),
+        };
     }
     match route.recipient {
         Recipient::Unknown => Err(Reply::new(550, "5.1.1", "No such user here")),
         Recipient::Account(primary) => match route.status {
-            Some(Status::Active) => Ok(Resolved {
-                accounts: vec![primary],
-                external: 0,
-                max_message_size: route.max_message_size,
-            }),
+            Some(Status::Active) => {
+                room_for(services, &primary, size).await?;
+                Ok(Resolved {
+                    accounts: vec![primary],
+                    remote: Vec::new(),
+                    max_message_size: route.max_message_size,
+                })
+            }
             Some(_) => Err(Reply::new(
                 550,
                 "5.2.1",
@@ -135,6 +139,30 @@ pub async fn recipient(
     }
 }
 
+/// Refuses a recipient whose mailbox is full (`452 4.2.2`: it may have
+/// room later) or would be over quota with the declared size (`552
+/// 5.2.2`). The delivery checks again: this only spares the transfer.
+async fn room_for(services: &Services, account: &str, size: u64) -> Result<(), Reply> {
+    let (used_bytes, quota_bytes, used_messages, quota_messages) =
+        services.mail.quota(account).await.map_err(|e| {
+            tracing::warn!(%account, error = %e, "smtp: cannot read the quota");
+            temp_failure()
+        })?;
+    let full = (quota_bytes > 0 && used_bytes >= quota_bytes)
+        || (quota_messages > 0 && used_messages >= quota_messages);
+    if full {
+        return Err(Reply::new(452, "4.2.2", "Mailbox full: over quota"));
+    }
+    if quota_bytes > 0 && used_bytes.saturating_add(size) > quota_bytes {
+        return Err(Reply::new(
+            552,
+            "5.2.2",
+            "Message too big for the recipient's remaining quota",
+        ));
+    }
+    Ok(())
+}
+
 /// The local accounts of a list, nested lists included; members whose
 /// accounts are disabled are skipped.
 async fn expand(services: &Services, list: List) -> Result<Resolved, Reply> {
@@ -145,7 +173,7 @@ async fn expand(services: &Services, list: List) -> Result<Resolved, Reply> {
     let mut stack = vec![(list, 0usize)];
     while let Some((list, depth)) = stack.pop() {
         for member in list.members {
-            if out.accounts.len() >= MAX_EXPANSION {
+            if out.accounts.len() + out.remote.len() >= MAX_EXPANSION {
                 tracing::warn!(list = %list.address, "smtp: list expansion truncated");
                 return Ok(out);
             }
@@ -172,10 +200,7 @@ async fn expand(services: &Services, list: List) -> Result<Resolved, Reply> {
                 Recipient::Unknown if route.served => {
                     tracing::warn!(list = %list.address, %member, "smtp: list member does not exist; skipped");
                 }
-                Recipient::Unknown => {
-                    out.external += 1;
-                    tracing::warn!(list = %list.address, %member, "smtp: external list member skipped: no outbound queue yet");
-                }
+                Recipient::Unknown => out.remote.push(member),
             }
         }
     }

@@ -10,18 +10,28 @@
 //! - [`antivirus`]: the built-in signature scanner; infected mail is
 //!   refused at the end of DATA/BDAT with `554 5.7.1`, nothing stored;
 //! - [`avdb_watch`]: reloads its database when the file changes;
-//! - [`rate`]: messages per sender per minute (`450 4.7.1` past it).
+//! - [`rate`]: messages per sender per minute (`450 4.7.1` past it);
+//! - [`dkim`]: DKIM keys of served domains, their DNS records, signing;
+//! - [`client`]: the SMTP client of the outbound queue (to remote MX
+//!   hosts and a smarthost);
+//! - [`outbound`]: the delivery runner of each shard's outbound queue,
+//!   with retries and delivery status notifications.
 //!
-//! A `250` after DATA (or `BDAT … LAST`) is sent only once every
-//! recipient's copy is durable on its shard. Mail to other domains is
-//! refused until the outbound queue exists (never an open relay).
+//! A `250` after DATA (or `BDAT … LAST`) is sent only once every local
+//! recipient's copy is durable on its shard and the message is durably in
+//! the outbound queue for the others. Only authenticated submission (and
+//! the external members of lists) may reach other domains: the MX
+//! listener is never an open relay.
 
 pub mod antivirus;
 pub mod auth;
 pub mod avdb_watch;
+pub mod client;
 pub mod codec;
 pub mod delivery;
+pub mod dkim;
 pub mod headers;
+pub mod outbound;
 pub mod rate;
 pub mod session;
 

@@ -21,11 +21,15 @@ use cairn_shards::time::timeout;
 use cairn_shards::Shutdown;
 use cairn_storage::directory::auth::AuthError;
 use cairn_storage::directory::sasl::Credentials;
+use cairn_storage::queue::{NewMessage, Notify};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 
 use crate::antivirus::Verdict;
 use crate::auth::{self, Exchange, Step};
-use crate::codec::command::{self, Command, Mechanism, BODY_BINARYMIME};
+use crate::codec::command::{
+    self, Command, Mechanism, BODY_BINARYMIME, NOTIFY_DELAY, NOTIFY_FAILURE, NOTIFY_NEVER,
+    NOTIFY_SUCCESS, RET_FULL,
+};
 use crate::codec::data::{BodyError, DataReader};
 use crate::codec::reply::{write_multiline, Reply};
 use crate::{delivery, headers, Inner, Mode};
@@ -154,6 +158,11 @@ struct Tx {
     first_rcpt: Option<String>,
     /// Accounts to deliver to, without duplicates.
     accounts: Vec<String>,
+    /// Recipients in other domains, for the outbound queue.
+    remote: Vec<(String, Option<String>, Notify)>,
+    /// The DSN parameters of MAIL (RFC 3461): ENVID and RET=FULL.
+    envid: Option<String>,
+    ret_full: bool,
     seen: HashSet<String>,
     /// A BDAT body being collected.
     chunks: Option<Vec<u8>>,
@@ -190,6 +199,22 @@ struct State<'a> {
     auth_failures: u32,
     bad_commands: u32,
     tx: Option<Tx>,
+}
+
+/// Who is told what about a recipient (RFC 3461 `NOTIFY=`; without it,
+/// failures and delays).
+fn notify_of(flags: u64) -> Notify {
+    if flags & NOTIFY_NEVER != 0 {
+        return Notify::never();
+    }
+    if flags & (NOTIFY_SUCCESS | NOTIFY_FAILURE | NOTIFY_DELAY) == 0 {
+        return Notify::default();
+    }
+    Notify {
+        success: flags & NOTIFY_SUCCESS != 0,
+        failure: flags & NOTIFY_FAILURE != 0,
+        delay: flags & NOTIFY_DELAY != 0,
+    }
 }
 
 /// Serves one connection.
@@ -436,13 +461,20 @@ impl State<'_> {
                     from.size,
                     from.flags & BODY_BINARYMIME != 0,
                 );
-                self.mail(address, size, binary).await
+                let dsn = (
+                    from.env_id.as_deref().map(str::to_string),
+                    from.flags & RET_FULL != 0,
+                );
+                self.mail(address, size, binary, dsn).await
             }
-            Command::Rcpt(to) => self.rcpt(&to.address).await,
+            Command::Rcpt(to) => {
+                let notify = notify_of(to.flags);
+                self.rcpt(&to.address, to.orcpt.as_deref(), notify).await
+            }
             Command::Data => {
                 match &self.tx {
                     None => return self.sequence("Need MAIL command"),
-                    Some(tx) if tx.accounts.is_empty() => {
+                    Some(tx) if tx.accounts.is_empty() && tx.remote.is_empty() => {
                         return self.sequence("Need RCPT command (no valid recipients)")
                     }
                     Some(tx) if tx.binary => {
@@ -564,7 +596,13 @@ impl State<'_> {
         Next::Continue
     }
 
-    async fn mail(&mut self, from: &str, size: usize, binary: bool) -> Next {
+    async fn mail(
+        &mut self,
+        from: &str,
+        size: usize,
+        binary: bool,
+        (envid, ret_full): (Option<String>, bool),
+    ) -> Next {
         if self.helo.is_none() {
             return self.sequence("Send EHLO or HELO first");
         }
@@ -611,6 +649,9 @@ impl State<'_> {
             rcpts: 0,
             first_rcpt: None,
             accounts: Vec::new(),
+            remote: Vec::new(),
+            envid,
+            ret_full,
             seen: HashSet::new(),
             chunks: None,
             overflow: false,
@@ -622,7 +663,7 @@ impl State<'_> {
         Next::Continue
     }
 
-    async fn rcpt(&mut self, address: &str) -> Next {
+    async fn rcpt(&mut self, address: &str, orcpt: Option<&str>, notify: Notify) -> Next {
         let max = self.inner.options.max_recipients;
         let (mode, services) = (self.inner.mode, &self.inner.services);
         let Some(tx) = &mut self.tx else {
@@ -639,7 +680,7 @@ impl State<'_> {
             self.reply(Reply::new(452, "4.5.3", "Too many recipients"));
             return Next::Continue;
         }
-        match delivery::recipient(services, mode, &tx.from, address).await {
+        match delivery::recipient(services, mode, &tx.from, address, tx.declared_size as u64).await {
             Ok(resolved)
                 if resolved.max_message_size > 0
                     && tx.declared_size as u64 > resolved.max_message_size =>
@@ -653,14 +694,20 @@ impl State<'_> {
             }
             Ok(resolved) => {
                 tx.class_limit = delivery::tighter(tx.class_limit, resolved.max_message_size);
-                if resolved.external > 0 {
-                    tracing::warn!(rcpt = %address, external = resolved.external, "smtp: external list members not delivered (no outbound queue yet)");
-                }
                 tx.rcpts += 1;
                 tx.first_rcpt = (tx.rcpts == 1).then(|| address.to_string());
                 for account in resolved.accounts {
                     if tx.seen.insert(account.clone()) {
                         tx.accounts.push(account);
+                    }
+                }
+                // The ORCPT of the address the client gave; a list's
+                // members get none of their own.
+                let direct = resolved.remote.len() == 1;
+                for remote in resolved.remote {
+                    if tx.seen.insert(remote.to_ascii_lowercase()) {
+                        let orcpt = orcpt.filter(|_| direct).map(str::to_string);
+                        tx.remote.push((remote, orcpt, notify));
                     }
                 }
                 self.reply(Reply::new(250, "2.1.5", "Ok"));
@@ -675,7 +722,7 @@ impl State<'_> {
     fn bdat_refusal(&mut self) -> Option<Reply> {
         match &mut self.tx {
             None => Some(Reply::new(503, "5.5.1", "Need MAIL command")),
-            Some(tx) if tx.accounts.is_empty() => Some(Reply::new(
+            Some(tx) if tx.accounts.is_empty() && tx.remote.is_empty() => Some(Reply::new(
                 503,
                 "5.5.1",
                 "Need RCPT command (no valid recipients)",
@@ -848,15 +895,21 @@ impl State<'_> {
         message.extend_from_slice(headers::authentication_results(&o.hostname, auth).as_bytes());
         message.extend_from_slice(&body);
         drop(body);
-        let message: Arc<[u8]> = Arc::from(message);
-        let delivered = timeout(
-            o.timeouts.data_end,
-            delivery::deliver(&self.inner.services, &tx.accounts, message, now),
-        )
+        let message: Arc<[u8]> = Arc::from(self.dkim_sign(tx, message).await?);
+        let delivered = timeout(o.timeouts.data_end, async {
+            if !tx.accounts.is_empty() {
+                delivery::deliver(&self.inner.services, &tx.accounts, message.clone(), now)
+                    .await?;
+            }
+            if !tx.remote.is_empty() {
+                self.enqueue(tx, message, now).await?;
+            }
+            Ok(())
+        })
         .await;
         match delivered {
             Ok(Ok(())) => {
-                tracing::debug!(%id, from = %tx.from, recipients = tx.accounts.len(), "smtp: delivered");
+                tracing::debug!(%id, from = %tx.from, local = tx.accounts.len(), remote = tx.remote.len(), "smtp: accepted");
                 Ok(Reply::new(250, "2.0.0", format!("Ok: queued as {id}")))
             }
             Ok(Err(reply)) => Err(reply),
@@ -865,6 +918,71 @@ impl State<'_> {
                 "4.3.0",
                 "Timed out storing the message; try again later",
             )),
+        }
+    }
+
+    /// Prepends a DKIM signature to a submitted message for other domains
+    /// when the sender's domain has a key (signed on the blocking pool);
+    /// when signing fails the message goes unsigned and the error is
+    /// logged.
+    async fn dkim_sign(&self, tx: &Tx, message: Vec<u8>) -> Result<Vec<u8>, Reply> {
+        if self.user.is_none() || tx.remote.is_empty() {
+            return Ok(message);
+        }
+        let Some((_, domain)) = tx.from.rsplit_once('@') else {
+            return Ok(message);
+        };
+        let domain = domain.to_ascii_lowercase();
+        let key = match self.inner.services.directory.dkim_key(domain.clone()).await {
+            Ok(Some(key)) => key,
+            Ok(None) => return Ok(message),
+            Err(e) => {
+                tracing::warn!(%domain, error = %e, "smtp: cannot read the DKIM key; sending unsigned");
+                return Ok(message);
+            }
+        };
+        let job = self.inner.services.blocking.run(move || {
+            let signature = crate::dkim::sign(&domain, &key, &message);
+            (message, signature, domain)
+        });
+        match job.await {
+            Ok((message, Ok(header), _)) => {
+                let mut signed = header.into_bytes();
+                signed.extend_from_slice(&message);
+                Ok(signed)
+            }
+            Ok((message, Err(e), domain)) => {
+                tracing::warn!(%domain, error = %e, "smtp: DKIM signing failed; sending unsigned");
+                Ok(message)
+            }
+            Err(_) => Err(Reply::new(
+                451,
+                "4.3.0",
+                "Temporary failure signing the message; try again later",
+            )),
+        }
+    }
+
+    /// Puts the message in this shard's outbound queue for the remote
+    /// recipients; durable when it returns `Ok`.
+    async fn enqueue(&self, tx: &Tx, message: Arc<[u8]>, now: i64) -> Result<(), Reply> {
+        let new = NewMessage {
+            sender: tx.from.clone(),
+            recipients: tx.remote.clone(),
+            envid: tx.envid.clone(),
+            ret_full: tx.ret_full,
+            now,
+        };
+        match self.inner.services.queue.local().enqueue(new, message).await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                tracing::warn!(from = %tx.from, error = %e, "smtp: cannot queue for remote delivery");
+                Err(Reply::new(
+                    451,
+                    "4.3.0",
+                    "Temporary failure queueing the message; try again later",
+                ))
+            }
         }
     }
 

@@ -154,11 +154,26 @@ async fn serve(listener: TcpListener, server: SmtpServer, shutdown: Shutdown) {
     accept_loop(listener, serve, shutdown).await
 }
 
+/// The query that lists the outbound queue (`sender -> recipients`).
+const QUEUE: &str = "@queue";
+
 async fn answer_queries(
     services: Services,
     mut queries: futures_channel::mpsc::UnboundedReceiver<Query>,
 ) {
     while let Some((account, reply)) = queries.next().await {
+        if account == QUEUE {
+            let queued = services.queue.list().await.expect("queue");
+            let lines = queued
+                .into_iter()
+                .map(|(_, m)| {
+                    let rcpts: Vec<String> = m.recipients.into_iter().map(|r| r.address).collect();
+                    format!("{} -> {}", m.sender, rcpts.join(",")).into_bytes()
+                })
+                .collect();
+            let _ = reply.send(lines);
+            continue;
+        }
         let mut bodies = Vec::new();
         for m in services
             .mail
@@ -406,6 +421,16 @@ fn mx_delivers_to_local_accounts_and_lists() {
     assert!(r.starts_with("550 5.2.1"), "{r}");
     let r = raw.cmd("AUTH PLAIN AGFAYgBj");
     assert!(r.starts_with("502 5.5.1"), "{r}");
+    // Quota at RCPT (tiny@ has 200 bytes): a declared size that cannot
+    // fit is refused before the body is sent; one that fits is taken.
+    raw.cmd("RSET");
+    raw.cmd("MAIL FROM:<sender@remote.test> SIZE=500");
+    let r = raw.cmd("RCPT TO:<tiny@example.org>");
+    assert!(r.starts_with("552 5.2.2"), "{r}");
+    raw.cmd("RSET");
+    raw.cmd("MAIL FROM:<sender@remote.test> SIZE=100");
+    let r = raw.cmd("RCPT TO:<tiny@example.org>");
+    assert!(r.starts_with("250 "), "{r}");
 }
 
 #[test]
@@ -545,14 +570,19 @@ fn submission_needs_tls_auth_and_an_owned_sender() {
         plain.send(&message(b, &[a], "not mine", "x\r\n".into())),
         "553",
     );
-    refused_with(
-        plain.send(&message(
+    // Another domain: accepted into the outbound queue (durably, before
+    // the 250), not into any local mailbox.
+    plain
+        .send(&message(
             a,
             &["someone@elsewhere.net"],
             "out",
             "x\r\n".into(),
-        )),
-        "550",
+        ))
+        .expect("submission to another domain is queued");
+    assert_eq!(
+        server.inbox(QUEUE),
+        vec![format!("{a} -> someone@elsewhere.net")]
     );
     refused_with(
         plain.send(&message(a, &["board@example.org"], "board", "x\r\n".into())),

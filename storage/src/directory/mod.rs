@@ -7,10 +7,10 @@
 //! ever hold argon2id hashes.
 //!
 //! Classes of service ([`classes`]), app passwords ([`app_passwords`]),
-//! service accounts ([`service_accounts`]) and the audit trail ([`audit`])
-//! live in their own tables beside the accounts. Every change is audited in
-//! its own batch, with the actor of the handle that made it
-//! ([`Directory::acting`]).
+//! service accounts ([`service_accounts`]), the domains' DKIM keys
+//! ([`dkim`]) and the audit trail ([`audit`]) live in their own tables
+//! beside the accounts. Every change is audited in its own batch, with the
+//! actor of the handle that made it ([`Directory::acting`]).
 //!
 //! An account's quota is explicit when it was given at creation (the
 //! address is then in `directory.own_quotas`); otherwise it follows its
@@ -22,6 +22,7 @@ pub mod app_passwords;
 pub mod audit;
 pub mod auth;
 pub mod classes;
+pub mod dkim;
 pub mod lockout;
 pub mod names;
 pub mod records;
@@ -266,6 +267,7 @@ impl Directory {
         let mut batch = self.tables.batch();
         for alias in &aliases {
             batch.delete::<Domains>(alias);
+            batch.delete::<dkim::DkimKeys>(alias);
         }
         batch.require_present::<Domains>(&name);
         for (addr, kind) in &addresses {
@@ -282,6 +284,7 @@ impl Directory {
             };
         }
         batch.delete::<Domains>(&name);
+        batch.delete::<dkim::DkimKeys>(&name);
         let detail = if empty {
             String::new()
         } else {

@@ -10,6 +10,7 @@ use cairn_shards::ShardId;
 
 use super::audit::{AuditPage, AuditQuery};
 use super::auth::{AuthError, Authenticator, Principal};
+use super::dkim::DkimKey;
 use super::service_accounts::ServiceAccount;
 use std::sync::Arc;
 
@@ -106,6 +107,12 @@ pub enum DirectoryRequest {
         address: String,
         name: String,
     },
+    SetDkimKey {
+        domain: String,
+        key: DkimKey,
+    },
+    DkimKey(String),
+    RemoveDkimKey(String),
 }
 
 /// Changes to an account; `None` leaves a field as it is.
@@ -211,6 +218,7 @@ pub enum DirectoryReply {
     ServiceAccount(Result<ServiceAccount, DirectoryError>),
     MaybeServiceAccount(Result<Option<ServiceAccount>, DirectoryError>),
     ServiceAccounts(Result<Vec<ServiceAccount>, DirectoryError>),
+    DkimKey(Result<Option<DkimKey>, DirectoryError>),
 }
 
 /// The mesh that carries directory requests.
@@ -323,6 +331,9 @@ async fn handle_one(dir: Directory, auth: Authenticator, req: DirectoryRequest) 
         Q::DeleteAppPassword { address, name } => {
             DirectoryReply::Done(dir.delete_app_password(&address, &name).await)
         }
+        Q::SetDkimKey { domain, key } => DirectoryReply::Done(dir.set_dkim_key(&domain, key).await),
+        Q::DkimKey(domain) => DirectoryReply::DkimKey(dir.dkim_key(&domain)),
+        Q::RemoveDkimKey(domain) => DirectoryReply::Done(dir.remove_dkim_key(&domain).await),
     }
 }
 
@@ -760,6 +771,35 @@ impl DirectoryService {
         expect_reply!(
             self.call(DirectoryRequest::DeleteAppPassword { address, name })
                 .await?,
+            DirectoryReply::Done,
+            CallError::Mismatch
+        )
+    }
+
+    /// Gives a served domain its DKIM key (made on the blocking pool by
+    /// the caller), replacing any it had.
+    pub async fn set_dkim_key(&self, domain: String, key: DkimKey) -> Result<(), CallError> {
+        expect_reply!(
+            self.call(DirectoryRequest::SetDkimKey { domain, key })
+                .await?,
+            DirectoryReply::Done,
+            CallError::Mismatch
+        )
+    }
+
+    /// A domain's DKIM key (with its private key: never show it).
+    pub async fn dkim_key(&self, domain: String) -> Result<Option<DkimKey>, CallError> {
+        expect_reply!(
+            self.call(DirectoryRequest::DkimKey(domain)).await?,
+            DirectoryReply::DkimKey,
+            CallError::Mismatch
+        )
+    }
+
+    /// Removes a domain's DKIM key.
+    pub async fn remove_dkim_key(&self, domain: String) -> Result<(), CallError> {
+        expect_reply!(
+            self.call(DirectoryRequest::RemoveDkimKey(domain)).await?,
             DirectoryReply::Done,
             CallError::Mismatch
         )

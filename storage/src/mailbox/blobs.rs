@@ -5,8 +5,9 @@
 //! not hash every body again.
 //!
 //! Bodies are reference-counted: the count of a body is the number of
-//! messages (any account, any mailbox) that refer to its hash, kept in
-//! memory and rebuilt from the mail state at start, never logged. A body
+//! messages (any account, any mailbox, and the shard's outbound queue)
+//! that refer to its hash, kept in memory and rebuilt from the mail state
+//! and the queue at start, never logged. A body
 //! is also pinned while an operation that will refer to it is in flight.
 //! A body neither referred to nor pinned is dead: compaction forgets it and
 //! moves the live ones out of the segments it reclaims

@@ -185,6 +185,15 @@ fn apply_durable(inner: &Inner, entry: &mut InFlight) -> Result<(), MailError> {
     inner.apply(&entry.op)
 }
 
+/// A body stored for a holder outside the mailboxes (see
+/// [`MailStore::stage_body`]): kept from compaction while held.
+pub(crate) struct HeldBody {
+    /// The body's SHA-256.
+    pub hash: [u8; 32],
+    staged: Staged,
+    _pin: Rc<Pin>,
+}
+
 /// One shard's mail. Cheap to clone.
 #[derive(Clone)]
 pub struct MailStore {
@@ -788,13 +797,58 @@ impl MailStore {
         self.inner.blobs.get(&self.inner.log, blob).await
     }
 
+    /// Queues `body`'s record (unless the same bytes are stored already)
+    /// for a holder other than a mailbox message — the outbound queue —
+    /// and keeps it from compaction until the returned [`HeldBody`] is
+    /// dropped. A record the holder appends right after this (no await in
+    /// between) lies behind the body's in the log, so it is durable only
+    /// if the body is; [`MailStore::finish_body`] then records the body in
+    /// the index. The holder counts its reference
+    /// ([`MailStore::count_body`]) before it drops the hold.
+    pub(crate) fn stage_body(&self, body: &[u8]) -> Result<HeldBody, MailError> {
+        let (staged, pin) = self.inner.blobs.stage(&self.inner.log, body);
+        let hash = match &staged {
+            Staged::Stored(b) => b.hash,
+            Staged::Pending(p) => p.reference(&self.inner.blobs, &self.inner.log)?.hash,
+        };
+        Ok(HeldBody {
+            hash,
+            staged,
+            _pin: pin,
+        })
+    }
+
+    /// Waits until a staged body is durable and in the index.
+    pub(crate) async fn finish_body(&self, held: &HeldBody) -> Result<(), MailError> {
+        match &held.staged {
+            Staged::Stored(_) => Ok(()),
+            Staged::Pending(p) => p.finish(&self.inner.blobs).await.map(drop),
+        }
+    }
+
+    /// Adds `delta` to the references to the body `hash` held outside the
+    /// mailboxes (queued messages): counted at start from their holder,
+    /// never logged.
+    pub(crate) fn count_body(&self, hash: &[u8; 32], delta: i64) {
+        self.inner.blobs.count(hash, delta);
+    }
+
+    /// Reads the body `hash` from wherever it lies now.
+    pub(crate) async fn body_by_hash(&self, hash: &[u8; 32]) -> Result<Vec<u8>, MailError> {
+        self.inner
+            .blobs
+            .get(&self.inner.log, &BlobRef::pending(*hash))
+            .await
+    }
+
     /// Distinct bodies stored on this shard (dead ones included until
     /// compaction forgets them).
     pub fn blob_count(&self) -> usize {
         self.inner.blobs.len()
     }
 
-    /// How many messages refer to the body with `hash`.
+    /// How many messages (mailbox messages and queued outbound ones) refer
+    /// to the body with `hash`.
     pub fn blob_references(&self, hash: &[u8; 32]) -> u64 {
         self.inner.blobs.references(hash)
     }
