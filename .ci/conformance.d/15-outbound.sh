@@ -88,6 +88,18 @@ PY
 }
 check "outbound: Postfix's 550 comes back to the sender as a DSN (imaplib)" bounce_reaches_sender
 
+relay_network_relays() {
+    local before
+    before=$(remote_count)
+    # From 127.0.0.1 (not a relay network) the MX refuses other domains …
+    expect '550 5\.7\.1' "${mx[@]}" --from s@partner.test --to carol@remote.test --quit-after RCPT
+    # … from 127.0.0.2 (relay_networks) it queues them without AUTH.
+    "${mx[@]}" --local-interface 127.0.0.2 --from s@partner.test --to carol@remote.test \
+        --header 'Subject: relayed' --body 'through the relay network'
+    wait_for 30 remote_has $((before + 1))
+}
+check "outbound: an MX client in relay_networks relays to Postfix; others get 550 5.7.1" relay_network_relays
+
 retried_after_postfix_restart() {
     local before
     before=$(remote_count)

@@ -1,13 +1,17 @@
-//! The outbound queue's settings, made from `[outbound]`: resolver,
-//! smarthost or MX delivery, TLS, retries and connection limits. Each
-//! shard starts its own [`cairn_smtp::outbound::Runner`] with them.
+//! The mail settings made from the configuration: the resolver of
+//! `[dns]`; the outbound queue's from `[outbound]` (smarthost or MX
+//! delivery, TLS, retries, connection limits, relay networks), with which
+//! each shard starts its own [`cairn_smtp::outbound::Runner`]; and the
+//! inbound checks of `[antispam]`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use cairn_config::{host_port, Config, OutboundTls};
+use cairn_config::{cidr, host_port, Config, OutboundTls};
 use cairn_dns::ResolverConfig;
 use cairn_smtp::client::TlsMode;
 use cairn_smtp::outbound::{OutboundMetrics, OutboundOptions, Schedule};
+use cairn_smtp::spam::{DnsblZone, SpamOptions};
 
 fn tls(mode: OutboundTls) -> TlsMode {
     match mode {
@@ -18,21 +22,31 @@ fn tls(mode: OutboundTls) -> TlsMode {
     }
 }
 
-/// The runners' settings (the configuration was validated already; an
-/// address that still does not parse is reported, not guessed).
-pub fn options(config: &Config, metrics: Arc<OutboundMetrics>) -> Result<OutboundOptions, String> {
-    let o = &config.outbound;
+/// The name servers of `[dns]`: those configured, else the system's.
+pub fn resolver(config: &Config) -> Result<ResolverConfig, String> {
     let mut resolver = ResolverConfig::system();
-    if !o.dns_servers.is_empty() {
-        resolver.servers = o
-            .dns_servers
+    if !config.dns.servers.is_empty() {
+        resolver.servers = config
+            .dns
+            .servers
             .iter()
             .map(|s| {
                 s.parse()
-                    .map_err(|_| format!("outbound.dns_servers: {s:?} is not address:port"))
+                    .map_err(|_| format!("dns.servers: {s:?} is not address:port"))
             })
             .collect::<Result<_, _>>()?;
     }
+    Ok(resolver)
+}
+
+/// The runners' settings (the configuration was validated already; an
+/// address that still does not parse is reported, not guessed).
+pub fn options(
+    config: &Config,
+    resolver: ResolverConfig,
+    metrics: Arc<OutboundMetrics>,
+) -> Result<OutboundOptions, String> {
+    let o = &config.outbound;
     let smarthost = if o.smarthost.is_empty() {
         None
     } else {
@@ -60,4 +74,38 @@ pub fn options(config: &Config, metrics: Arc<OutboundMetrics>) -> Result<Outboun
         metrics: Some(metrics),
         ..OutboundOptions::new(config.node.hostname.clone(), resolver)
     })
+}
+
+/// The MX listener's relay networks (`outbound.relay_networks`).
+pub fn relay_networks(config: &Config) -> Result<Vec<ipnet::IpNet>, String> {
+    config
+        .outbound
+        .relay_networks
+        .iter()
+        .map(|net| {
+            cidr(net)
+                .and_then(|(ip, prefix)| ipnet::IpNet::new(ip, prefix).ok())
+                .map(|n| n.trunc())
+                .ok_or_else(|| format!("outbound.relay_networks: {net:?} is not a network"))
+        })
+        .collect()
+}
+
+/// The spam scoring of `[antispam]`.
+pub fn spam(config: &Config) -> SpamOptions {
+    let a = &config.antispam;
+    SpamOptions {
+        enabled: a.enabled,
+        tag_score: a.tag_score,
+        reject_score: a.reject_score,
+        dnsbl: a
+            .dnsbl
+            .iter()
+            .map(|l| DnsblZone {
+                zone: l.zone.clone(),
+                weight: l.weight,
+            })
+            .collect(),
+        dnsbl_timeout: Duration::from_millis(a.dnsbl_timeout_ms),
+    }
 }

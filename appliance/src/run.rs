@@ -31,8 +31,8 @@ use crate::{admin_credential, logging, tls};
 use cairn_imap::{ImapMesh, ImapOptions, ImapServer};
 use cairn_ldap::{LdapOptions, LdapServer};
 use cairn_pop3::{Pop3Mesh, Pop3Options, Pop3Server};
-use cairn_smtp::rate::SenderRate;
 use cairn_smtp::outbound::{OutboundMetrics, OutboundOptions, Runner};
+use cairn_smtp::rate::SenderRate;
 use cairn_smtp::{Mode, SmtpOptions, SmtpServer};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -171,7 +171,8 @@ fn run_until_stopped(args: RunArgs) -> Result<(), String> {
     antivirus.register_metrics(&metrics);
     let outbound_metrics = Arc::new(OutboundMetrics::new());
     outbound_metrics.register(&metrics);
-    let outbound = crate::outbound::options(&config, outbound_metrics)?;
+    let resolver = crate::outbound::resolver(&config)?;
+    let outbound = crate::outbound::options(&config, resolver, outbound_metrics)?;
     let storage_metrics = Arc::new(StorageMetrics::new(&metrics));
     let meshes = Meshes::new(shards).with_auth_metrics(AuthMetrics::new(&metrics));
     // The meshes that carry IMAP and POP3 sessions to their account's shard.
@@ -193,6 +194,7 @@ fn run_until_stopped(args: RunArgs) -> Result<(), String> {
         pop3_mesh,
         antivirus,
         outbound,
+        relay_networks: crate::outbound::relay_networks(&config)?,
         credentials,
         auth_policy: Policy {
             per_account: config.limits.max_auth_failures,
@@ -254,6 +256,8 @@ struct Shared {
     mx_rate: Rc<SenderRate>,
     /// Messages per logged-in user per minute on submission.
     submission_rate: Rc<SenderRate>,
+    /// The shard's resolver for the SMTP listeners' checks.
+    resolver: cairn_dns::Resolver,
 }
 
 /// What each shard runs: bind, serve, and drain on shutdown.
@@ -268,6 +272,7 @@ struct ShardMain {
     pop3_mesh: Pop3Mesh,
     antivirus: Arc<cairn_smtp::antivirus::Antivirus>,
     outbound: OutboundOptions,
+    relay_networks: Vec<ipnet::IpNet>,
     credentials: Arc<admin_credential::Credentials>,
     auth_policy: Policy,
     max_body: usize,
@@ -341,12 +346,17 @@ impl ShardMain {
                     max_recipients: limits.max_recipients as usize,
                     max_line_length: limits.max_line_length,
                     antivirus: Some(self.antivirus.clone()),
+                    relay_networks: self.relay_networks.clone(),
+                    spam: crate::outbound::spam(&self.config),
+                    verify_senders: self.config.antispam.verify_senders,
+                    enforce_dmarc: self.config.antispam.enforce_dmarc,
                     ..SmtpOptions::default()
                 };
                 Server::Smtp(
                     SmtpServer::new(services.clone(), mode, starttls, options, metrics)
                         .with_sender_rate(rate.clone())
-                        .with_shutdown(ctx.shutdown().clone()),
+                        .with_shutdown(ctx.shutdown().clone())
+                        .with_resolver(shared.resolver.clone()),
                 )
             }
             Service::Imap | Service::Imaps => Server::Imap(shared.imap.clone()?),
@@ -483,6 +493,7 @@ impl ShardMain {
             pop3,
             mx_rate: Rc::new(SenderRate::new(limits.max_messages_per_ip_per_minute)),
             submission_rate: Rc::new(SenderRate::new(limits.max_messages_per_user_per_minute)),
+            resolver: cairn_dns::Resolver::new(self.outbound.resolver.clone()),
         };
         for (p, listener) in bound {
             let metrics = self.metrics.service(p.service.name(), ctx.id());

@@ -3,7 +3,8 @@
 # suite's remote MX): its own config and queue under DIR, accepting mail for
 # $POSTFIX_DOMAIN (default example.org) on 127.0.0.1:PORT and delivering it
 # to maildirs under DIR/mail with the virtual(8) agent; other addresses in
-# that domain are refused with 550 5.1.1.
+# that domain are refused with 550 5.1.1. With $POSTFIX_RELAYHOST
+# ([host]:port) it relays everything else from 127.0.0.0/8 there.
 #   postfix.sh start DIR PORT ACCOUNT…   (ACCOUNT = local part)
 #   postfix.sh stop DIR
 #   postfix.sh count DIR                 (messages delivered so far)
@@ -51,6 +52,7 @@ virtual_mailbox_limit = 0
 message_size_limit = 0
 maillog_file = $dir/maillog
 maillog_file_prefixes = $dir
+relayhost = ${POSTFIX_RELAYHOST:-}
 smtpd_client_connection_count_limit = 0
 smtpd_client_message_rate_limit = 0
 default_process_limit = 100

@@ -57,7 +57,8 @@ impl Appliance {
     }
 
     /// [`Appliance::start`] with `extra` TOML appended to the configuration
-    /// (e.g. `[limits]` a benchmark needs raised).
+    /// (e.g. `[limits]` a benchmark needs raised); the name server is a dead
+    /// loopback port unless `extra` has a `[dns]` table.
     pub fn start_with(bin: Option<&Path>, dir: &Path, extra: &str) -> Self {
         let bin = bin.map_or_else(
             || workspace().join("target/release/cairn"),
@@ -69,6 +70,11 @@ impl Appliance {
             text.push_str(&format!("[listeners.{s}]\nport = {p}\n"));
         }
         text.push_str(extra);
+        if !extra.contains("[dns]") {
+            // The system's name servers are off this machine: a loopback
+            // port where nothing answers (SPF and the like say temperror).
+            text.push_str("\n[dns]\nservers = [\"127.0.0.1:9\"]\n");
+        }
         let config = dir.join("appliance.toml");
         std::fs::write(&config, text).expect("config");
         let mut child = Command::new(&bin)

@@ -7,5 +7,6 @@ pub mod imap_client;
 pub mod report;
 pub mod rr_protocol;
 pub mod smtp_client;
+pub mod smtp_load;
 
 pub use report::{Measurement, ResultsFile};

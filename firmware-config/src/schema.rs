@@ -16,7 +16,7 @@ use crate::values;
 pub const CURRENT_VERSION: u32 = 1;
 
 /// The whole configuration.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Config {
     /// Schema version; a file without one is taken as [`CURRENT_VERSION`].
@@ -45,8 +45,12 @@ pub struct Config {
     pub ldap: LdapConfig,
     /// `[mail_access]`
     pub mail_access: MailAccessConfig,
+    /// `[dns]`
+    pub dns: DnsConfig,
     /// `[outbound]`
     pub outbound: OutboundConfig,
+    /// `[antispam]`
+    pub antispam: AntispamConfig,
 }
 
 impl Default for Config {
@@ -64,7 +68,9 @@ impl Default for Config {
             media: MediaConfig::default(),
             ldap: LdapConfig::default(),
             mail_access: MailAccessConfig::default(),
+            dns: DnsConfig::default(),
             outbound: OutboundConfig::default(),
+            antispam: AntispamConfig::default(),
         }
     }
 }
@@ -288,6 +294,17 @@ pub struct MailAccessConfig {
     pub allow_plaintext_auth: bool,
 }
 
+/// `[dns]`: the name servers Cairn asks (MX and addresses for the
+/// outbound queue; SPF, DKIM, DMARC records and blocklists for inbound
+/// mail).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DnsConfig {
+    /// `address:port` of each (default empty: the nameservers of
+    /// `/etc/resolv.conf`).
+    pub servers: Vec<String>,
+}
+
 /// How outbound mail is protected on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -306,9 +323,6 @@ pub enum OutboundTls {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct OutboundConfig {
-    /// DNS servers (`address:port`) for MX and address lookups (default
-    /// empty: the nameservers of `/etc/resolv.conf`).
-    pub dns_servers: Vec<String>,
     /// The port of remote MX hosts (default 25; tests point it elsewhere).
     pub mx_port: u16,
     /// TLS towards MX hosts (default `opportunistic`).
@@ -338,12 +352,15 @@ pub struct OutboundConfig {
     /// destination host (default 5).
     pub max_connections: u32,
     pub max_connections_per_destination: u32,
+    /// Networks (CIDR, e.g. `10.0.0.0/8`) whose clients may relay through
+    /// the MX listener to other domains without logging in, like
+    /// Postfix's `mynetworks` (default none: only submission relays).
+    pub relay_networks: Vec<String>,
 }
 
 impl Default for OutboundConfig {
     fn default() -> Self {
         OutboundConfig {
-            dns_servers: Vec::new(),
             mx_port: 25,
             mx_tls: OutboundTls::Opportunistic,
             smarthost: String::new(),
@@ -357,6 +374,51 @@ impl Default for OutboundConfig {
             delay_notice_secs: 4 * 3600,
             max_connections: 50,
             max_connections_per_destination: 5,
+            relay_networks: Vec::new(),
+        }
+    }
+}
+
+/// One DNS blocklist of `[antispam]`: its zone and what a listing adds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsblConfig {
+    pub zone: String,
+    pub weight: f32,
+}
+
+/// `[antispam]`: how mail from other servers is checked and scored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AntispamConfig {
+    /// Score messages with the rules and blocklists (default `true`).
+    pub enabled: bool,
+    /// From this score a message is tagged and goes to Junk (default 5).
+    pub tag_score: f32,
+    /// From this score it is refused with `550 5.7.1` (default 12).
+    pub reject_score: f32,
+    /// Blocklists, e.g. `[{ zone = "zen.spamhaus.org", weight = 6.0 }]`
+    /// (default none).
+    pub dnsbl: Vec<DnsblConfig>,
+    /// How long all blocklist lookups together may take (default 3000).
+    pub dnsbl_timeout_ms: u64,
+    /// Check SPF, DKIM and DMARC (default `true`).
+    pub verify_senders: bool,
+    /// Refuse mail failing DMARC whose domain says `p=reject` (default
+    /// `true`; else it goes to Junk).
+    pub enforce_dmarc: bool,
+}
+
+impl Default for AntispamConfig {
+    fn default() -> Self {
+        AntispamConfig {
+            enabled: true,
+            tag_score: 5.0,
+            reject_score: 12.0,
+            dnsbl: Vec::new(),
+            dnsbl_timeout_ms: 3000,
+            verify_senders: true,
+            enforce_dmarc: true,
         }
     }
 }

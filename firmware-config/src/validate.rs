@@ -35,7 +35,9 @@ impl Config {
         }
         self.check_metrics(&mut errors);
         self.check_media(&mut errors);
+        self.check_dns(&mut errors);
         self.check_outbound(&mut errors);
+        self.check_antispam(&mut errors);
         errors
     }
 
@@ -186,13 +188,49 @@ impl Config {
         }
     }
 
-    fn check_outbound(&self, errors: &mut Vec<ConfigError>) {
-        let outbound = &self.outbound;
-        for (i, server) in outbound.dns_servers.iter().enumerate() {
+    fn check_dns(&self, errors: &mut Vec<ConfigError>) {
+        for (i, server) in self.dns.servers.iter().enumerate() {
             if server.parse::<std::net::SocketAddr>().is_err() {
                 errors.push(ConfigError::semantic(
-                    format!("outbound.dns_servers[{i}]"),
+                    format!("dns.servers[{i}]"),
                     format!("{server:?} is not an address:port such as \"127.0.0.1:53\""),
+                ));
+            }
+        }
+    }
+
+    fn check_antispam(&self, errors: &mut Vec<ConfigError>) {
+        let a = &self.antispam;
+        if !(a.tag_score.is_finite() && a.reject_score.is_finite()) || a.reject_score <= a.tag_score
+        {
+            errors.push(ConfigError::semantic(
+                "antispam.reject_score",
+                "must be a number above tag_score",
+            ));
+        }
+        for (i, list) in a.dnsbl.iter().enumerate() {
+            let valid = !list.zone.is_empty()
+                && list.zone.len() <= 200
+                && list
+                    .zone
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+            if !valid || !list.weight.is_finite() {
+                errors.push(ConfigError::semantic(
+                    format!("antispam.dnsbl[{i}]"),
+                    "a zone such as \"zen.spamhaus.org\" and a finite weight",
+                ));
+            }
+        }
+    }
+
+    fn check_outbound(&self, errors: &mut Vec<ConfigError>) {
+        let outbound = &self.outbound;
+        for (i, net) in outbound.relay_networks.iter().enumerate() {
+            if cidr(net).is_none() {
+                errors.push(ConfigError::semantic(
+                    format!("outbound.relay_networks[{i}]"),
+                    format!("{net:?} is not a network such as \"10.0.0.0/8\" or \"::1/128\""),
                 ));
             }
         }
@@ -280,6 +318,15 @@ impl Config {
 /// Whether binding both addresses on one port would collide: the same
 /// address, or a wildcard covering the other (`0.0.0.0` covers IPv4, `::`
 /// covers both families on a dual-stack host).
+/// A network `address/prefix`, the prefix within the family's length.
+pub fn cidr(value: &str) -> Option<(IpAddr, u8)> {
+    let (ip, prefix) = value.split_once('/')?;
+    let ip: IpAddr = ip.parse().ok()?;
+    let prefix: u8 = prefix.parse().ok()?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    (prefix <= max).then_some((ip, prefix))
+}
+
 /// `host:port` split, the port a number and the host not empty.
 pub fn host_port(value: &str) -> Option<(&str, u16)> {
     let (host, port) = value.rsplit_once(':')?;
@@ -342,6 +389,35 @@ mod tests {
             imaps.enabled = false;
         }
         assert_eq!(config.validate(), Vec::new());
+    }
+
+    #[test]
+    fn outbound_addresses_and_networks_are_checked() {
+        let mut config = Config::embedded_default();
+        config.dns.servers = vec!["127.0.0.1:53".into(), "localhost".into()];
+        config.antispam.reject_score = 1.0;
+        config.outbound.smarthost = "relay.example.net".into();
+        config.outbound.smarthost_user = "me".into();
+        config.outbound.retry_initial_secs = 0;
+        config.outbound.relay_networks =
+            vec!["10.0.0.0/8".into(), "::1/129".into(), "10.0.0.1".into()];
+        assert_eq!(
+            keys(&config),
+            [
+                "dns.servers[1]",
+                "outbound.relay_networks[1]",
+                "outbound.relay_networks[2]",
+                "outbound.smarthost",
+                "outbound.smarthost_user",
+                "outbound.retry_initial_secs",
+                "antispam.reject_score",
+            ]
+        );
+        assert_eq!(host_port("[::1]:25"), Some(("::1", 25)));
+        assert_eq!(
+            cidr("192.0.2.0/24"),
+            Some(("192.0.2.0".parse().unwrap(), 24))
+        );
     }
 
     #[test]

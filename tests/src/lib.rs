@@ -58,8 +58,8 @@ pub struct TestConfig {
 
 impl TestConfig {
     /// Every listener on a fresh free port, two shards, and `extra`; the
-    /// outbound queue's resolver is a dead loopback port unless `extra`
-    /// has an `[outbound]` table.
+    /// name server is a dead loopback port unless `extra` has a `[dns]`
+    /// table.
     pub fn new(data_dir: &Path, extra: &str) -> Self {
         let mut text = format!(
             "version = 1\ndata_dir = {:?}\n\n[shards]\ncount = 2\npin = false\nshutdown_grace_secs = 5\n\n",
@@ -74,10 +74,10 @@ impl TestConfig {
             ports.push((service, port));
         }
         text.push_str(extra);
-        if !extra.contains("[outbound]") {
-            // Never let a test's queue ask the system's name servers (they
-            // are off this machine): a loopback port where nothing answers.
-            text.push_str("\n[outbound]\ndns_servers = [\"127.0.0.1:9\"]\n");
+        if !extra.contains("[dns]") {
+            // Never let a test ask the system's name servers (they are off
+            // this machine): a loopback port where nothing answers.
+            text.push_str("\n[dns]\nservers = [\"127.0.0.1:9\"]\n");
         }
         Self { ports, text }
     }

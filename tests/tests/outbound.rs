@@ -77,7 +77,7 @@ fn mail_to_other_domains_leaves_through_the_queue() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let data = tmp.path().join("data");
     let outbound = format!(
-        "[outbound]\ndns_servers = [\"127.0.0.1:{}\"]\nmx_port = {mx_port}\n\
+        "[dns]\nservers = [\"127.0.0.1:{}\"]\n[outbound]\nmx_port = {mx_port}\n\
          retry_initial_secs = 600\nretry_max_secs = 600\n",
         dns.port
     );
@@ -106,9 +106,9 @@ fn mail_to_other_domains_leaves_through_the_queue() {
         inbox_count(&api, "alice@example.org") == 1
     });
     eventually("a first failed attempt for bob", || {
-        queue(&api).iter().any(|m| {
-            m["attempts"].as_u64() >= Some(1) && m["sender"] == "alice@example.org"
-        })
+        queue(&api)
+            .iter()
+            .any(|m| m["attempts"].as_u64() >= Some(1) && m["sender"] == "alice@example.org")
     });
     let items = queue(&api);
     assert_eq!(items.len(), 1, "{items:?}");
@@ -133,7 +133,9 @@ fn mail_to_other_domains_leaves_through_the_queue() {
 
     // Queued means durable: a SIGKILL does not lose it.
     let id = m["id"].as_str().expect("id").to_string();
-    assert!(appliance.stop(libc::SIGKILL, Duration::from_secs(10)).is_some());
+    assert!(appliance
+        .stop(libc::SIGKILL, Duration::from_secs(10))
+        .is_some());
     let appliance = Appliance::start(&path, &config);
     let api = AdminApi::new(&appliance, &data);
     let items = queue(&api);
@@ -160,8 +162,14 @@ fn mail_to_other_domains_leaves_through_the_queue() {
     let text = dump_text(&dump);
     assert!(text.contains("X-Mail-Args: <alice@example.org>"), "{text}");
     assert!(text.contains("X-Rcpt-Args: <bob@remote.test>"), "{text}");
-    assert!(!text.contains("X-Rcpt-Args: <ghost@nowhere.test>"), "{text}");
-    assert!(text.contains("\n.a line with a dot"), "dot-stuffing undone: {text}");
+    assert!(
+        !text.contains("X-Rcpt-Args: <ghost@nowhere.test>"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\n.a line with a dot"),
+        "dot-stuffing undone: {text}"
+    );
     assert!(text.contains("with ESMTPSA id"), "our trace header: {text}");
 
     // Unknown ids are refused clearly.

@@ -13,52 +13,16 @@
 //! `cargo build --release -p cairn && cargo run --release -p cairn-benches
 //! --bin smtp_delivery -- --write-results`
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use cairn_benches::appliance::{free_ports, workspace, Appliance};
-use cairn_benches::report::{record, TABLE_HEADER};
-use cairn_benches::smtp_client::{message, Session};
-use cairn_benches::{Measurement, ResultsFile};
-use clap::Parser;
+use cairn_benches::smtp_load::{self, wait_for_port, Args, Outcome};
+use cairn_benches::Measurement;
+use clap::Parser as _;
 
 const RECIPIENT: &str = "bench@example.org";
 const SENDER: &str = "load@load.test";
-
-#[derive(Parser)]
-struct Args {
-    /// Messages per run.
-    #[arg(long, default_value_t = 10_000)]
-    messages: usize,
-    /// Concurrent sessions.
-    #[arg(long, default_value_t = 20)]
-    sessions: usize,
-    /// Message size in bytes.
-    #[arg(long, default_value_t = 5120)]
-    size: usize,
-    /// The cairn binary (default: this workspace's release build).
-    #[arg(long)]
-    cairn: Option<PathBuf>,
-    /// Replace this scenario's section of benches/RESULTS.md.
-    #[arg(long)]
-    write_results: bool,
-}
-
-fn wait_for_port(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nothing listens on {port}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// What one subject did: smtp-source's throughput, then the client's.
-struct Outcome {
-    source: Measurement,
-    client: Measurement,
-}
 
 /// Counts the messages a subject stored so far; `None` where the `250` is
 /// all there is (smtp-sink).
@@ -66,54 +30,26 @@ type Stored<'a> = Option<&'a dyn Fn() -> usize>;
 
 /// Runs smtp-source, then the pipelined client, against `port`.
 fn measure(subject: &str, port: u16, args: &Args, stored: Stored) -> Outcome {
+    let load = args.load();
     let mut source = Measurement::new(subject);
     let base = count(stored);
     let started = Instant::now();
-    let status = Command::new("smtp-source")
-        .args(["-s", &args.sessions.to_string()])
-        .args(["-m", &args.messages.to_string()])
-        .args(["-l", &args.size.to_string()])
-        .args(["-f", SENDER, "-t", RECIPIENT])
-        .arg(format!("127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .status()
-        .expect("run smtp-source (Debian package postfix)");
-    assert!(status.success(), "smtp-source failed against {subject}");
+    smtp_load::smtp_source(&load, port, SENDER, RECIPIENT, subject);
     wait_stored(stored, base + args.messages, subject);
     source.elapsed = started.elapsed();
     source.ops = args.messages as u64;
 
     let mut client = Measurement::new(subject);
     let base = count(stored);
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let body = message(args.size);
-    let per_session = args.messages / args.sessions;
     let started = Instant::now();
-    let threads: Vec<_> = (0..args.sessions)
-        .map(|_| {
-            let body = body.clone();
-            std::thread::spawn(move || {
-                let mut h = cairn_benches::report::new_histogram();
-                let mut s = Session::open(addr).expect("session");
-                for _ in 0..per_session {
-                    let took = s.send(SENDER, RECIPIENT, &body).expect("transaction");
-                    record(&mut h, took);
-                }
-                let _ = s.quit();
-                h
-            })
-        })
-        .collect();
-    for t in threads {
-        let h = t.join().expect("client thread");
-        client.latency_us.add(&h).expect("merge histograms");
-    }
-    wait_stored(stored, base + per_session * args.sessions, subject);
+    smtp_load::pipelined(&load, port, SENDER, RECIPIENT, &mut client);
+    let sent = smtp_load::pipelined_count(&load);
+    wait_stored(stored, base + sent, subject);
     client.elapsed = started.elapsed();
-    client.ops = (per_session * args.sessions) as u64;
-    println!("smtp-source  {}", source.summary());
-    println!("client       {}", client.summary());
-    Outcome { source, client }
+    client.ops = sent as u64;
+    let outcome = Outcome { source, client };
+    outcome.print();
+    outcome
 }
 
 fn count(stored: Stored) -> usize {
@@ -217,38 +153,10 @@ fn main() {
     let postfix = run_postfix(&args);
     let cairn = run_cairn(&args);
 
-    let scenario = format!(
-        "{} × {} B over {} sessions",
-        args.messages, args.size, args.sessions
-    );
-    let mut table = String::from(TABLE_HEADER);
-    table.push('\n');
-    for o in [&cairn, &postfix, &sink] {
-        table.push_str(
-            &o.source
-                .markdown_row(&format!("smtp-source, {scenario}"), &postfix.source),
-        );
-        table.push('\n');
-    }
-    for o in [&cairn, &postfix, &sink] {
-        table.push_str(
-            &o.client
-                .markdown_row(&format!("pipelined client, {scenario}"), &postfix.client),
-        );
-        table.push('\n');
-    }
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let table = smtp_load::table(&args.load(), &[&cairn, &postfix, &sink], &postfix);
     let body = format!(
-        "Local delivery over SMTP on a {cores}-core machine: smtp-source (Debian postfix package) and this crate's pipelined client send the same load to Cairn (release, one shard per core, durable delivery into the mailbox before each `250`), to a real Postfix delivering to maildir (counted when the file is in `new/`), and to smtp-sink (stores nothing: the load generator's ceiling). ops/s = messages stored per second; ratio is to Postfix; latencies are per transaction, MAIL to the final `250` (smtp-source reports no latencies, so its rows show none).\n\n{table}\nCommand: `cargo build --release -p cairn && cargo run --release -p cairn-benches --bin smtp_delivery -- --messages {} --sessions {} --size {} --write-results`\n",
-        args.messages, args.sessions, args.size
+        "Local delivery over SMTP on this machine: smtp-source (Debian postfix package) and this crate's pipelined client send the same load to Cairn (release, one shard per core, durable delivery into the mailbox before each `250`), to a real Postfix delivering to maildir (counted when the file is in `new/`), and to smtp-sink (stores nothing: the load generator's ceiling). ops/s = messages stored per second; ratio is to Postfix; latencies are per transaction, MAIL to the final `250` (smtp-source reports no latencies, so its rows show none).\n\n{table}\n{}\n",
+        smtp_load::command("smtp_delivery", &args)
     );
-    println!("\n{body}");
-    if args.write_results {
-        ResultsFile::default_path()
-            .write_section(
-                &format!("SMTP delivery vs Postfix and smtp-sink, {cores}-core machine"),
-                &body,
-            )
-            .expect("write RESULTS.md");
-    }
+    smtp_load::publish(&args, "SMTP delivery vs Postfix and smtp-sink", &body);
 }

@@ -19,7 +19,6 @@ use cairn_storage::service::ServiceError;
 use cairn_storage::services::Services;
 
 use crate::codec::reply::Reply;
-use crate::Mode;
 
 /// How deep lists may nest inside lists.
 const MAX_LIST_DEPTH: usize = 4;
@@ -83,10 +82,12 @@ pub fn tighter(a: u64, b: u64) -> u64 {
 }
 
 /// Resolves `RCPT TO:<address>` for a message from `sender` of `size`
-/// bytes (as declared with SIZE=; 0 when unknown).
+/// bytes (as declared with SIZE=; 0 when unknown); `may_relay` lets an
+/// address in another domain through to the outbound queue (submission,
+/// and MX clients in the relay networks).
 pub async fn recipient(
     services: &Services,
-    mode: Mode,
+    may_relay: bool,
     sender: &str,
     address: &str,
     size: u64,
@@ -100,12 +101,13 @@ pub async fn recipient(
     };
     let route = route(services, &address).await?;
     if !route.served {
-        return match mode {
-            Mode::Mx => Err(Reply::new(550, "5.7.1", "Relaying denied")),
-            Mode::Submission => Ok(Resolved {
+        return if may_relay {
+            Ok(Resolved {
                 remote: vec![address],
                 ..Resolved::default()
-            }),
+            })
+        } else {
+            Err(Reply::new(550, "5.7.1", "Relaying denied"))
         };
     }
     match route.recipient {
@@ -247,17 +249,18 @@ pub async fn check_sender(services: &Services, user: &str, from: &str) -> Result
     }
 }
 
-/// Stores `body` in the INBOX of every account; durable when it returns
-/// `Ok`.
+/// Stores `body` in `mailbox` (INBOX, or Junk for tagged spam) of every
+/// account; durable when it returns `Ok`.
 pub async fn deliver(
     services: &Services,
     accounts: &[String],
+    mailbox: &str,
     body: Arc<[u8]>,
     now: i64,
 ) -> Result<(), Reply> {
     let targets: Vec<(String, String)> = accounts
         .iter()
-        .map(|a| (a.clone(), "INBOX".to_string()))
+        .map(|a| (a.clone(), mailbox.to_string()))
         .collect();
     let results = services.mail.deliver(&targets, body, now).await;
     let mut over_quota = false;

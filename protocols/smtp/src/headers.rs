@@ -1,6 +1,6 @@
 //! The trace headers Cairn prepends to every message it accepts: a
 //! `Received:` line (RFC 5321 §4.4, protocol names from RFC 3848) and an
-//! `Authentication-Results:` line (RFC 8601), and the RFC 5322 date they
+//! `Authentication-Results:` line for submissions (RFC 8601), and the RFC 5322 date they
 //! carry, formatted here rather than with a date crate.
 
 use std::net::IpAddr;
@@ -46,18 +46,16 @@ pub fn received(t: &Trace<'_>) -> String {
     h
 }
 
-/// The `Authentication-Results:` header: `auth=pass` for a submission by
-/// `user`, `none` for MX until SPF/DKIM/DMARC checks exist.
-pub fn authentication_results(by: &str, auth: Option<(&str, &str)>) -> String {
-    match auth {
-        Some((user, mail_from)) => format!(
-            "Authentication-Results: {}; auth=pass smtp.mailfrom={} smtp.auth={}\r\n",
-            clean(by),
-            clean(mail_from),
-            clean(user)
-        ),
-        None => format!("Authentication-Results: {}; none\r\n", clean(by)),
-    }
+/// The `Authentication-Results:` header of a submission: `auth=pass` by
+/// `user` (mail from other servers gets SPF/DKIM/DMARC results instead,
+/// from `authenticity`).
+pub fn authentication_results(by: &str, user: &str, mail_from: &str) -> String {
+    format!(
+        "Authentication-Results: {}; auth=pass smtp.mailfrom={} smtp.auth={}\r\n",
+        clean(by),
+        clean(mail_from),
+        clean(user)
+    )
 }
 
 /// Keeps a name safe inside a header: printable, no spaces or
@@ -153,8 +151,8 @@ mod tests {
             "Received: from client.exampleevilX:y ([192.0.2.1])\r\n\tby mx.example.org (Cairn) with ESMTPSA id ABC\r\n\tfor <bob@example.org>;\r\n\tThu, 1 Jan 1970 00:00:00 +0000\r\n"
         );
         assert_eq!(
-            authentication_results("mx", None),
-            "Authentication-Results: mx; none\r\n"
+            authentication_results("mx", "a b@x", "a@x"),
+            "Authentication-Results: mx; auth=pass smtp.mailfrom=a@x smtp.auth=ab@x\r\n"
         );
     }
 }

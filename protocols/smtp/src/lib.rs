@@ -7,10 +7,14 @@
 //! - [`auth`]: the AUTH PLAIN/LOGIN exchanges;
 //! - [`delivery`]: recipients, relay and sender rules, and delivery;
 //! - [`headers`]: `Received:` and `Authentication-Results:`;
+//! - [`authenticity`]: SPF, DKIM, DMARC and ARC verification of inbound
+//!   mail (mail-auth, DNS through `cairn-dns`) and its
+//!   `Authentication-Results:` header;
 //! - [`antivirus`]: the built-in signature scanner; infected mail is
 //!   refused at the end of DATA/BDAT with `554 5.7.1`, nothing stored;
 //! - [`avdb_watch`]: reloads its database when the file changes;
 //! - [`rate`]: messages per sender per minute (`450 4.7.1` past it);
+//! - [`spam`]: the spam score (rules, DNS blocklists) and its thresholds;
 //! - [`dkim`]: DKIM keys of served domains, their DNS records, signing;
 //! - [`client`]: the SMTP client of the outbound queue (to remote MX
 //!   hosts and a smarthost);
@@ -21,10 +25,12 @@
 //! recipient's copy is durable on its shard and the message is durably in
 //! the outbound queue for the others. Only authenticated submission (and
 //! the external members of lists) may reach other domains: the MX
-//! listener is never an open relay.
+//! listener is never an open relay (only clients in its relay networks
+//! may use it to reach other domains).
 
 pub mod antivirus;
 pub mod auth;
+pub mod authenticity;
 pub mod avdb_watch;
 pub mod client;
 pub mod codec;
@@ -34,6 +40,7 @@ pub mod headers;
 pub mod outbound;
 pub mod rate;
 pub mod session;
+pub mod spam;
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -95,6 +102,16 @@ pub struct SmtpOptions {
     /// Unknown or malformed commands per session before `421` and close.
     pub max_bad_commands: u32,
     pub timeouts: SmtpTimeouts,
+    /// Clients of the MX listener that may relay to other domains (the
+    /// outbound queue takes their mail, like Postfix's `mynetworks`).
+    pub relay_networks: Vec<ipnet::IpNet>,
+    /// How mail from other servers (the MX listener) is scored for spam.
+    pub spam: spam::SpamOptions,
+    /// Check SPF, DKIM and DMARC on mail from other servers.
+    pub verify_senders: bool,
+    /// Refuse mail that fails DMARC when its domain's policy says reject
+    /// (else such mail goes to Junk).
+    pub enforce_dmarc: bool,
     /// The virus scanner every complete body goes through before delivery
     /// (None: no scanning). Shared by the shards: a reload reaches all.
     pub antivirus: Option<Arc<antivirus::Antivirus>>,
@@ -110,6 +127,10 @@ impl Default for SmtpOptions {
             max_auth_failures: 3,
             max_bad_commands: 20,
             timeouts: SmtpTimeouts::default(),
+            relay_networks: Vec::new(),
+            spam: spam::SpamOptions::default(),
+            verify_senders: true,
+            enforce_dmarc: true,
             antivirus: None,
         }
     }
@@ -124,6 +145,8 @@ pub(crate) struct Inner {
     pub(crate) metrics: ServiceMetrics,
     pub(crate) sender_rate: std::cell::RefCell<Option<Rc<rate::SenderRate>>>,
     pub(crate) shutdown: std::cell::RefCell<Option<Shutdown>>,
+    /// The shard's resolver, for blocklists and sender authentication.
+    pub(crate) resolver: std::cell::RefCell<cairn_dns::Resolver>,
 }
 
 /// An SMTP listener's server, on one shard. Cheap to clone.
@@ -151,6 +174,9 @@ impl SmtpServer {
                 metrics,
                 sender_rate: Default::default(),
                 shutdown: Default::default(),
+                resolver: std::cell::RefCell::new(cairn_dns::Resolver::new(
+                    cairn_dns::ResolverConfig::default(),
+                )),
             }),
         }
     }
@@ -167,6 +193,13 @@ impl SmtpServer {
     /// `421 4.3.2` and are closed (one in a transfer finishes it first).
     pub fn with_shutdown(self, shutdown: Shutdown) -> Self {
         *self.inner.shutdown.borrow_mut() = Some(shutdown);
+        self
+    }
+
+    /// Looks up blocklists (and sender authentication records) through
+    /// `resolver`, this shard's.
+    pub fn with_resolver(self, resolver: cairn_dns::Resolver) -> Self {
+        *self.inner.resolver.borrow_mut() = resolver;
         self
     }
 

@@ -26,13 +26,14 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 
 use crate::antivirus::Verdict;
 use crate::auth::{self, Exchange, Step};
+use crate::authenticity::{self, DmarcAction};
 use crate::codec::command::{
     self, Command, Mechanism, BODY_BINARYMIME, NOTIFY_DELAY, NOTIFY_FAILURE, NOTIFY_NEVER,
     NOTIFY_SUCCESS, RET_FULL,
 };
 use crate::codec::data::{BodyError, DataReader};
 use crate::codec::reply::{write_multiline, Reply};
-use crate::{delivery, headers, Inner, Mode};
+use crate::{delivery, headers, spam, Inner, Mode};
 use cairn_lines::{trim_eol, Frame, LineFramer};
 
 /// Bytes read from the socket at a time.
@@ -199,6 +200,15 @@ struct State<'a> {
     auth_failures: u32,
     bad_commands: u32,
     tx: Option<Tx>,
+}
+
+/// What screening adds to a message from another server.
+#[derive(Default)]
+struct Screened {
+    /// Header fields to add (authentication results, the spam score).
+    headers: String,
+    /// Tagged as spam: it goes to the recipients' Junk.
+    junk: bool,
 }
 
 /// Who is told what about a recipient (RFC 3461 `NOTIFY=`; without it,
@@ -665,7 +675,14 @@ impl State<'_> {
 
     async fn rcpt(&mut self, address: &str, orcpt: Option<&str>, notify: Notify) -> Next {
         let max = self.inner.options.max_recipients;
-        let (mode, services) = (self.inner.mode, &self.inner.services);
+        let services = &self.inner.services;
+        let may_relay = self.inner.mode == Mode::Submission
+            || self
+                .inner
+                .options
+                .relay_networks
+                .iter()
+                .any(|net| net.contains(&self.peer.ip()));
         let Some(tx) = &mut self.tx else {
             return self.sequence("Need MAIL command");
         };
@@ -680,7 +697,15 @@ impl State<'_> {
             self.reply(Reply::new(452, "4.5.3", "Too many recipients"));
             return Next::Continue;
         }
-        match delivery::recipient(services, mode, &tx.from, address, tx.declared_size as u64).await {
+        match delivery::recipient(
+            services,
+            may_relay,
+            &tx.from,
+            address,
+            tx.declared_size as u64,
+        )
+        .await
+        {
             Ok(resolved)
                 if resolved.max_message_size > 0
                     && tx.declared_size as u64 > resolved.max_message_size =>
@@ -891,15 +916,20 @@ impl State<'_> {
             now,
         })
         .into_bytes();
-        let auth = self.user.as_deref().map(|u| (u, tx.from.as_str()));
-        message.extend_from_slice(headers::authentication_results(&o.hostname, auth).as_bytes());
+        if let Some(user) = &self.user {
+            let results = headers::authentication_results(&o.hostname, user, &tx.from);
+            message.extend_from_slice(results.as_bytes());
+        }
+        let screened = self.screen(tx, &body).await?;
+        message.extend_from_slice(screened.headers.as_bytes());
         message.extend_from_slice(&body);
         drop(body);
         let message: Arc<[u8]> = Arc::from(self.dkim_sign(tx, message).await?);
+        let mailbox = if screened.junk { "Junk" } else { "INBOX" };
         let delivered = timeout(o.timeouts.data_end, async {
             if !tx.accounts.is_empty() {
-                delivery::deliver(&self.inner.services, &tx.accounts, message.clone(), now)
-                    .await?;
+                let services = &self.inner.services;
+                delivery::deliver(services, &tx.accounts, mailbox, message.clone(), now).await?;
             }
             if !tx.remote.is_empty() {
                 self.enqueue(tx, message, now).await?;
@@ -919,6 +949,81 @@ impl State<'_> {
                 "Timed out storing the message; try again later",
             )),
         }
+    }
+
+    /// Screens mail from another server (not a logged-in user's): SPF,
+    /// DKIM and DMARC give its `Authentication-Results:` and DMARC's
+    /// policy may refuse it or send it to Junk; then its spam score
+    /// decides between delivering it, tagging it into Junk, and refusing
+    /// it (`550 5.7.1`, nothing stored).
+    async fn screen(&self, tx: &Tx, body: &[u8]) -> Result<Screened, Reply> {
+        let mut screened = Screened::default();
+        let o = &self.inner.options;
+        if self.user.is_some() {
+            return Ok(screened);
+        }
+        let resolver = self.inner.resolver.borrow().clone();
+        let helo = self.helo.as_deref().unwrap_or("");
+        if o.verify_senders {
+            let checked = authenticity::check(
+                &resolver,
+                &self.inner.services.blocking,
+                &o.hostname,
+                self.peer.ip(),
+                helo,
+                &tx.from,
+                Arc::from(body),
+            )
+            .await;
+            screened.headers.push_str(&checked.header);
+            match checked.dmarc {
+                DmarcAction::Reject if o.enforce_dmarc => {
+                    tracing::info!(target: "audit", from = %tx.from, peer = %self.peer.ip(), "smtp: rejected by the sender domain's DMARC policy");
+                    return Err(Reply::new(
+                        550,
+                        "5.7.1",
+                        "Message rejected: the sender's domain asks to refuse mail failing DMARC",
+                    ));
+                }
+                DmarcAction::Quarantine | DmarcAction::Reject => screened.junk = true,
+                DmarcAction::None => {}
+            }
+        }
+        if !o.spam.enabled {
+            return Ok(screened);
+        }
+        let facts = spam::Facts {
+            client_ip: self.peer.ip(),
+            helo,
+            mail_from: &tx.from,
+            authenticated: false,
+        };
+        let verdict = spam::score(&o.spam, &resolver, &facts, body).await;
+        for note in &verdict.notes {
+            tracing::info!(peer = %self.peer.ip(), %note, "smtp: spam check");
+        }
+        match verdict.action {
+            spam::Action::Reject => {
+                let tests: Vec<&str> = verdict.tests().collect();
+                tracing::info!(
+                    target: "audit",
+                    from = %tx.from,
+                    peer = %self.peer.ip(),
+                    score = verdict.score,
+                    tests = %tests.join(","),
+                    "smtp: message rejected as spam"
+                );
+                return Err(Reply::new(
+                    550,
+                    "5.7.1",
+                    format!("Message rejected as spam (score {:.1})", verdict.score),
+                ));
+            }
+            spam::Action::Tag => screened.junk = true,
+            spam::Action::Accept => {}
+        }
+        screened.headers.push_str(&verdict.headers(&o.hostname));
+        Ok(screened)
     }
 
     /// Prepends a DKIM signature to a submitted message for other domains
@@ -973,7 +1078,14 @@ impl State<'_> {
             ret_full: tx.ret_full,
             now,
         };
-        match self.inner.services.queue.local().enqueue(new, message).await {
+        match self
+            .inner
+            .services
+            .queue
+            .local()
+            .enqueue(new, message)
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e) => {
                 tracing::warn!(from = %tx.from, error = %e, "smtp: cannot queue for remote delivery");

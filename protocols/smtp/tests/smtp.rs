@@ -356,10 +356,13 @@ fn mx_delivers_to_local_accounts_and_lists() {
             body.contains("by localhost (Cairn) with ESMTP id "),
             "{body}"
         );
+        // Mail from another server is checked (no name server answers
+        // here: temperror) and scored (under the tag threshold).
         assert!(
-            body.contains("Authentication-Results: localhost; none\r\n"),
+            body.contains("Authentication-Results: localhost;\r\n\tspf=temperror"),
             "{body}"
         );
+        assert!(body.contains("X-Spam-Status: No, score="), "{body}");
         assert!(body.contains("Subject: hello both"), "{body}");
     }
     // An alias and the list alone.

@@ -105,7 +105,10 @@ fn header_of(message: &[u8]) -> &[u8] {
 
 fn subject(report: &Report<'_>) -> &'static str {
     let failed = report.recipients.iter().any(|r| r.action == Action::Failed);
-    let delayed = report.recipients.iter().any(|r| r.action == Action::Delayed);
+    let delayed = report
+        .recipients
+        .iter()
+        .any(|r| r.action == Action::Delayed);
     match (failed, delayed) {
         (true, _) => "Undelivered Mail Returned to Sender",
         (false, true) => "Delayed Mail (still being retried)",
@@ -137,17 +140,10 @@ fn human_part(report: &Report<'_>, out: &mut String) {
                 "Your message could not be delivered yet to the recipients below. \
                  Delivery will be retried; you need not send it again.\r\n\r\n"
             }
-            Action::Delivered => {
-                "Your message was delivered to the recipients below.\r\n\r\n"
-            }
+            Action::Delivered => "Your message was delivered to the recipients below.\r\n\r\n",
         });
         for r in rcpts {
-            let _ = write!(
-                out,
-                "<{}>: {}\r\n",
-                clean(r.address),
-                clean(r.diagnostic)
-            );
+            let _ = write!(out, "<{}>: {}\r\n", clean(r.address), clean(r.diagnostic));
         }
         out.push_str("\r\n");
     }
@@ -157,7 +153,11 @@ fn human_part(report: &Report<'_>, out: &mut String) {
 }
 
 fn status_part(report: &Report<'_>, out: &mut String) {
-    let _ = write!(out, "Reporting-MTA: dns; {}\r\n", clean(report.reporting_mta));
+    let _ = write!(
+        out,
+        "Reporting-MTA: dns; {}\r\n",
+        clean(report.reporting_mta)
+    );
     if let Some(envid) = report.envid {
         let _ = write!(out, "Original-Envelope-Id: {}\r\n", clean(envid));
     }
@@ -174,7 +174,11 @@ fn status_part(report: &Report<'_>, out: &mut String) {
             let _ = write!(out, "Remote-MTA: dns; {}\r\n", clean(mta));
         }
         let _ = write!(out, "Diagnostic-Code: {}\r\n", clean(r.diagnostic));
-        let _ = write!(out, "Last-Attempt-Date: {}\r\n", rfc5322_date(r.last_attempt));
+        let _ = write!(
+            out,
+            "Last-Attempt-Date: {}\r\n",
+            rfc5322_date(r.last_attempt)
+        );
         if let (Action::Delayed, Some(until)) = (r.action, report.retry_until) {
             let _ = write!(out, "Will-Retry-Until: {}\r\n", rfc5322_date(until));
         }
@@ -277,7 +281,10 @@ mod tests {
         let parsed = mail_parser::MessageParser::default()
             .parse(&bytes)
             .expect("parses");
-        assert_eq!(parsed.subject(), Some("Undelivered Mail Returned to Sender"));
+        assert_eq!(
+            parsed.subject(),
+            Some("Undelivered Mail Returned to Sender")
+        );
         let ct = parsed.content_type().expect("content type");
         assert_eq!(ct.ctype(), "multipart");
         assert_eq!(ct.subtype(), Some("report"));

@@ -68,9 +68,7 @@ async fn addresses(resolver: &Resolver, name: &str, port: u16) -> Result<Vec<Soc
             .take(MAX_ADDRESSES)
             .map(|ip| SocketAddr::new(ip, port))
             .collect()),
-        Err(DnsError::NxDomain) => Err(NoRoute::permanent(format!(
-            "5.4.4 Host {name} not found"
-        ))),
+        Err(DnsError::NxDomain) => Err(NoRoute::permanent(format!("5.4.4 Host {name} not found"))),
         Err(e) => Err(NoRoute::temporary(format!(
             "4.4.3 Cannot look up host {name}: {e}"
         ))),

@@ -28,7 +28,6 @@ use super::{dsn, OutboundOptions};
 use crate::client::{ClientError, ClientOptions, ClientTimeouts, Envelope, Outcome};
 use crate::delivery;
 use crate::headers::now;
-use crate::Mode;
 
 /// Messages attempted at once on one shard.
 const MAX_IN_FLIGHT: usize = 200;
@@ -40,12 +39,20 @@ const MAX_REPLY: usize = 512;
 /// One recipient's outcome in one attempt.
 #[derive(Debug, Clone)]
 enum Verdict {
-    Delivered { reply: String, host: String },
-    /// The remote server takes over the DSN duty (it offered DSN and got
-    /// the recipient's NOTIFY).
-    Relayed { reply: String, host: String },
-    Failed { reply: String, host: String },
-    Deferred { reply: String },
+    /// `relayed`: the remote server took over the DSN duty (it offered
+    /// DSN and got the recipient's NOTIFY), so no success report is ours.
+    Delivered {
+        reply: String,
+        host: String,
+        relayed: bool,
+    },
+    Failed {
+        reply: String,
+        host: String,
+    },
+    Deferred {
+        reply: String,
+    },
 }
 
 fn clip(mut s: String) -> String {
@@ -134,7 +141,10 @@ impl Runner {
         Ok(Runner {
             inner: Rc::new(Inner {
                 resolver: Resolver::new(options.resolver.clone()),
-                pool: Pool::new(options.max_connections, options.max_connections_per_destination),
+                pool: Pool::new(
+                    options.max_connections,
+                    options.max_connections_per_destination,
+                ),
                 services,
                 options,
                 mx,
@@ -280,7 +290,10 @@ impl Runner {
         if self.inner.options.smarthost.is_none() && self.is_local(&addresses[0]).await {
             let mut out = Vec::with_capacity(addresses.len());
             for address in &addresses {
-                out.push(self.deliver_local(&message.sender, address, body.clone()).await);
+                out.push(
+                    self.deliver_local(&message.sender, address, body.clone())
+                        .await,
+                );
             }
             return out;
         }
@@ -401,7 +414,7 @@ impl Runner {
         let services = &self.inner.services;
         let host = self.inner.options.hostname.clone();
         let size = body.len() as u64;
-        let resolved = match delivery::recipient(services, Mode::Mx, sender, address, size).await {
+        let resolved = match delivery::recipient(services, false, sender, address, size).await {
             Ok(resolved) => resolved,
             Err(reply) if reply.is_permanent() => {
                 return Verdict::Failed {
@@ -415,10 +428,11 @@ impl Runner {
                 }
             }
         };
-        match delivery::deliver(services, &resolved.accounts, body, now()).await {
+        match delivery::deliver(services, &resolved.accounts, "INBOX", body, now()).await {
             Ok(()) => Verdict::Delivered {
                 reply: "250 2.0.0 delivered locally".to_string(),
                 host,
+                relayed: false,
             },
             Err(reply) if reply.is_permanent() => Verdict::Failed {
                 reply: local_text(&reply),
@@ -434,7 +448,12 @@ impl Runner {
     /// no recipient is pending (or its time is up), else waits for its
     /// next attempt. Reports go to the sender first, so that a crash can
     /// repeat a report but never lose one.
-    async fn record(&self, mut message: QueuedMessage, verdicts: Vec<(usize, Verdict)>, body: &[u8]) {
+    async fn record(
+        &self,
+        mut message: QueuedMessage,
+        verdicts: Vec<(usize, Verdict)>,
+        body: &[u8],
+    ) {
         let store = self.inner.services.queue.local();
         let schedule = self.inner.options.schedule;
         let now = now();
@@ -447,18 +466,14 @@ impl Runner {
                 continue;
             };
             let counted = match verdict {
-                Verdict::Delivered { reply, host } => {
-                    if r.notify.success {
+                Verdict::Delivered {
+                    reply,
+                    host,
+                    relayed,
+                } => {
+                    if r.notify.success && !relayed {
                         delivered.push(i);
                     }
-                    r.state = RecipientState::Delivered {
-                        at: now,
-                        reply: clip(reply),
-                        mx: host,
-                    };
-                    Counted::Delivered
-                }
-                Verdict::Relayed { reply, host } => {
                     r.state = RecipientState::Delivered {
                         at: now,
                         reply: clip(reply),
@@ -651,15 +666,11 @@ fn verdicts(host: &str, outcome: Outcome, relays_dsn: bool, n: usize) -> Vec<Ver
                 }
             }
             Some(Ok(_)) => match &data {
-                Some(Ok(reply)) => {
-                    let reply = clip(format!("smtp; {reply}"));
-                    let host = host.to_string();
-                    if relays_dsn {
-                        Verdict::Relayed { reply, host }
-                    } else {
-                        Verdict::Delivered { reply, host }
-                    }
-                }
+                Some(Ok(reply)) => Verdict::Delivered {
+                    reply: clip(format!("smtp; {reply}")),
+                    host: host.to_string(),
+                    relayed: relays_dsn,
+                },
                 Some(Err(reply)) if reply.is_permanent() => Verdict::Failed {
                     reply: clip(format!("smtp; {reply}")),
                     host: host.to_string(),
