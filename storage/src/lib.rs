@@ -25,6 +25,7 @@ pub mod kinds;
 pub mod log;
 pub mod mailbox;
 pub mod metrics;
+pub mod notify;
 pub mod queue;
 pub mod record;
 pub mod service;

@@ -531,7 +531,7 @@ fn a_caller_dropped_mid_append_never_leaves_memory_behind_the_log() {
 }
 
 /// Whether `watch` has resolved, without waiting.
-fn fired(watch: &mut cairn_storage::mailbox::Watch) -> bool {
+fn fired(watch: &mut cairn_storage::notify::Changed) -> bool {
     futures_lite::future::block_on(futures_lite::future::poll_once(watch)).is_some()
 }
 

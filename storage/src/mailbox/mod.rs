@@ -37,7 +37,9 @@ use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 
 use cairn_shards::sync::{LocalGuard, LocalMutex};
-use event_listener::{Event, EventListener};
+use event_listener::Event;
+
+use crate::notify::Changed;
 use futures_channel::oneshot;
 
 use crate::kinds;
@@ -228,21 +230,6 @@ struct Pipe {
     changed: Event,
 }
 
-/// Resolves at the next change applied to an account (see
-/// [`MailStore::watch`]).
-pub struct Watch(EventListener);
-
-impl std::future::Future for Watch {
-    type Output = ();
-
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<()> {
-        std::pin::Pin::new(&mut self.0).poll(cx)
-    }
-}
-
 /// The appends of one account queued in the log and not yet applied, in
 /// log order, and what they reserve.
 #[derive(Default)]
@@ -379,8 +366,8 @@ impl MailStore {
     /// Resolves at the next change applied to `account` (any of its
     /// mailboxes). Take the watch before reading the state it guards, so
     /// that a change between the read and the wait is not missed.
-    pub fn watch(&self, account: &str) -> Watch {
-        Watch(self.pipe_of(account).changed.listen())
+    pub fn watch(&self, account: &str) -> Changed {
+        Changed::on(&self.pipe_of(account).changed)
     }
 
     /// Reads a mailbox in place (no copy of its messages), under no lock:

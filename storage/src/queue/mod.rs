@@ -40,7 +40,9 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use cairn_shards::sync::LocalMutex;
-use event_listener::{Event, EventListener};
+use event_listener::Event;
+
+pub use crate::notify::Changed;
 use futures_channel::oneshot;
 
 use crate::log::LogError;
@@ -143,21 +145,6 @@ pub fn now_secs() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
-}
-
-/// Resolves after the next change to the queue (see
-/// [`QueueStore::changed`]).
-pub struct Changed(EventListener);
-
-impl Future for Changed {
-    type Output = ();
-
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<()> {
-        std::pin::Pin::new(&mut self.0).poll(cx)
-    }
 }
 
 /// The queued messages by due time.
@@ -393,7 +380,7 @@ impl QueueStore {
     /// [`QueueStore::next_due`]. Take it before reading the queue, so that
     /// a change between the read and the wait is not missed.
     pub fn changed(&self) -> Changed {
-        Changed(self.inner.changed.listen())
+        Changed::on(&self.inner.changed)
     }
 
     /// Replaces the queued message with the same id (after an attempt: the
