@@ -1,5 +1,6 @@
 //! The resolver's answer cache: positive answers for their TTL (clamped),
-//! negative ones (NXDOMAIN, NODATA) for a fixed time, keyed by the
+//! negative ones (NXDOMAIN, NODATA) and server failures for fixed times,
+//! keyed by the
 //! normalised name and the record type, bounded in entries. Time is given
 //! by the caller, so the cache is plain data and tests need no clock.
 
@@ -15,6 +16,10 @@ pub const MIN_TTL: Duration = Duration::from_secs(1);
 pub const MAX_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 /// How long NXDOMAIN and NODATA are kept.
 pub const NEGATIVE_TTL: Duration = Duration::from_secs(60);
+/// How long a failure of every server (timeouts, SERVFAIL) is kept, so
+/// that a dead name server is not asked again for each message (RFC 2308
+/// §7.1 allows up to five minutes).
+pub const FAILURE_TTL: Duration = Duration::from_secs(5);
 
 /// A cached outcome: the records (empty for NODATA) or NXDOMAIN.
 pub type Cached = Result<Vec<Record>, DnsError>;
@@ -54,14 +59,16 @@ impl Cache {
 
     /// Keeps an answer: records for their `ttl` (seconds, clamped to
     /// [`MIN_TTL`]…[`MAX_TTL`]), empty records and NXDOMAIN for
-    /// [`NEGATIVE_TTL`]. Other errors are not kept.
+    /// [`NEGATIVE_TTL`], a temporary failure for [`FAILURE_TTL`]. A
+    /// permanent error (a name that cannot be asked) is not kept.
     pub fn insert(&mut self, name: &str, rtype: RecordType, value: Cached, ttl: u32, now: Instant) {
         let keep = match &value {
             Ok(records) if !records.is_empty() => {
                 Duration::from_secs(u64::from(ttl)).clamp(MIN_TTL, MAX_TTL)
             }
             Ok(_) | Err(DnsError::NxDomain) => NEGATIVE_TTL,
-            Err(_) => return,
+            Err(DnsError::Temporary(_)) => FAILURE_TTL,
+            Err(DnsError::Permanent(_)) => return,
         };
         if self.capacity == 0 {
             return;
@@ -133,7 +140,7 @@ mod tests {
     }
 
     #[test]
-    fn negative_answers_are_kept_a_minute_and_temporary_errors_not_at_all() {
+    fn negative_answers_are_kept_a_minute_failures_seconds_and_bad_names_not_at_all() {
         let t0 = Instant::now();
         let mut cache = Cache::new(10);
         cache.insert(
@@ -151,6 +158,13 @@ mod tests {
             9999,
             t0,
         );
+        cache.insert(
+            "bad..example",
+            RecordType::Mx,
+            Err(DnsError::Permanent("x".into())),
+            9999,
+            t0,
+        );
         let at = |s: u64| t0 + Duration::from_secs(s);
         assert_eq!(
             cache.get("nx.example", RecordType::Mx, at(59)),
@@ -161,8 +175,13 @@ mod tests {
             Some(Ok(vec![]))
         );
         assert_eq!(cache.get("nx.example", RecordType::Mx, at(60)), None);
-        assert_eq!(cache.get("fail.example", RecordType::Mx, t0), None);
-        assert_eq!(cache.len(), 2);
+        assert_eq!(
+            cache.get("fail.example", RecordType::Mx, at(4)),
+            Some(Err(DnsError::Temporary("x".into())))
+        );
+        assert_eq!(cache.get("fail.example", RecordType::Mx, at(5)), None);
+        assert_eq!(cache.get("bad..example", RecordType::Mx, t0), None);
+        assert_eq!(cache.len(), 3);
     }
 
     #[test]

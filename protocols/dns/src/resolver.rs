@@ -131,7 +131,8 @@ impl Resolver {
     /// The records of type `rtype` at `name` (CNAMEs followed), from the
     /// cache or the servers: each server in turn, for `attempts` rounds,
     /// until one answers. NXDOMAIN and NODATA end the search (and are
-    /// cached); a temporary failure moves on to the next server.
+    /// cached); a temporary failure moves on to the next server, and when
+    /// every one failed that is cached briefly too.
     pub async fn lookup(&self, name: &str, rtype: RecordType) -> Result<Vec<Record>, DnsError> {
         let name = codec::normalize(name)?;
         if let Some(hit) = self.inner.cache.borrow().get(&name, rtype, Instant::now()) {
@@ -169,7 +170,12 @@ impl Resolver {
                 return found;
             }
         }
-        Err(last)
+        let failed = Err(last);
+        self.inner
+            .cache
+            .borrow_mut()
+            .insert(&name, rtype, failed.clone(), 0, Instant::now());
+        failed
     }
 }
 
