@@ -155,7 +155,7 @@ fn main() {
 
     let table = smtp_load::table(&args.load(), &[&cairn, &postfix, &sink], &postfix);
     let body = format!(
-        "Local delivery over SMTP on this machine: smtp-source (Debian postfix package) and this crate's pipelined client send the same load to Cairn (release, one shard per core; SPF/DKIM/DMARC and spam checks, then durable delivery into the mailbox, before each `250`), to a real Postfix delivering to maildir (counted when the file is in `new/`), and to smtp-sink (stores nothing: the load generator's ceiling). ops/s = messages stored per second; ratio is to Postfix; latencies are per transaction, MAIL to the final `250` (smtp-source reports no latencies, so its rows show none).\n\n{table}\n{}\n",
+        "Local delivery over SMTP on this machine: smtp-source (Debian postfix package) and this crate's pipelined client send the same load to Cairn (release, one shard per core; SPF/DKIM/DMARC and spam checks, then durable delivery into the mailbox, before each `250`; the name server is a loopback port where nothing answers, its failures cached for 5 s), to a real Postfix delivering to maildir (counted when the file is in `new/`), and to smtp-sink (stores nothing: the load generator's ceiling). ops/s = messages stored per second; ratio is to Postfix; latencies are per transaction, MAIL to the final `250` (smtp-source reports no latencies, so its rows show none).\n\n{table}\n{}\n",
         smtp_load::command("smtp_delivery", &args)
     );
     smtp_load::publish(&args, "SMTP delivery vs Postfix and smtp-sink", &body);
