@@ -3,6 +3,7 @@
 //! `Authentication-Results:` line for submissions (RFC 8601), and the RFC 5322 date they
 //! carry, formatted here rather than with a date crate.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 /// What the `Received:` header says about one transaction.
@@ -56,6 +57,44 @@ pub fn authentication_results(by: &str, user: &str, mail_from: &str) -> String {
         clean(mail_from),
         clean(user)
     )
+}
+
+/// `message` without the header fields whose name `drop` picks (each
+/// with its folded continuation lines); the body and every other field
+/// are kept byte for byte. Borrowed when nothing is dropped.
+pub fn without_fields(message: &[u8], drop: impl Fn(&str) -> bool) -> Cow<'_, [u8]> {
+    let mut kept: Option<Vec<u8>> = None;
+    let mut at = 0;
+    let mut dropping = false;
+    while at < message.len() {
+        let end = memchr::memchr(b'\n', &message[at..]).map_or(message.len(), |i| at + i + 1);
+        let line = &message[at..end];
+        if line == b"\r\n" || line == b"\n" {
+            break;
+        }
+        let continuation = matches!(line.first(), Some(b' ' | b'\t'));
+        if !continuation {
+            let name = line
+                .iter()
+                .position(|&b| b == b':')
+                .map(|colon| String::from_utf8_lossy(&line[..colon]));
+            dropping = name.is_some_and(|n| drop(n.trim()));
+            if dropping && kept.is_none() {
+                kept = Some(message[..at].to_vec());
+            }
+        }
+        if let (Some(out), false) = (kept.as_mut(), dropping) {
+            out.extend_from_slice(line);
+        }
+        at = end;
+    }
+    match kept {
+        Some(mut out) => {
+            out.extend_from_slice(&message[at..]);
+            Cow::Owned(out)
+        }
+        None => Cow::Borrowed(message),
+    }
 }
 
 /// Keeps a name safe inside a header: printable, no spaces or
@@ -118,6 +157,38 @@ pub fn now() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fields_are_dropped_with_their_continuations_and_nothing_else() {
+        let m = b"X-Spam-Flag: YES\r\nSubject: hi\r\nx-spam-status: Yes,\r\n\tscore=9\r\nFrom: a@b\r\n\r\nX-Spam-Flag: in the body\r\n";
+        let out = without_fields(m, |n| {
+            n.eq_ignore_ascii_case("x-spam-flag") || n.eq_ignore_ascii_case("x-spam-status")
+        });
+        assert_eq!(
+            &out[..],
+            &b"Subject: hi\r\nFrom: a@b\r\n\r\nX-Spam-Flag: in the body\r\n"[..]
+        );
+        assert!(matches!(without_fields(m, |_| false), Cow::Borrowed(_)));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn dropping_never_touches_the_body(
+            head in proptest::collection::vec("[A-Za-z-]{1,8}: [ -~]{0,20}", 0..6),
+            body in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
+        ) {
+            let mut m: Vec<u8> = head.iter().flat_map(|h| format!("{h}\r\n").into_bytes()).collect();
+            m.extend_from_slice(b"\r\n");
+            m.extend_from_slice(&body);
+            let out = without_fields(&m, |n| n.len() % 2 == 0);
+            proptest::prop_assert!(out.len() <= m.len());
+            proptest::prop_assert!(out.ends_with(&body));
+            let all = without_fields(&m, |_| true);
+            let mut rest = b"\r\n".to_vec();
+            rest.extend_from_slice(&body);
+            proptest::prop_assert_eq!(&all[..], &rest[..]);
+        }
+    }
 
     #[test]
     fn dates() {

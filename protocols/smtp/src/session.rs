@@ -922,7 +922,12 @@ impl State<'_> {
         }
         let screened = self.screen(tx, &body).await?;
         message.extend_from_slice(screened.headers.as_bytes());
-        message.extend_from_slice(&body);
+        if screened.headers.is_empty() {
+            message.extend_from_slice(&body);
+        } else {
+            // Only our verdict counts: a sender's own X-Spam-* go.
+            message.extend_from_slice(&headers::without_fields(&body, spam::is_spam_header));
+        }
         drop(body);
         let message: Arc<[u8]> = Arc::from(self.dkim_sign(tx, message).await?);
         let mailbox = if screened.junk { "Junk" } else { "INBOX" };
