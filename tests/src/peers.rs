@@ -1,13 +1,15 @@
-//! Real peer programs the end-to-end tests start on loopback: dnsmasq as
-//! the name server of a made-up `.test` zone (forwarding nothing), and
-//! Postfix's smtp-sink as a remote MX that dumps what it receives. Each is
-//! stopped when dropped. A missing program fails the test when `CI` is
-//! set; elsewhere the caller gets `None` and skips with a notice.
+//! Real peer programs the end-to-end tests start on loopback: Postfix's
+//! smtp-sink as a remote MX that dumps what it receives (stopped when
+//! dropped), next to dnsmasq as the name server of a made-up `.test` zone
+//! (`cairn_dns::testing::Dnsmasq`). A missing program fails the test when
+//! `CI` is set; elsewhere the caller gets `None` and skips with a notice.
 
-use std::net::{TcpStream, UdpSocket};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+pub use cairn_dns::testing::Dnsmasq;
 
 /// A child process killed on drop.
 pub struct Peer {
@@ -23,7 +25,7 @@ impl Drop for Peer {
 }
 
 /// The program, or `None` (with a notice) when it is missing outside CI.
-pub fn program(name: &str, package: &str) -> Option<PathBuf> {
+fn program(name: &str, package: &str) -> Option<PathBuf> {
     let found = ["/usr/sbin", "/usr/bin", "/sbin", "/bin"]
         .iter()
         .map(|dir| Path::new(dir).join(name))
@@ -36,44 +38,6 @@ pub fn program(name: &str, package: &str) -> Option<PathBuf> {
         eprintln!("SKIPPED: {name} is not installed (Debian package {package})");
     }
     found
-}
-
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .map(|a| a.port())
-        .expect("a free UDP port")
-}
-
-/// dnsmasq answering for `*.test` on a free loopback port with `records`
-/// (dnsmasq options such as `--mx-host=…`, `--host-record=…`); names it
-/// does not know get NXDOMAIN and nothing is forwarded.
-pub fn dnsmasq(records: &[String]) -> Option<Peer> {
-    let binary = program("dnsmasq", "dnsmasq-base")?;
-    let port = free_udp_port();
-    let child = Command::new(binary)
-        .arg("--keep-in-foreground")
-        .arg(format!("--port={port}"))
-        .args([
-            "--listen-address=127.0.0.1",
-            "--bind-interfaces",
-            "--no-resolv",
-            "--no-hosts",
-            "--no-poll",
-            "--conf-file=/dev/null",
-            "--local=/test/",
-            "--user=root",
-            "--pid-file=",
-        ])
-        .args(records)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start dnsmasq");
-    let peer = Peer { child, port };
-    // Ready once it answers on TCP too (dnsmasq serves both).
-    wait_for_tcp(port, "dnsmasq");
-    Some(peer)
 }
 
 /// smtp-sink on `port`, appending each transaction to `dump` (a file it

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use cairn_config::Service;
-use cairn_tests::peers::{dnsmasq, smtp_sink};
+use cairn_tests::peers::{smtp_sink, Dnsmasq};
 use cairn_tests::{free_ports, AdminApi, Appliance, TestConfig};
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{Tls, TlsParameters};
@@ -68,9 +68,9 @@ fn dump_text(path: &Path) -> String {
 #[test]
 fn mail_to_other_domains_leaves_through_the_queue() {
     let mx_port = free_ports(1)[0];
-    let Some(dns) = dnsmasq(&[
-        "--mx-host=remote.test,mx.remote.test,10".to_string(),
-        "--host-record=mx.remote.test,127.0.0.1".to_string(),
+    let Some(dns) = Dnsmasq::start([
+        "--mx-host=remote.test,mx.remote.test,10",
+        "--host-record=mx.remote.test,127.0.0.1",
     ]) else {
         return;
     };
@@ -79,7 +79,7 @@ fn mail_to_other_domains_leaves_through_the_queue() {
     let outbound = format!(
         "[dns]\nservers = [\"127.0.0.1:{}\"]\n[outbound]\nmx_port = {mx_port}\n\
          retry_initial_secs = 600\nretry_max_secs = 600\n",
-        dns.port
+        dns.port()
     );
     let config = TestConfig::new(&data, &outbound);
     let path = tmp.path().join("appliance.toml");

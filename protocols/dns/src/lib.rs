@@ -23,6 +23,8 @@ pub mod codec;
 pub mod config;
 mod error;
 pub mod resolver;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod transport;
 
 pub use codec::{Answer, Mx, Record, RecordType};

@@ -6,39 +6,11 @@
 //! dnsmasq comes from the Debian package `dnsmasq-base`. Without it the
 //! tests print a notice and pass, unless `CI` is set: then they fail.
 
-use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::net::{IpAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use cairn_dns::{codec, Answer, DnsError, Mx, Record, RecordType, Resolver, ResolverConfig};
-
-/// A running dnsmasq, stopped when dropped.
-struct Dnsmasq {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Dnsmasq {
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Dnsmasq {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn dnsmasq_binary() -> Option<PathBuf> {
-    let mut candidates = vec![PathBuf::from("/usr/sbin/dnsmasq")];
-    if let Some(path) = std::env::var_os("PATH") {
-        candidates.extend(std::env::split_paths(&path).map(|dir| dir.join("dnsmasq")));
-    }
-    candidates.into_iter().find(|p| p.is_file())
-}
+use cairn_dns::testing::{resolver_for, Dnsmasq};
+use cairn_dns::{codec, Answer, DnsError, Mx, Record, RecordType};
 
 /// 300 characters: dnsmasq splits it into strings of 255 and 45.
 fn long_txt() -> String {
@@ -52,87 +24,27 @@ fn big_txt_parts() -> Vec<String> {
     (0..10).map(|i| format!("{i}{}", "x".repeat(200))).collect()
 }
 
-/// Starts dnsmasq on a free loopback port, or says why not (`None`: not
-/// installed and not on CI).
+/// dnsmasq serving the test zone, or `None` (see `Dnsmasq::start`).
 fn start_dnsmasq() -> Option<Dnsmasq> {
-    let Some(binary) = dnsmasq_binary() else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "dnsmasq is not installed (Debian package dnsmasq-base) and CI is set"
-        );
-        eprintln!("SKIPPED: dnsmasq is not installed (Debian package dnsmasq-base)");
-        return None;
-    };
-    let mut last_error = String::new();
-    for _ in 0..10 {
-        let port = UdpSocket::bind("127.0.0.1:0")
-            .and_then(|s| s.local_addr())
-            .map(|a| a.port())
-            .expect("a free UDP port");
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let mut command = Command::new(&binary);
-        command
-            .arg("--keep-in-foreground")
-            .arg(format!("--port={port}"))
-            .args([
-                "--listen-address=127.0.0.1",
-                "--bind-interfaces",
-                // Never forward anything anywhere: only loopback traffic.
-                "--no-resolv",
-                "--no-poll",
-                "--no-hosts",
-                "--conf-file=/dev/null",
-                "--local=/test/",
-                "--pid-file=",
-                "--log-facility=-",
-                "--local-ttl=300",
-                "--mx-host=example.test,mx2.example.test,20",
-                "--mx-host=example.test,mx1.example.test,10",
-                "--host-record=mx1.example.test,127.0.0.2",
-                "--host-record=mx2.example.test,127.0.0.3,::1",
-                "--txt-record=example.test,v=spf1 -all",
-                "--txt-record=_dmarc.example.test,v=DMARC1; p=reject",
-                "--cname=alias.example.test,mx2.example.test",
-                "--cname=www.example.test,alias.example.test",
-                "--mx-host=nullmx.test,.,0",
-            ])
-            .arg(format!("--txt-record=long.example.test,{}", long_txt()))
-            .arg(format!(
-                "--txt-record=big.example.test,{}",
-                big_txt_parts().join(",")
-            ))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        // As root dnsmasq drops to `nobody` after binding, which is fine.
-        let child = command.spawn().expect("dnsmasq starts");
-        let mut server = Dnsmasq { child, addr };
-        let started = Instant::now();
-        while started.elapsed() < Duration::from_secs(10) {
-            if let Ok(Some(status)) = server.child.try_wait() {
-                last_error = format!("dnsmasq exited with {status} (port {port} taken?)");
-                break;
-            }
-            // dnsmasq listens on TCP too once it is ready.
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
-                return Some(server);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        if last_error.is_empty() {
-            last_error = "dnsmasq did not start listening".into();
-        }
-    }
-    panic!("{last_error}");
-}
-
-fn resolver_for(addr: SocketAddr, timeout: Duration, attempts: u32) -> Resolver {
-    Resolver::new(ResolverConfig {
-        servers: vec![addr],
-        timeout,
-        attempts,
-        cache_entries: 100,
-    })
+    let mut records: Vec<String> = [
+        "--mx-host=example.test,mx2.example.test,20",
+        "--mx-host=example.test,mx1.example.test,10",
+        "--host-record=mx1.example.test,127.0.0.2",
+        "--host-record=mx2.example.test,127.0.0.3,::1",
+        "--txt-record=example.test,v=spf1 -all",
+        "--txt-record=_dmarc.example.test,v=DMARC1; p=reject",
+        "--cname=alias.example.test,mx2.example.test",
+        "--cname=www.example.test,alias.example.test",
+        "--mx-host=nullmx.test,.,0",
+    ]
+    .map(String::from)
+    .to_vec();
+    records.push(format!("--txt-record=long.example.test,{}", long_txt()));
+    records.push(format!(
+        "--txt-record=big.example.test,{}",
+        big_txt_parts().join(",")
+    ));
+    Dnsmasq::start(records)
 }
 
 fn on_a_shard<T>(fut: impl std::future::Future<Output = T>) -> T {

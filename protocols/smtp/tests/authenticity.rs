@@ -8,40 +8,18 @@
 //! dnsmasq comes from the Debian package `dnsmasq-base`. Without it the
 //! tests print a notice and pass, unless `CI` is set: then they fail.
 
-use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::net::{IpAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cairn_dns::{Resolver, ResolverConfig};
+use cairn_dns::testing::{resolver_for, Dnsmasq};
+use cairn_dns::Resolver;
 use cairn_shards::BlockingPool;
 use cairn_smtp::authenticity::{check, Checked, DmarcAction, SpfOutcome};
 use cairn_smtp::dkim::{self, DkimAlgorithm, DkimKey};
 
 const HOSTNAME: &str = "mx.cairn.test";
 const LOCALHOST: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
-
-/// A running dnsmasq, stopped when dropped.
-struct Dnsmasq {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for Dnsmasq {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn dnsmasq_binary() -> Option<PathBuf> {
-    let mut candidates = vec![PathBuf::from("/usr/sbin/dnsmasq")];
-    if let Some(path) = std::env::var_os("PATH") {
-        candidates.extend(std::env::split_paths(&path).map(|dir| dir.join("dnsmasq")));
-    }
-    candidates.into_iter().find(|p| p.is_file())
-}
 
 /// The keys the zone publishes.
 struct Keys {
@@ -65,96 +43,34 @@ fn txt_arg(name: &str, record: &str) -> String {
     )
 }
 
-/// Starts dnsmasq on a free loopback port serving the test zone, or says
-/// why not (`None`: not installed and not on CI).
+/// dnsmasq serving the test zone, or `None` (see `Dnsmasq::start`).
 fn start_dnsmasq(keys: &Keys) -> Option<Dnsmasq> {
-    let Some(binary) = dnsmasq_binary() else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "dnsmasq is not installed (Debian package dnsmasq-base) and CI is set"
-        );
-        eprintln!("SKIPPED: dnsmasq is not installed (Debian package dnsmasq-base)");
-        return None;
-    };
-    let mut last_error = String::new();
-    for _ in 0..10 {
-        let port = UdpSocket::bind("127.0.0.1:0")
-            .and_then(|s| s.local_addr())
-            .map(|a| a.port())
-            .expect("a free UDP port");
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let mut command = Command::new(&binary);
-        command
-            .arg("--keep-in-foreground")
-            .arg(format!("--port={port}"))
-            .args([
-                "--listen-address=127.0.0.1",
-                "--bind-interfaces",
-                // Never forward anything anywhere: only loopback traffic.
-                "--no-resolv",
-                "--no-poll",
-                "--no-hosts",
-                "--conf-file=/dev/null",
-                "--local=/test/",
-                "--pid-file=",
-                "--log-facility=-",
-                "--local-ttl=300",
-                "--txt-record=good.test,v=spf1 ip4:127.0.0.1 -all",
-                "--txt-record=mta.good.test,v=spf1 ip4:127.0.0.1 -all",
-                "--txt-record=_dmarc.good.test,v=DMARC1; p=reject",
-                "--txt-record=bad.test,v=spf1 -all",
-                "--txt-record=_dmarc.bad.test,v=DMARC1; p=reject",
-                "--txt-record=q.test,v=spf1 -all",
-                "--txt-record=_dmarc.q.test,v=DMARC1; p=quarantine",
-                // Three levels of include:, the last an mx: whose host has
-                // our address: one round per level, the MX host's address
-                // fetched with the MX answer.
-                "--txt-record=chain.test,v=spf1 include:one.chain.test -all",
-                "--txt-record=one.chain.test,v=spf1 include:two.chain.test -all",
-                "--txt-record=two.chain.test,v=spf1 a:nothing.chain.test mx:chain.test -all",
-                "--mx-host=chain.test,mail.chain.test,10",
-                "--host-record=mail.chain.test,127.0.0.1",
-            ])
-            .arg(txt_arg(
-                &dkim::record_name("good.test", &keys.rsa.selector),
-                &dkim::dns_record(&keys.rsa),
-            ))
-            .arg(txt_arg(
-                &dkim::record_name("good.test", &keys.ed.selector),
-                &dkim::dns_record(&keys.ed),
-            ))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        // As root dnsmasq drops to `nobody` after binding, which is fine.
-        let child = command.spawn().expect("dnsmasq starts");
-        let mut server = Dnsmasq { child, addr };
-        let started = Instant::now();
-        while started.elapsed() < Duration::from_secs(10) {
-            if let Ok(Some(status)) = server.child.try_wait() {
-                last_error = format!("dnsmasq exited with {status} (port {port} taken?)");
-                break;
-            }
-            // dnsmasq listens on TCP too once it is ready.
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
-                return Some(server);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        if last_error.is_empty() {
-            last_error = "dnsmasq did not start listening".into();
-        }
+    let mut records: Vec<String> = [
+        "--txt-record=good.test,v=spf1 ip4:127.0.0.1 -all",
+        "--txt-record=mta.good.test,v=spf1 ip4:127.0.0.1 -all",
+        "--txt-record=_dmarc.good.test,v=DMARC1; p=reject",
+        "--txt-record=bad.test,v=spf1 -all",
+        "--txt-record=_dmarc.bad.test,v=DMARC1; p=reject",
+        "--txt-record=q.test,v=spf1 -all",
+        "--txt-record=_dmarc.q.test,v=DMARC1; p=quarantine",
+        // Three levels of include:, the last an mx: whose host has our
+        // address: one round per level, the MX host's address fetched
+        // with the MX answer.
+        "--txt-record=chain.test,v=spf1 include:one.chain.test -all",
+        "--txt-record=one.chain.test,v=spf1 include:two.chain.test -all",
+        "--txt-record=two.chain.test,v=spf1 a:nothing.chain.test mx:chain.test -all",
+        "--mx-host=chain.test,mail.chain.test,10",
+        "--host-record=mail.chain.test,127.0.0.1",
+    ]
+    .map(String::from)
+    .to_vec();
+    for key in [&keys.rsa, &keys.ed] {
+        records.push(txt_arg(
+            &dkim::record_name("good.test", &key.selector),
+            &dkim::dns_record(key),
+        ));
     }
-    panic!("{last_error}");
-}
-
-fn resolver_for(addr: SocketAddr, timeout: Duration) -> Resolver {
-    Resolver::new(ResolverConfig {
-        servers: vec![addr],
-        timeout,
-        attempts: 1,
-        cache_entries: 1000,
-    })
+    Dnsmasq::start(records)
 }
 
 fn on_a_shard<T>(fut: impl std::future::Future<Output = T>) -> T {
@@ -247,7 +163,7 @@ fn spf_dkim_dmarc_against_dnsmasq() {
     let (pool, _threads) = BlockingPool::start(2, 16).expect("a blocking pool");
     on_a_shard(async {
         let env = Env {
-            resolver: resolver_for(server.addr, Duration::from_secs(5)),
+            resolver: resolver_for(server.addr, Duration::from_secs(5), 1),
             pool,
         };
 
@@ -425,7 +341,7 @@ fn dns_down_gives_temperror_quickly() {
     on_a_shard(async {
         for server in [silent, closed] {
             let env = Env {
-                resolver: resolver_for(server, Duration::from_millis(300)),
+                resolver: resolver_for(server, Duration::from_millis(300), 1),
                 pool: pool.clone(),
             };
             let (checked, took) = env.check("mta.good.test", "alice@good.test", &good).await;

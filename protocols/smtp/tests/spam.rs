@@ -8,111 +8,28 @@
 //! dnsmasq comes from the Debian package `dnsmasq-base`. Without it the
 //! tests print a notice and pass, unless `CI` is set: then they fail.
 
-use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::net::{IpAddr, UdpSocket};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use cairn_dns::testing::{resolver_for, Dnsmasq};
 use cairn_dns::{Resolver, ResolverConfig};
 use cairn_smtp::spam::{self, Action, DnsblZone, Facts, SpamOptions, Verdict};
-
-/// A running dnsmasq, stopped when dropped.
-struct Dnsmasq {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for Dnsmasq {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn dnsmasq_binary() -> Option<PathBuf> {
-    let mut candidates = vec![PathBuf::from("/usr/sbin/dnsmasq")];
-    if let Some(path) = std::env::var_os("PATH") {
-        candidates.extend(std::env::split_paths(&path).map(|dir| dir.join("dnsmasq")));
-    }
-    candidates.into_iter().find(|p| p.is_file())
-}
 
 /// The blocklist's name for 2001:db8::10 (listed, 127.0.0.3).
 const LISTED_V6: &str = "0.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.bl.test";
 
-/// Starts dnsmasq on a free loopback port, or says why not (`None`: not
-/// installed and not on CI).
+/// dnsmasq serving the blocklist `bl.test`, or `None` (see
+/// `Dnsmasq::start`).
 fn start_dnsmasq() -> Option<Dnsmasq> {
-    let Some(binary) = dnsmasq_binary() else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "dnsmasq is not installed (Debian package dnsmasq-base) and CI is set"
-        );
-        eprintln!("SKIPPED: dnsmasq is not installed (Debian package dnsmasq-base)");
-        return None;
-    };
-    let mut last_error = String::new();
-    for _ in 0..10 {
-        let port = UdpSocket::bind("127.0.0.1:0")
-            .and_then(|s| s.local_addr())
-            .map(|a| a.port())
-            .expect("a free UDP port");
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let child = Command::new(&binary)
-            .arg("--keep-in-foreground")
-            .arg(format!("--port={port}"))
-            .args([
-                "--listen-address=127.0.0.1",
-                "--bind-interfaces",
-                // Never forward anything anywhere: only loopback traffic.
-                "--no-resolv",
-                "--no-poll",
-                "--no-hosts",
-                "--conf-file=/dev/null",
-                "--local=/test/",
-                "--pid-file=",
-                "--log-facility=-",
-                // 192.0.2.10 is listed.
-                "--host-record=10.2.0.192.bl.test,127.0.0.2",
-                // 192.0.2.12 gets an answer that is no listing.
-                "--host-record=12.2.0.192.bl.test,192.0.2.99",
-                // 192.0.2.13 gets the list's error code.
-                "--host-record=13.2.0.192.bl.test,127.255.255.254",
-            ])
-            .arg(format!("--host-record={LISTED_V6},127.0.0.3"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("dnsmasq starts");
-        // As root dnsmasq drops to `nobody` after binding, which is fine.
-        let mut server = Dnsmasq { child, addr };
-        let started = Instant::now();
-        while started.elapsed() < Duration::from_secs(10) {
-            if let Ok(Some(status)) = server.child.try_wait() {
-                last_error = format!("dnsmasq exited with {status} (port {port} taken?)");
-                break;
-            }
-            // dnsmasq listens on TCP too once it is ready.
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
-                return Some(server);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        if last_error.is_empty() {
-            last_error = "dnsmasq did not start listening".into();
-        }
-    }
-    panic!("{last_error}");
-}
-
-fn resolver_for(addr: SocketAddr, timeout: Duration, attempts: u32) -> Resolver {
-    Resolver::new(ResolverConfig {
-        servers: vec![addr],
-        timeout,
-        attempts,
-        cache_entries: 100,
-    })
+    Dnsmasq::start([
+        // 192.0.2.10 is listed.
+        "--host-record=10.2.0.192.bl.test,127.0.0.2".to_string(),
+        // 192.0.2.12 gets an answer that is no listing.
+        "--host-record=12.2.0.192.bl.test,192.0.2.99".to_string(),
+        // 192.0.2.13 gets the list's error code.
+        "--host-record=13.2.0.192.bl.test,127.255.255.254".to_string(),
+        format!("--host-record={LISTED_V6},127.0.0.3"),
+    ])
 }
 
 fn on_a_shard<T>(fut: impl std::future::Future<Output = T>) -> T {
