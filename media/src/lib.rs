@@ -1,4 +1,11 @@
-//! `cairn-media`: the video server — WebRTC SFU rooms pinned to shards,
-//! forwarding, simulcast, recording — arrives with the video issue. The crate
-//! exists now so that the workspace has the layout of DESIGN.md §2; it holds
-//! no code until then (no placeholder servers).
+//! `cairn-media`: the video server. Each room lives on one shard
+//! ([`room`]); that shard's [`sfu::Sfu`] answers offers and forwards media
+//! between the room's peer connections (str0m, sans-IO), fed by the
+//! shard's UDP socket ([`driver`]); other shards reach it through the
+//! [`service::MediaService`] mesh. [`layers`] picks simulcast layers.
+
+pub mod driver;
+pub mod layers;
+pub mod room;
+pub mod service;
+pub mod sfu;

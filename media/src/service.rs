@@ -1,0 +1,322 @@
+//! Rooms from any shard: a room lives on the shard its id hashes to
+//! (the placement table's default for `room:` keys; rooms are never
+//! moved), and every request about it — create, join with an offer,
+//! leave, list, close — is a mesh call to that shard, whose [`Sfu`]
+//! answers. The HTTP API calls this from whichever shard took the request.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Instant;
+
+use cairn_shards::mesh::{Mesh, MeshEndpoint, MeshError};
+use cairn_shards::placement::PlacementKey;
+use cairn_shards::ShardId;
+use rand::Rng;
+use serde::Serialize;
+
+use crate::room::{Role, RoomError, RoomLimits, SessionId};
+use crate::sfu::{SessionInfo, Sfu, SfuError, SfuStats};
+
+/// Who asks to join or look: the API's admin, or a holder of the room's
+/// invite token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    Admin,
+    Invited(String),
+}
+
+/// A request for the shard that owns a room.
+#[derive(Debug, Clone)]
+pub enum MediaRequest {
+    Create {
+        id: String,
+        name: String,
+        invite: String,
+        limits: RoomLimits,
+    },
+    Join {
+        room: String,
+        caller: Caller,
+        role: Role,
+        offer: String,
+    },
+    Leave {
+        room: String,
+        caller: Caller,
+        session: SessionId,
+    },
+    Sessions {
+        room: String,
+        caller: Caller,
+    },
+    Close {
+        room: String,
+    },
+    List,
+}
+
+/// A room as listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RoomSummary {
+    pub id: String,
+    pub name: String,
+    pub shard: ShardId,
+    pub limits: RoomLimits,
+    pub sessions: usize,
+    pub publishers: usize,
+}
+
+/// A new room as created.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CreatedRoom {
+    pub id: String,
+    pub name: String,
+    pub shard: ShardId,
+    pub invite: String,
+    pub limits: RoomLimits,
+}
+
+/// The owning shard's answer.
+#[derive(Debug)]
+pub enum MediaReply {
+    Done(Result<(), SfuError>),
+    Joined(Result<(SessionId, String), SfuError>),
+    Sessions(Result<Vec<SessionInfo>, SfuError>),
+    List(Vec<RoomSummary>, SfuStats),
+}
+
+/// Why a media call failed.
+#[derive(Debug)]
+pub enum MediaError {
+    Refused(SfuError),
+    /// The owning shard could not be asked.
+    Mesh(MeshError),
+    /// The shard answered something else (a bug).
+    Mismatch,
+}
+
+impl std::fmt::Display for MediaError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Refused(e) => e.fmt(f),
+            Self::Mesh(e) => write!(f, "the room's shard did not answer: {e:?}"),
+            Self::Mismatch => write!(f, "the room's shard answered out of turn"),
+        }
+    }
+}
+
+impl From<MeshError> for MediaError {
+    fn from(e: MeshError) -> Self {
+        Self::Mesh(e)
+    }
+}
+
+/// The mesh that carries media requests; made before the shards start.
+pub type MediaMesh = Mesh<MediaRequest, MediaReply>;
+
+/// The shard that owns room `id`.
+pub fn shard_of(id: &str, shards: usize) -> ShardId {
+    (PlacementKey::room(id).stable_hash() % shards.max(1) as u64) as ShardId
+}
+
+/// A random token of `bytes` bytes, lowercase hex.
+fn random_hex(bytes: usize) -> String {
+    let mut rng = rand::thread_rng();
+    (0..bytes)
+        .map(|_| format!("{:02x}", rng.gen::<u8>()))
+        .collect()
+}
+
+fn check(sfu: &Sfu, room: &str, caller: &Caller) -> Result<(), SfuError> {
+    let room = sfu.rooms().get(room)?;
+    match caller {
+        Caller::Admin => Ok(()),
+        Caller::Invited(token) if room.invited(token) => Ok(()),
+        Caller::Invited(_) => Err(SfuError::Room(RoomError::BadToken)),
+    }
+}
+
+fn handle(sfu: &RefCell<Sfu>, shard: ShardId, req: MediaRequest) -> MediaReply {
+    let mut sfu = sfu.borrow_mut();
+    match req {
+        MediaRequest::Create {
+            id,
+            name,
+            invite,
+            limits,
+        } => MediaReply::Done(sfu.create_room(&id, &name, invite, limits)),
+        MediaRequest::Join {
+            room,
+            caller,
+            role,
+            offer,
+        } => MediaReply::Joined(
+            check(&sfu, &room, &caller).and_then(|()| sfu.join(&room, role, &offer, Instant::now())),
+        ),
+        MediaRequest::Leave {
+            room,
+            caller,
+            session,
+        } => MediaReply::Done(check(&sfu, &room, &caller).and_then(|()| sfu.leave(&room, session))),
+        MediaRequest::Sessions { room, caller } => {
+            MediaReply::Sessions(check(&sfu, &room, &caller).and_then(|()| sfu.sessions(&room)))
+        }
+        MediaRequest::Close { room } => MediaReply::Done(sfu.close_room(&room)),
+        MediaRequest::List => {
+            let rooms = sfu
+                .rooms()
+                .all()
+                .map(|r| RoomSummary {
+                    id: r.id.clone(),
+                    name: r.name.clone(),
+                    shard,
+                    limits: r.limits,
+                    sessions: r.sessions().count(),
+                    publishers: r.publishers(),
+                })
+                .collect();
+            MediaReply::List(rooms, sfu.stats())
+        }
+    }
+}
+
+/// The rooms of every shard, from this shard. Cheap to clone.
+#[derive(Clone)]
+pub struct MediaService {
+    endpoint: Rc<MeshEndpoint<MediaRequest, MediaReply>>,
+}
+
+impl MediaService {
+    /// Joins the mesh as this shard, serving requests with `sfu`.
+    pub async fn start(
+        mesh: &MediaMesh,
+        shard: ShardId,
+        sfu: Rc<RefCell<Sfu>>,
+    ) -> Result<Self, MeshError> {
+        let endpoint = mesh.join(shard).await?;
+        endpoint.serve(move |_from, req| {
+            let reply = handle(&sfu, shard, req);
+            async move { reply }
+        })?;
+        Ok(Self {
+            endpoint: Rc::new(endpoint),
+        })
+    }
+
+    async fn call(&self, room: &str, req: MediaRequest) -> Result<MediaReply, MediaError> {
+        let shard = shard_of(room, self.endpoint.shards());
+        Ok(self.endpoint.call(shard, req).await?)
+    }
+
+    /// Opens a room (a random id when `id` is `None`) with a new invite
+    /// token.
+    pub async fn create(
+        &self,
+        id: Option<String>,
+        name: String,
+        limits: RoomLimits,
+    ) -> Result<CreatedRoom, MediaError> {
+        let id = id.unwrap_or_else(|| random_hex(8));
+        let invite = random_hex(24);
+        let req = MediaRequest::Create {
+            id: id.clone(),
+            name: name.clone(),
+            invite: invite.clone(),
+            limits,
+        };
+        match self.call(&id, req).await? {
+            MediaReply::Done(Ok(())) => Ok(CreatedRoom {
+                shard: shard_of(&id, self.endpoint.shards()),
+                id,
+                name,
+                invite,
+                limits,
+            }),
+            MediaReply::Done(Err(e)) => Err(MediaError::Refused(e)),
+            _ => Err(MediaError::Mismatch),
+        }
+    }
+
+    /// Joins room `room` as `role` with an SDP offer: the session id and
+    /// the SDP answer.
+    pub async fn join(
+        &self,
+        room: &str,
+        caller: Caller,
+        role: Role,
+        offer: String,
+    ) -> Result<(SessionId, String), MediaError> {
+        let req = MediaRequest::Join {
+            room: room.to_string(),
+            caller,
+            role,
+            offer,
+        };
+        match self.call(room, req).await? {
+            MediaReply::Joined(r) => r.map_err(MediaError::Refused),
+            _ => Err(MediaError::Mismatch),
+        }
+    }
+
+    /// Ends a session (a publisher's subscriptions with it).
+    pub async fn leave(
+        &self,
+        room: &str,
+        caller: Caller,
+        session: SessionId,
+    ) -> Result<(), MediaError> {
+        let req = MediaRequest::Leave {
+            room: room.to_string(),
+            caller,
+            session,
+        };
+        self.done(room, req).await
+    }
+
+    /// Closes a room and ends its sessions.
+    pub async fn close(&self, room: &str) -> Result<(), MediaError> {
+        let req = MediaRequest::Close {
+            room: room.to_string(),
+        };
+        self.done(room, req).await
+    }
+
+    async fn done(&self, room: &str, req: MediaRequest) -> Result<(), MediaError> {
+        match self.call(room, req).await? {
+            MediaReply::Done(r) => r.map_err(MediaError::Refused),
+            _ => Err(MediaError::Mismatch),
+        }
+    }
+
+    /// The sessions of a room.
+    pub async fn sessions(
+        &self,
+        room: &str,
+        caller: Caller,
+    ) -> Result<Vec<SessionInfo>, MediaError> {
+        let req = MediaRequest::Sessions {
+            room: room.to_string(),
+            caller,
+        };
+        match self.call(room, req).await? {
+            MediaReply::Sessions(r) => r.map_err(MediaError::Refused),
+            _ => Err(MediaError::Mismatch),
+        }
+    }
+
+    /// Every shard's rooms, and each shard's SFU counters.
+    pub async fn list(&self) -> Result<(Vec<RoomSummary>, Vec<SfuStats>), MediaError> {
+        let mut rooms = Vec::new();
+        let mut stats = Vec::new();
+        for reply in self.endpoint.broadcast(MediaRequest::List).await {
+            match reply? {
+                MediaReply::List(r, s) => {
+                    rooms.extend(r);
+                    stats.push(s);
+                }
+                _ => return Err(MediaError::Mismatch),
+            }
+        }
+        Ok((rooms, stats))
+    }
+}
