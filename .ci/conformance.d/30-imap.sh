@@ -358,3 +358,82 @@ data = ok(c.status("Multi", "(MESSAGES)"), "status")
 assert b"MESSAGES 2" in data[0], data
 c.logout()
 PY
+
+check "IMAP: OBJECTID (MAILBOXID kept by RENAME, EMAILID kept by COPY, SEARCH EMAILID/THREADID)" imap_py <<'PY'
+from imapcheck import *
+c = login("dave@example.org")
+assert "OBJECTID" in c.capabilities, c.capabilities
+def mailboxid(data):
+    return re.search(rb"MAILBOXID \(([A-Za-z0-9_-]{1,255})\)", b" ".join(data)).group(1)
+one = mailboxid(ok(c.create("ObjOne"), "create"))
+two = mailboxid(ok(c.create("ObjTwo"), "create"))
+assert one != two, (one, two)
+ok(c.rename("ObjOne", "ObjRenamed"), "rename")
+assert mailboxid(ok(c.status("ObjRenamed", "(MESSAGES MAILBOXID)"), "status")) == one
+ok(c.select("ObjRenamed"), "select")
+assert c.untagged_responses.get("MAILBOXID") == [b"(" + one + b")"], c.untagged_responses
+root = b"Message-ID: <obj-root@remote.test>\r\nSubject: root\r\n\r\nroot\r\n"
+reply = b"Message-ID: <obj-reply@remote.test>\r\nReferences: <obj-root@remote.test>\r\nSubject: Re: root\r\n\r\nreply\r\n"
+for m in (root, reply):
+    ok(c.append("ObjRenamed", None, None, m), "append")
+ok(c.select("ObjRenamed"), "select")
+data = ok(c.fetch("1:2", "(EMAILID THREADID)"), "fetch")
+ids = [re.search(rb"EMAILID \((M[0-9a-f]+)\) THREADID \((T[0-9a-f]+)\)", d).groups() for d in data]
+assert ids[0][0] != ids[1][0] and ids[0][1] == ids[1][1], ids
+emailid, threadid = ids[1]
+typ, data = c.copy("2", "ObjTwo")
+assert typ == "OK" and b"COPYUID" in data[0], data
+ok(c.select("ObjTwo"), "select")
+data = ok(c.fetch("1", "(EMAILID)"), "fetch")
+assert emailid in data[0], (emailid, data)
+assert ok(c.search(None, "EMAILID", emailid.decode()), "search") == [b"1"]
+ok(c.select("ObjRenamed"), "select")
+assert ok(c.uid("SEARCH", "THREADID", threadid.decode()), "search")[0].split() == [b"1", b"2"]
+c.logout()
+PY
+
+check "IMAP: ENABLE UTF8=ACCEPT: UTF-8 mailbox names, modified UTF-7 for others" imap_py <<'PY'
+import base64, imaplib
+from imapcheck import *
+def mutf7(name):
+    out, run = "", ""
+    for ch in name + "\0":
+        if " " <= ch <= "~" or ch == "\0":
+            if run:
+                b64 = base64.b64encode(run.encode("utf-16-be")).decode().rstrip("=")
+                out += "&" + b64.replace("/", ",") + "-"
+                run = ""
+            if ch != "\0":
+                out += "&-" if ch == "&" else ch
+        else:
+            run += ch
+    return out
+name = "Récents/日本語"
+u = login("dave@example.org")
+assert "UTF8=ACCEPT" in u.capabilities, u.capabilities
+ok(u.enable("UTF8=ACCEPT"), "enable")
+assert u.untagged_responses.get("ENABLED") == [b"UTF8=ACCEPT"], u.untagged_responses
+ok(u.create(f'"{name}"'), "create")
+lines = ok(u.list('""', '"Récents*"'), "list")
+assert any(l.endswith(f'"{name}"'.encode()) for l in lines), lines
+ok(u.select(f'"{name}"'), "select")
+try:
+    u._simple_command("SEARCH", "CHARSET", "UTF-8", "ALL")
+    raise SystemExit("SEARCH CHARSET accepted after ENABLE UTF8=ACCEPT")
+except imaplib.IMAP4.error as e:
+    assert "BAD" in str(e), e
+assert ok(u.search(None, "ALL"), "search") == [b""]
+# APPEND's UTF8 data item (imaplib wraps it inside the literal, so raw).
+msg = "Subject: Grüße\r\n\r\nhallo\r\n".encode()
+u.send(b'U1 APPEND "R\xc3\xa9cents" UTF8 (~{%d+}\r\n%s)\r\n' % (len(msg), msg))
+while not (line := u.readline()).startswith(b"U1 "):
+    pass
+assert line.startswith(b"U1 OK [APPENDUID"), line
+u.logout()
+legacy = login("dave@example.org")
+lines = ok(legacy.list('""', '"R*"'), "list")
+assert any(l.endswith(f'"{mutf7(name)}"'.encode()) for l in lines), (mutf7(name), lines)
+data = ok(legacy.status(mutf7("Récents"), "(MESSAGES)"), "status")
+assert b"MESSAGES 1" in data[0], data
+legacy.logout()
+PY

@@ -640,7 +640,11 @@ fn list_extended_create_special_use_and_multiappend() {
     let mut raw = raw_login(server.ready.port, &server.ready.a);
     // CREATE-SPECIAL-USE, and LIST showing it.
     let r = raw.command("c1", "CREATE \"Old Sent\" (USE (\\Sent))");
-    assert_eq!(r, vec!["c1 OK CREATE completed\r\n".to_string()]);
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert!(
+        r[0].starts_with("c1 OK [MAILBOXID (F") && r[0].ends_with(")] CREATE completed\r\n"),
+        "{r:?}"
+    );
     let r = raw.command("c2", "CREATE Mine (USE (\\Flagged))");
     assert!(r[0].starts_with("c2 NO [USEATTR]"), "{r:?}");
     let r = raw.command("c3", "CREATE Mine (USE (\\Sent \\Trash))");
@@ -729,4 +733,203 @@ fn list_extended_create_special_use_and_multiappend() {
     let r = raw.command("m5", "STATUS Drafts (MESSAGES)");
     assert_eq!(one(&r, "* STATUS"), "* STATUS \"Drafts\" (MESSAGES 2)");
     raw.command("m6", "LOGOUT");
+}
+
+/// The id in `KEY (id)` somewhere in `line`.
+fn id_after(line: &str, key: &str) -> String {
+    let rest = line
+        .split_once(&format!("{key} ("))
+        .map(|(_, rest)| rest)
+        .unwrap_or_else(|| panic!("no {key} in {line}"));
+    rest.split(')').next().unwrap_or_default().to_string()
+}
+
+/// OBJECTID (RFC 8474): MAILBOXID on CREATE, SELECT, STATUS and LIST
+/// STATUS, kept by RENAME and never reused; EMAILID the same for a copy;
+/// THREADID shared by a reply; SEARCH EMAILID and THREADID.
+#[test]
+fn object_ids() {
+    let server = start(plaintext());
+    let mut raw = raw_login(server.ready.port, &server.ready.a);
+    let r = raw.command("c0", "CAPABILITY");
+    assert!(
+        r[0].contains(" OBJECTID") && r[0].contains(" UTF8=ACCEPT"),
+        "{r:?}"
+    );
+    let r = raw.command("c1", "CREATE Projects");
+    let projects = id_after(&r[0], "MAILBOXID");
+    let r = raw.command("c2", "CREATE Other");
+    let other = id_after(&r[0], "MAILBOXID");
+    assert_ne!(projects, other);
+    assert!(projects.starts_with('F') && projects.len() <= 255);
+    let r = raw.command("c3", "RENAME Projects Work");
+    assert!(r[0].starts_with("c3 OK"), "{r:?}");
+    let r = raw.command("c4", "STATUS Work (MESSAGES MAILBOXID)");
+    assert_eq!(
+        one(&r, "* STATUS"),
+        format!("* STATUS \"Work\" (MESSAGES 0 MAILBOXID ({projects}))")
+    );
+    let r = raw.command("c5", "STATUS Work (mailboxid)");
+    assert_eq!(
+        one(&r, "* STATUS"),
+        format!("* STATUS \"Work\" (MAILBOXID ({projects}))")
+    );
+    let r = raw.command("c6", "LIST \"\" Work RETURN (STATUS (UIDNEXT MAILBOXID))");
+    assert_eq!(
+        one(&r, "* STATUS"),
+        format!("* STATUS \"Work\" (UIDNEXT 1 MAILBOXID ({projects}))")
+    );
+    // A mailbox deleted and created again gets a new id.
+    raw.command("c7", "DELETE Other");
+    let r = raw.command("c8", "CREATE Other");
+    let again = id_after(&r[0], "MAILBOXID");
+    assert!(again != other && again != projects, "{again}");
+    // A thread of two, and a message naming no id.
+    let first = "Message-ID: <t1@example.org>\r\nSubject: one\r\n\r\n1\r\n";
+    let reply = "Message-ID: <t2@example.org>\r\nIn-Reply-To: <t1@example.org>\r\nReferences: <t1@example.org>\r\nSubject: Re: one\r\n\r\n2\r\n";
+    let lone = "Subject: lone\r\n\r\n3\r\n";
+    for (i, m) in [first, reply, lone].iter().enumerate() {
+        let r = raw.command(
+            &format!("p{i}"),
+            &format!("APPEND Work {{{}+}}\r\n{m}", m.len()),
+        );
+        assert!(r.last().expect("reply").contains("APPENDUID"), "{r:?}");
+    }
+    let r = raw.command("s1", "EXAMINE Work");
+    assert!(
+        r.iter()
+            .any(|l| l.starts_with(&format!("* OK [MAILBOXID ({projects})]"))),
+        "{r:?}"
+    );
+    let r = raw.command("f1", "FETCH 1:* (UID EMAILID THREADID)");
+    let fetched: Vec<&String> = r.iter().filter(|l| l.starts_with("* ")).collect();
+    assert_eq!(fetched.len(), 3, "{r:?}");
+    let emails: Vec<String> = fetched.iter().map(|l| id_after(l, "EMAILID")).collect();
+    let threads: Vec<String> = fetched.iter().map(|l| id_after(l, "THREADID")).collect();
+    assert!(
+        fetched[0].starts_with("* 1 FETCH (UID 1 EMAILID (M"),
+        "{r:?}"
+    );
+    assert_eq!(threads[0], threads[1], "a reply is in its parent's thread");
+    assert_ne!(threads[0], threads[2]);
+    assert!(emails[0] != emails[1] && emails[1] != emails[2]);
+    // Only the object ids asked for: no UID stands in.
+    let r = raw.command("f2", "FETCH 2 EMAILID");
+    assert_eq!(
+        one(&r, "* 2 FETCH"),
+        format!("* 2 FETCH (EMAILID ({}))", emails[1])
+    );
+    let r = raw.command("f3", &format!("UID SEARCH THREADID {}", threads[0]));
+    assert_eq!(one(&r, "* SEARCH"), "* SEARCH 1 2");
+    let r = raw.command(
+        "f4",
+        &format!(
+            "SEARCH RETURN (COUNT) OR EMAILID {} EMAILID {}",
+            emails[2], emails[0]
+        ),
+    );
+    assert_eq!(one(&r, "* ESEARCH"), "* ESEARCH (TAG \"f4\") COUNT 2");
+    let r = raw.command("f5", "SEARCH EMAILID M0000000000000000");
+    assert_eq!(one(&r, "* SEARCH"), "* SEARCH");
+    // A copy keeps its EMAILID (and THREADID), and SEARCH finds it there.
+    let r = raw.command("k1", "UID COPY 2 Other");
+    assert!(r[0].contains("COPYUID"), "{r:?}");
+    raw.command("k2", "SELECT Other");
+    let r = raw.command("k3", "FETCH 1 (EMAILID THREADID)");
+    let copy = one(&r, "* 1 FETCH");
+    assert_eq!(id_after(copy, "EMAILID"), emails[1]);
+    assert_eq!(id_after(copy, "THREADID"), threads[1]);
+    let r = raw.command("k4", &format!("UID SEARCH EMAILID {}", emails[1]));
+    assert_eq!(one(&r, "* SEARCH"), "* SEARCH 1");
+    // Too many keys, or a key that is no objectid: BAD, the session goes on.
+    let many = vec![format!("EMAILID {}", emails[1]); 65].join(" ");
+    let r = raw.command("k5", &format!("SEARCH {many}"));
+    assert!(r[0].starts_with("k5 BAD"), "{r:?}");
+    let r = raw.command("k6", "SEARCH EMAILID M+1");
+    assert!(r[0].starts_with("k6 BAD"), "{r:?}");
+    let r = raw.command("k7", "NOOP");
+    assert!(r[0].starts_with("k7 OK"), "{r:?}");
+    raw.command("k8", "LOGOUT");
+}
+
+/// UTF8=ACCEPT (RFC 6855): after ENABLE, names are UTF-8 both ways while
+/// another session still sees modified UTF-7; SEARCH CHARSET is BAD;
+/// APPEND takes `UTF8 (literal8)` only once enabled.
+#[test]
+fn utf8_accept() {
+    let server = start(plaintext());
+    let mut utf8 = raw_login(server.ready.port, &server.ready.b);
+    let mut legacy = raw_login(server.ready.port, &server.ready.b);
+    // Before ENABLE: nothing changes.
+    let r = legacy.command("a1", "CREATE \"Entwürfe\"");
+    assert!(r[0].starts_with("a1 BAD"), "{r:?}");
+    let r = utf8.command("e1", "ENABLE UTF8=ACCEPT");
+    assert_eq!(one(&r, "* ENABLED"), "* ENABLED UTF8=ACCEPT");
+    let r = utf8.command("e2", "CREATE \"Entwürfe/日本語\"");
+    assert!(r[0].starts_with("e2 OK [MAILBOXID"), "{r:?}");
+    let r = utf8.command("e3", "CREATE \"A&B\"");
+    assert!(r[0].starts_with("e3 OK"), "{r:?}");
+    let r = utf8.command("e4", "LIST \"\" \"Entw*\"");
+    let lists: Vec<&str> = r
+        .iter()
+        .filter(|l| l.starts_with("* LIST"))
+        .map(|l| l.trim_end())
+        .collect();
+    assert_eq!(
+        lists,
+        [
+            "* LIST (\\HasChildren \\Subscribed) \"/\" \"Entwürfe\"",
+            "* LIST (\\HasNoChildren \\Subscribed) \"/\" \"Entwürfe/日本語\"",
+        ],
+        "{r:?}"
+    );
+    let r = legacy.command("a2", "LIST \"\" \"Entw*\"");
+    assert!(
+        r.iter()
+            .any(|l| l.trim_end().ends_with("\"Entw&APw-rfe/&ZeVnLIqe-\"")),
+        "{r:?}"
+    );
+    let r = legacy.command("a3", "LIST \"\" A*");
+    assert!(
+        r.iter().any(|l| l.trim_end().ends_with("\"A&-B\"")),
+        "{r:?}"
+    );
+    // APPEND's UTF8 data, once enabled only.
+    let body = "Subject: Grüße\r\nFrom: jösé@example.org\r\n\r\nhallo\r\n";
+    let r = utf8.command(
+        "e5",
+        &format!("APPEND \"Entwürfe\" UTF8 (~{{{}+}}\r\n{body})", body.len()),
+    );
+    assert!(r[0].starts_with("e5 OK [APPENDUID"), "{r:?}");
+    let r = legacy.command(
+        "a4",
+        &format!("APPEND INBOX UTF8 (~{{{}+}}\r\n{body})", body.len()),
+    );
+    assert!(r[0].starts_with("a4 BAD"), "{r:?}");
+    let r = utf8.command("e6", "STATUS \"Entwürfe\" (MESSAGES)");
+    assert_eq!(one(&r, "* STATUS"), "* STATUS \"Entwürfe\" (MESSAGES 1)");
+    let r = legacy.command("a5", "STATUS Entw&APw-rfe (MESSAGES)");
+    assert_eq!(
+        one(&r, "* STATUS"),
+        "* STATUS \"Entw&APw-rfe\" (MESSAGES 1)"
+    );
+    // SEARCH takes no CHARSET any more; SORT and THREAD only UTF-8.
+    utf8.command("e7", "SELECT \"Entwürfe\"");
+    let r = utf8.command("e8", "SEARCH CHARSET UTF-8 SUBJECT \"Grüße\"");
+    assert!(r[0].starts_with("e8 BAD"), "{r:?}");
+    let r = utf8.command("e9", "SEARCH SUBJECT \"Grüße\"");
+    assert_eq!(one(&r, "* SEARCH"), "* SEARCH 1");
+    let r = utf8.command("f1", "SORT (DATE) ISO-8859-1 ALL");
+    assert!(r[0].starts_with("f1 BAD"), "{r:?}");
+    let r = utf8.command("f2", "SORT (DATE) UTF-8 ALL");
+    assert_eq!(one(&r, "* SORT"), "* SORT 1");
+    let r = utf8.command("f3", "SEARCH RETURN (COUNT) CHARSET US-ASCII ALL");
+    assert!(r[0].starts_with("f3 BAD"), "{r:?}");
+    // The other session may still name a charset.
+    legacy.command("a6", "SELECT INBOX");
+    let r = legacy.command("a7", "SEARCH CHARSET UTF-8 ALL");
+    assert!(r.last().expect("reply").starts_with("a7 OK"), "{r:?}");
+    for raw in [&mut utf8, &mut legacy] {
+        raw.command("z", "LOGOUT");
+    }
 }

@@ -8,18 +8,30 @@
 //!   (RFC 5258 LIST-EXTENDED, RFC 5819 LIST-STATUS, RFC 6154);
 //! - `CREATE name (USE (\Sent …))` (RFC 6154 CREATE-SPECIAL-USE);
 //! - `APPEND mailbox [flags] [date] literal …` with several messages
-//!   (RFC 3502 MULTIAPPEND): cut into one plain APPEND per message;
-//! - `$` (RFC 5182), the saved search result, in the sequence set of
-//!   FETCH, STORE, COPY, MOVE, SEARCH and their UID forms, and in UID
-//!   EXPUNGE: [`substitute`] writes the saved set in its place.
+//!   (RFC 3502 MULTIAPPEND), or with `UTF8 (literal8)` (RFC 6855 §4):
+//!   cut into one plain APPEND per message;
+//! - `[UID] FETCH set (… EMAILID THREADID …)` (RFC 8474 §5): the object
+//!   id items are taken off and the rest is left to imap-codec;
+//! - `STATUS mailbox (… MAILBOXID …)` (RFC 8474 §4.3), and MAILBOXID in
+//!   LIST's `RETURN (STATUS (…))`;
+//! - [`slots`] of a command: `$` (RFC 5182), the saved search result, in
+//!   the sequence set of FETCH, STORE, COPY, MOVE, SEARCH, SORT, THREAD
+//!   and their UID forms, and in UID EXPUNGE; the search keys `EMAILID id`
+//!   and `THREADID id` (RFC 8474 §6) of SEARCH, SORT and THREAD. The
+//!   session works out each one's set of messages and [`splice`] writes
+//!   it in its place.
 //!
 //! Commands these forms do not cover are passed through untouched.
 //! Malformed extended forms get a reason for their `BAD`.
+
+use std::ops::Range;
 
 use imap_codec::decode::Decoder;
 use imap_codec::CommandCodec;
 use imap_types::command::CommandBody;
 use imap_types::status::StatusDataItemName;
+
+use super::objectid;
 
 /// What to return for a SEARCH (RFC 4731); all false means none given.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -40,6 +52,13 @@ pub struct ListSelection {
     pub special_use: bool,
 }
 
+/// STATUS items: those imap-types knows, and MAILBOXID (RFC 8474).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StatusItems {
+    pub names: Vec<StatusDataItemName>,
+    pub mailboxid: bool,
+}
+
 /// LIST return options (RFC 5258 §3.2, RFC 5819, RFC 6154).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListReturn {
@@ -47,7 +66,14 @@ pub struct ListReturn {
     pub children: bool,
     pub special_use: bool,
     /// `STATUS (…)`: the items for a `* STATUS` after each LIST line.
-    pub status: Option<Vec<StatusDataItemName>>,
+    pub status: Option<StatusItems>,
+}
+
+/// The FETCH items of RFC 8474 §5 a FETCH asked for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FetchObjects {
+    pub emailid: bool,
+    pub threadid: bool,
 }
 
 /// An extended command.
@@ -70,8 +96,22 @@ pub enum Extended {
     /// `plain` is `CREATE name` alone; `uses` the attributes asked for,
     /// as sent (`\Sent`).
     Create { plain: Vec<u8>, uses: Vec<String> },
-    /// One plain `APPEND mailbox [flags] [date] literal` per message.
-    Append { messages: Vec<Vec<u8>> },
+    /// One plain `APPEND mailbox [flags] [date] literal` per message;
+    /// `utf8` when one was sent as `UTF8 (literal8)` (RFC 6855 §4).
+    Append { messages: Vec<Vec<u8>>, utf8: bool },
+    /// `plain` is the FETCH without its object id items: with `UID`
+    /// standing in for them when they were all it asked for (`stand_in`).
+    Fetch {
+        plain: Vec<u8>,
+        objects: FetchObjects,
+        stand_in: bool,
+    },
+    /// A STATUS asking for MAILBOXID; the name as its bytes (quoting and
+    /// literals undone).
+    Status {
+        mailbox: Vec<u8>,
+        items: StatusItems,
+    },
 }
 
 /// A pre-decoded command.
@@ -346,7 +386,9 @@ fn parse(bytes: &[u8]) -> Res<Option<Extended>> {
     };
     match (uid, name.as_str()) {
         (_, "SEARCH") => search(&mut p, uid),
+        (_, "FETCH") => fetch(&mut p),
         (false, "LIST") => list(&mut p),
+        (false, "STATUS") => status(&mut p),
         (false, "CREATE") => create(&mut p),
         (false, "APPEND") => append(&mut p),
         _ => Ok(None),
@@ -441,9 +483,7 @@ fn list(p: &mut P<'_>) -> Res<Option<Extended>> {
                 "SPECIAL-USE" => ret.special_use = true,
                 "STATUS" => {
                     p.sp()?;
-                    let start = p.i;
-                    p.list_of("the STATUS items", |p| p.atom("a STATUS item"))?;
-                    ret.status = Some(status_items(p.b.get(start..p.i).unwrap_or_default())?);
+                    ret.status = Some(status_items(p)?);
                 }
                 other => return bad(format!("Unknown LIST RETURN option {other}")),
             }
@@ -462,18 +502,140 @@ fn list(p: &mut P<'_>) -> Res<Option<Extended>> {
     }))
 }
 
-/// STATUS items, `(MESSAGES UNSEEN)`, decoded by imap-codec.
-fn status_items(list: &[u8]) -> Res<Vec<StatusDataItemName>> {
-    let mut line = b"s STATUS x ".to_vec();
-    line.extend_from_slice(list);
-    line.extend_from_slice(b"\r\n");
-    match CommandCodec::default().decode(&line) {
+/// STATUS items, `(MESSAGES UNSEEN MAILBOXID)`: MAILBOXID taken off,
+/// the others decoded by imap-codec.
+fn status_items(p: &mut P<'_>) -> Res<StatusItems> {
+    let mut items = StatusItems::default();
+    let mut others = Vec::new();
+    for name in p.list_of("the STATUS items", |p| p.atom("a STATUS item"))? {
+        if name == "MAILBOXID" {
+            items.mailboxid = true;
+        } else {
+            others.push(name);
+        }
+    }
+    if others.is_empty() {
+        return if items.mailboxid {
+            Ok(items)
+        } else {
+            bad("Bad STATUS items")
+        };
+    }
+    let line = format!("s STATUS x ({})\r\n", others.join(" "));
+    match CommandCodec::default().decode(line.as_bytes()) {
         Ok((b"", command)) => match command.body {
-            CommandBody::Status { item_names, .. } => Ok(item_names.into_owned()),
+            CommandBody::Status { item_names, .. } => {
+                items.names = item_names.into_owned();
+                Ok(items)
+            }
             _ => bad("Bad STATUS items"),
         },
         _ => bad("Bad STATUS items"),
     }
+}
+
+/// `STATUS SP mailbox SP (items)` with MAILBOXID; others pass.
+fn status(p: &mut P<'_>) -> Res<Option<Extended>> {
+    p.sp()?;
+    let mailbox = p.string(false)?;
+    p.sp()?;
+    let items = status_items(p)?;
+    p.end()?;
+    if !items.mailboxid {
+        return Ok(None);
+    }
+    Ok(Some(Extended::Status { mailbox, items }))
+}
+
+/// One FETCH item as sent, up to a space or `)` outside brackets
+/// (`BODY.PEEK[HEADER.FIELDS (SUBJECT)]<0.10>`).
+fn fetch_item<'a>(p: &mut P<'a>) -> Res<&'a [u8]> {
+    let start = p.i;
+    let mut depth = 0usize;
+    loop {
+        let Some(b) = p.peek() else {
+            if depth == 0 {
+                break;
+            }
+            return bad("Unterminated FETCH item");
+        };
+        match b {
+            b'\r' | b'\n' if depth > 0 => return bad("Unterminated FETCH item"),
+            b'\r' | b'\n' | b' ' | b')' if depth == 0 => break,
+            b'"' => {
+                p.quoted()?;
+            }
+            b'{' => {
+                p.literal(false)?;
+            }
+            b'[' => {
+                depth += 1;
+                p.i += 1;
+            }
+            b']' => {
+                depth = depth.saturating_sub(1);
+                p.i += 1;
+            }
+            _ => p.i += 1,
+        }
+    }
+    if p.i == start {
+        return bad("Expected a FETCH item");
+    }
+    Ok(p.b.get(start..p.i).unwrap_or_default())
+}
+
+/// `FETCH SP set SP (items | item) [SP modifiers]` asking for EMAILID or
+/// THREADID; others pass.
+fn fetch<'a>(p: &mut P<'a>) -> Res<Option<Extended>> {
+    p.sp()?;
+    if p.take_while(|b| b != b' ' && b != b'\r' && b != b'\n')
+        .is_empty()
+    {
+        return bad("Expected a sequence set");
+    }
+    p.sp()?;
+    let items_start = p.i;
+    let mut objects = FetchObjects::default();
+    let mut kept: Vec<&'a [u8]> = Vec::new();
+    let mut take = |item: &'a [u8]| {
+        if item.eq_ignore_ascii_case(b"EMAILID") {
+            objects.emailid = true;
+        } else if item.eq_ignore_ascii_case(b"THREADID") {
+            objects.threadid = true;
+        } else {
+            kept.push(item);
+        }
+    };
+    if p.eat(b'(') {
+        loop {
+            take(fetch_item(p)?);
+            if p.eat(b')') {
+                break;
+            }
+            p.sp()?;
+        }
+    } else {
+        take(fetch_item(p)?);
+    }
+    if objects == FetchObjects::default() {
+        return Ok(None);
+    }
+    let stand_in = kept.is_empty();
+    let mut plain = bytes_upto(p.b, items_start).to_vec();
+    plain.push(b'(');
+    if stand_in {
+        plain.extend_from_slice(b"UID");
+    } else {
+        plain.extend_from_slice(&kept.join(&b' '));
+    }
+    plain.push(b')');
+    plain.extend_from_slice(p.rest());
+    Ok(Some(Extended::Fetch {
+        plain,
+        objects,
+        stand_in,
+    }))
 }
 
 /// `CREATE SP mailbox SP (USE (attrs))`; a plain CREATE passes.
@@ -505,13 +667,14 @@ fn create(p: &mut P<'_>) -> Res<Option<Extended>> {
     }))
 }
 
-/// `APPEND SP mailbox 1*(SP [flags SP] [date SP] literal)`; one message
-/// passes.
+/// `APPEND SP mailbox 1*(SP [flags SP] [date SP] (literal | UTF8 SP
+/// "(" literal8 ")"))`; one message in a plain literal passes.
 fn append(p: &mut P<'_>) -> Res<Option<Extended>> {
     p.sp()?;
     p.string(false)?;
     let mailbox_end = p.i;
     let mut messages = Vec::new();
+    let mut utf8 = false;
     while p.eat(b' ') {
         let start = p.i;
         if p.peek() == Some(b'(') {
@@ -521,6 +684,15 @@ fn append(p: &mut P<'_>) -> Res<Option<Extended>> {
         if p.peek() == Some(b'"') {
             p.quoted()?;
             p.sp()?;
+        }
+        let before_data = p.i;
+        let utf8_data = p
+            .rest()
+            .get(..6)
+            .is_some_and(|w| w.eq_ignore_ascii_case(b"UTF8 ("));
+        if utf8_data {
+            p.i += 6;
+            utf8 = true;
         }
         match p.peek() {
             Some(b'{' | b'~') => {}
@@ -533,65 +705,94 @@ fn append(p: &mut P<'_>) -> Res<Option<Extended>> {
             }
             _ => return bad("Expected a message literal"),
         }
+        let data_start = p.i;
         p.literal(true)?;
+        let data = p.b.get(data_start..p.i).unwrap_or_default();
+        if utf8_data {
+            p.expect(b')', "')' closing the UTF8 data")?;
+        }
         let mut one = bytes_upto(p.b, mailbox_end).to_vec();
         one.push(b' ');
-        one.extend_from_slice(p.b.get(start..p.i).unwrap_or_default());
+        one.extend_from_slice(p.b.get(start..before_data).unwrap_or_default());
+        one.extend_from_slice(data);
         one.extend_from_slice(b"\r\n");
         messages.push(one);
     }
     p.end()?;
-    if messages.len() < 2 {
+    if messages.len() < 2 && !utf8 {
         return Ok(None);
     }
-    Ok(Some(Extended::Append { messages }))
+    Ok(Some(Extended::Append { messages, utf8 }))
 }
 
-/// Search keys whose argument is a string, so a `$` after them is not
-/// the saved result.
-const STRING_KEYS: [&str; 12] = [
-    "BCC",
-    "BODY",
-    "CC",
-    "FROM",
-    "KEYWORD",
-    "SUBJECT",
-    "TEXT",
-    "TO",
-    "UNKEYWORD",
-    "HEADER",
-    "CHARSET",
-    "X-GM-RAW",
-];
+/// How many string arguments follow a search key: none of them is a
+/// key, a `$` or an object id key.
+fn string_arguments(word: &[u8]) -> usize {
+    const ONE: [&str; 11] = [
+        "BCC",
+        "BODY",
+        "CC",
+        "FROM",
+        "KEYWORD",
+        "SUBJECT",
+        "TEXT",
+        "TO",
+        "UNKEYWORD",
+        "CHARSET",
+        "X-GM-RAW",
+    ];
+    if word.eq_ignore_ascii_case(b"HEADER") {
+        2
+    } else if ONE.iter().any(|k| word.eq_ignore_ascii_case(k.as_bytes())) {
+        1
+    } else {
+        0
+    }
+}
 
-/// Writes the saved search result (RFC 5182) where `$` stands for a
-/// sequence set: `resolve(uid)` gives it as UIDs (`true`) or sequence
-/// numbers. `None` when the command has no `$` to replace.
-pub fn substitute(bytes: &[u8], resolve: impl Fn(bool) -> String) -> Option<Vec<u8>> {
+/// What stands for a set of messages in a command: the session works
+/// each one out and [`splice`] writes it in its place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Slot {
+    /// `$` (RFC 5182), the saved search result: as UIDs (`uid`) or as
+    /// sequence numbers.
+    Saved { uid: bool },
+    /// The search key `EMAILID id` (RFC 8474 §6), for `UID set`.
+    EmailId(String),
+    /// The search key `THREADID id`, for `UID set`.
+    ThreadId(String),
+}
+
+/// The slots of a command, in order, with where each lies; none for a
+/// command that cannot have any, or whose strings do not parse.
+pub fn slots(bytes: &[u8]) -> Vec<(Range<usize>, Slot)> {
     let mut p = P::new(bytes);
-    let (uid, name) = head(&mut p)?;
-    let search = name == "SEARCH";
+    let Some((uid, name)) = head(&mut p) else {
+        return Vec::new();
+    };
+    let search = matches!(name.as_str(), "SEARCH" | "SORT" | "THREAD");
     let set_first =
         matches!(name.as_str(), "FETCH" | "STORE" | "COPY" | "MOVE") || (uid && name == "EXPUNGE");
     if !search && !set_first {
-        return None;
+        return Vec::new();
     }
-    let mut out = Vec::with_capacity(bytes.len() + 16);
-    let mut copied = 0;
+    let mut found = Vec::new();
     let mut previous: Vec<u8> = name.into_bytes();
+    // String arguments still to pass over.
+    let mut skip = 0usize;
     let mut first_argument = true;
     while let Some(b) = p.peek() {
         match b {
-            b'"' => {
-                if p.quoted().is_err() {
-                    return None;
+            b'"' | b'{' | b'~' => {
+                let string = if b == b'"' {
+                    p.quoted().map(drop)
+                } else {
+                    p.literal(true).map(drop)
+                };
+                if string.is_err() {
+                    return Vec::new();
                 }
-                previous.clear();
-            }
-            b'{' | b'~' => {
-                if p.literal(true).is_err() {
-                    return None;
-                }
+                skip = skip.saturating_sub(1);
                 previous.clear();
             }
             b' ' | b'(' | b')' | b'\r' | b'\n' => p.i += 1,
@@ -602,31 +803,63 @@ pub fn substitute(bytes: &[u8], resolve: impl Fn(bool) -> String) -> Option<Vec<
                     p.i += 1;
                     continue;
                 }
-                if word == b"$" {
-                    let as_uid = if search {
-                        previous.eq_ignore_ascii_case(b"UID")
-                    } else {
-                        uid
-                    };
-                    let string_arg = STRING_KEYS
-                        .iter()
-                        .any(|k| previous.eq_ignore_ascii_case(k.as_bytes()));
-                    if (search && !string_arg) || (set_first && first_argument) {
-                        out.extend_from_slice(bytes.get(copied..start).unwrap_or_default());
-                        out.extend_from_slice(resolve(as_uid).as_bytes());
-                        copied = p.i;
+                if skip > 0 {
+                    skip -= 1;
+                } else if search && word == b"$" {
+                    let uid = previous.eq_ignore_ascii_case(b"UID");
+                    found.push((start..p.i, Slot::Saved { uid }));
+                } else if search {
+                    if let Some(slot) = object_key(&mut p, word) {
+                        found.push((start..p.i, slot));
+                        previous.clear();
+                        continue;
                     }
+                    skip = string_arguments(word);
+                } else if first_argument && word == b"$" {
+                    found.push((start..p.i, Slot::Saved { uid }));
                 }
                 previous = word.to_vec();
                 first_argument = false;
             }
         }
     }
-    if copied == 0 {
+    found
+}
+
+/// After the word `key`: `EMAILID id` or `THREADID id` with a valid
+/// objectid, its slot (the cursor past the id); else the cursor stays.
+fn object_key(p: &mut P<'_>, key: &[u8]) -> Option<Slot> {
+    let make: fn(String) -> Slot = if key.eq_ignore_ascii_case(b"EMAILID") {
+        Slot::EmailId
+    } else if key.eq_ignore_ascii_case(b"THREADID") {
+        Slot::ThreadId
+    } else {
         return None;
+    };
+    let at = p.i;
+    if p.eat(b' ') {
+        let id = p.take_while(|c| !b" ()\r\n".contains(&c));
+        if objectid::valid(id) {
+            return Some(make(String::from_utf8_lossy(id).into_owned()));
+        }
+    }
+    p.i = at;
+    None
+}
+
+/// `bytes` with each range of `filled` (in order, not overlapping)
+/// replaced by its text.
+pub fn splice(bytes: &[u8], filled: &[(Range<usize>, String)]) -> Vec<u8> {
+    let extra: usize = filled.iter().map(|(_, text)| text.len()).sum();
+    let mut out = Vec::with_capacity(bytes.len() + extra);
+    let mut copied = 0;
+    for (at, text) in filled {
+        out.extend_from_slice(bytes.get(copied..at.start).unwrap_or_default());
+        out.extend_from_slice(text.as_bytes());
+        copied = copied.max(at.end);
     }
     out.extend_from_slice(bytes.get(copied..).unwrap_or_default());
-    Some(out)
+    out
 }
 
 #[cfg(test)]
@@ -700,7 +933,10 @@ mod tests {
                 patterns: vec![b"a".to_vec(), b"b%".to_vec(), b"*".to_vec()],
                 ret: ListReturn {
                     children: true,
-                    status: Some(vec![StatusDataItemName::Messages, StatusDataItemName::UidNext]),
+                    status: Some(StatusItems {
+                        names: vec![StatusDataItemName::Messages, StatusDataItemName::UidNext],
+                        mailboxid: false,
+                    }),
                     ..Default::default()
                 },
             }
@@ -752,7 +988,8 @@ mod tests {
                 messages: vec![
                     b"a APPEND INBOX (\\Seen) {2+}\r\nhi\r\n".to_vec(),
                     b"a APPEND INBOX \"01-Jan-2020 00:00:00 +0000\" ~{1}\r\nx\r\n".to_vec(),
-                ]
+                ],
+                utf8: false,
             }
         );
         assert_eq!(
@@ -777,16 +1014,30 @@ mod tests {
         ));
     }
 
+    /// The command with its slots written out: `$` as 5:7 (UIDs) or 1:3,
+    /// object id keys as `UID <kind><id>`.
+    fn s(line: &[u8]) -> Option<String> {
+        let found = slots(line);
+        if found.is_empty() {
+            return None;
+        }
+        let filled: Vec<(Range<usize>, String)> = found
+            .into_iter()
+            .map(|(at, slot)| {
+                let text = match slot {
+                    Slot::Saved { uid: true } => "5:7".to_string(),
+                    Slot::Saved { uid: false } => "1:3".to_string(),
+                    Slot::EmailId(id) => format!("UID e{id}"),
+                    Slot::ThreadId(id) => format!("UID t{id}"),
+                };
+                (at, text)
+            })
+            .collect();
+        Some(String::from_utf8_lossy(&splice(line, &filled)).into_owned())
+    }
+
     #[test]
     fn saved_result() {
-        let r = |uid: bool| {
-            if uid {
-                "5:7".to_string()
-            } else {
-                "1:3".to_string()
-            }
-        };
-        let s = |line: &[u8]| substitute(line, r).map(|b| String::from_utf8_lossy(&b).into_owned());
         assert_eq!(
             s(b"a UID FETCH $ FLAGS\r\n").as_deref(),
             Some("a UID FETCH 5:7 FLAGS\r\n")
@@ -806,6 +1057,164 @@ mod tests {
         );
         assert_eq!(s(b"a SEARCH SUBJECT {1}\r\n$ ALL\r\n"), None);
         assert_eq!(s(b"a NOOP $\r\n"), None);
+        // HEADER takes two strings.
+        assert_eq!(
+            s(b"a SEARCH HEADER X $ $\r\n").as_deref(),
+            Some("a SEARCH HEADER X $ 1:3\r\n")
+        );
+        assert_eq!(
+            s(b"a SORT (SUBJECT) UTF-8 $\r\n").as_deref(),
+            Some("a SORT (SUBJECT) UTF-8 1:3\r\n")
+        );
+    }
+
+    #[test]
+    fn object_id_search_keys() {
+        assert_eq!(
+            s(b"a UID SEARCH EMAILID M1a-_ UNSEEN\r\n").as_deref(),
+            Some("a UID SEARCH UID eM1a-_ UNSEEN\r\n")
+        );
+        assert_eq!(
+            s(b"a SEARCH OR (threadid T9) emailid M2 NOT EMAILID M3\r\n").as_deref(),
+            Some("a SEARCH OR (UID tT9) UID eM2 NOT UID eM3\r\n")
+        );
+        assert_eq!(
+            s(b"a THREAD REFERENCES UTF-8 THREADID T1\r\n").as_deref(),
+            Some("a THREAD REFERENCES UTF-8 UID tT1\r\n")
+        );
+        // As a string argument, or with no valid objectid, it is no key.
+        assert_eq!(s(b"a SEARCH SUBJECT EMAILID\r\n"), None);
+        assert_eq!(s(b"a SEARCH HEADER EMAILID EMAILID\r\n"), None);
+        assert_eq!(s(b"a SEARCH EMAILID \"M1\"\r\n"), None);
+        assert_eq!(s(b"a SEARCH EMAILID M+1\r\n"), None);
+        let long = format!("a SEARCH EMAILID M{}\r\n", "1".repeat(255));
+        assert_eq!(s(long.as_bytes()), None, "over 255 characters");
+        // Not in FETCH.
+        assert_eq!(s(b"a FETCH 1 EMAILID\r\n"), None);
+    }
+
+    #[test]
+    fn fetch_object_ids() {
+        assert_eq!(pre_decode(b"a FETCH 1:* (FLAGS UID)\r\n"), Outcome::Pass);
+        assert_eq!(
+            pre(b"a UID FETCH 1:* (FLAGS EMAILID BODY.PEEK[HEADER.FIELDS (EMAILID X)]<0.5> threadid) (CHANGEDSINCE 4)\r\n"),
+            Extended::Fetch {
+                plain: b"a UID FETCH 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (EMAILID X)]<0.5>) (CHANGEDSINCE 4)\r\n".to_vec(),
+                objects: FetchObjects {
+                    emailid: true,
+                    threadid: true
+                },
+                stand_in: false,
+            }
+        );
+        assert_eq!(
+            pre(b"a FETCH 2 EMAILID\r\n"),
+            Extended::Fetch {
+                plain: b"a FETCH 2 (UID)\r\n".to_vec(),
+                objects: FetchObjects {
+                    emailid: true,
+                    threadid: false
+                },
+                stand_in: true,
+            }
+        );
+        assert_eq!(
+            pre(b"a FETCH 2 (THREADID BODY[HEADER.FIELDS ({7}\r\nSubject)])\r\n"),
+            Extended::Fetch {
+                plain: b"a FETCH 2 (BODY[HEADER.FIELDS ({7}\r\nSubject)])\r\n".to_vec(),
+                objects: FetchObjects {
+                    emailid: false,
+                    threadid: true
+                },
+                stand_in: false,
+            }
+        );
+        assert_eq!(
+            check_literal(b"a FETCH 2 (EMAILID BODY[HEADER.FIELDS ({7}\r\n"),
+            Some(Ok("a".into()))
+        );
+        assert!(matches!(
+            pre_decode(b"a FETCH 1 (EMAILID BODY[TEXT\r\n"),
+            Outcome::Bad { .. }
+        ));
+        assert!(matches!(
+            pre_decode(b"a FETCH 1 (EMAILID\r\n"),
+            Outcome::Bad { .. }
+        ));
+    }
+
+    #[test]
+    fn status_mailboxid() {
+        assert_eq!(pre_decode(b"a STATUS INBOX (MESSAGES)\r\n"), Outcome::Pass);
+        assert_eq!(
+            pre(b"a STATUS \"My Box\" (MESSAGES mailboxid UIDNEXT)\r\n"),
+            Extended::Status {
+                mailbox: b"My Box".to_vec(),
+                items: StatusItems {
+                    names: vec![StatusDataItemName::Messages, StatusDataItemName::UidNext],
+                    mailboxid: true,
+                },
+            }
+        );
+        assert_eq!(
+            pre(b"a STATUS x (MAILBOXID)\r\n"),
+            Extended::Status {
+                mailbox: b"x".to_vec(),
+                items: StatusItems {
+                    names: vec![],
+                    mailboxid: true,
+                },
+            }
+        );
+        assert_eq!(reason(b"a STATUS x ()\r\n"), "Bad STATUS items");
+        assert_eq!(
+            reason(b"a STATUS x (MAILBOXID NOPE)\r\n"),
+            "Bad STATUS items"
+        );
+        let Extended::List { ret, .. } = pre(b"a LIST \"\" * RETURN (STATUS (MAILBOXID))\r\n")
+        else {
+            panic!("not a LIST");
+        };
+        assert_eq!(
+            ret.status,
+            Some(StatusItems {
+                names: vec![],
+                mailboxid: true
+            })
+        );
+    }
+
+    #[test]
+    fn utf8_append() {
+        assert_eq!(
+            pre(b"a APPEND INBOX (\\Seen) utf8 (~{2}\r\nhi)\r\n"),
+            Extended::Append {
+                messages: vec![b"a APPEND INBOX (\\Seen) ~{2}\r\nhi\r\n".to_vec()],
+                utf8: true,
+            }
+        );
+        assert_eq!(
+            pre(b"a APPEND INBOX {1+}\r\nx UTF8 (~{2+}\r\nhi)\r\n"),
+            Extended::Append {
+                messages: vec![
+                    b"a APPEND INBOX {1+}\r\nx\r\n".to_vec(),
+                    b"a APPEND INBOX ~{2+}\r\nhi\r\n".to_vec()
+                ],
+                utf8: true,
+            }
+        );
+        assert_eq!(
+            check_literal(b"a APPEND INBOX UTF8 (~{5}\r\n"),
+            Some(Ok("a".into()))
+        );
+        assert_eq!(
+            reason(b"a APPEND INBOX UTF8 (~{2}\r\nhi\r\n"),
+            "Expected ')' closing the UTF8 data"
+        );
+        assert!(matches!(
+            pre_decode(b"a APPEND INBOX UTF8 {2}\r\nhi\r\n"),
+            Outcome::Bad { .. }
+        ));
     }
 
     proptest! {
@@ -813,18 +1222,46 @@ mod tests {
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
             let _ = pre_decode(&bytes);
             let _ = check_literal(&bytes);
-            let _ = substitute(&bytes, |_| "1".into());
+            let found = slots(&bytes);
+            let filled: Vec<_> = found.into_iter().map(|(at, _)| (at, "1".to_string())).collect();
+            let _ = splice(&bytes, &filled);
         }
 
         #[test]
         fn command_shaped_input_never_panics(
-            name in "(UID SEARCH|SEARCH|LIST|CREATE|APPEND|UID FETCH|STORE|UID EXPUNGE) ",
-            args in "([ -~]|\r\n|\\{[0-9]{1,3}\\+?\\}\r\n){0,40}",
+            name in "(UID SEARCH|SEARCH|LIST|CREATE|APPEND|UID FETCH|FETCH|STATUS|STORE|UID EXPUNGE|SORT|THREAD) ",
+            args in "([ -~]|\r\n|\\{[0-9]{1,3}\\+?\\}\r\n|EMAILID |THREADID |MAILBOXID|UTF8 \\(|~|\\[|\\]){0,40}",
         ) {
             let line = format!("t {name}{args}\r\n");
             let _ = pre_decode(line.as_bytes());
             let _ = check_literal(line.as_bytes());
-            let _ = substitute(line.as_bytes(), |_| "1:*".into());
+            let found = slots(line.as_bytes());
+            let filled: Vec<_> = found.into_iter().map(|(at, _)| (at, "1:*".to_string())).collect();
+            let _ = splice(line.as_bytes(), &filled);
+        }
+
+        /// The object id items and keys come off or out whole, whatever
+        /// surrounds them.
+        #[test]
+        fn object_ids_are_found_among_other_items(
+            before in proptest::collection::vec("(FLAGS|UID|RFC822\\.SIZE|BODY\\.PEEK\\[HEADER\\.FIELDS \\(A B\\)\\]<0\\.9>)", 0..4),
+            after in proptest::collection::vec("(FLAGS|ENVELOPE|BODY\\[1\\.MIME\\])", 0..4),
+            id in "[A-Za-z0-9_-]{1,40}",
+        ) {
+            let items = [before.clone(), vec!["EMAILID".into()], after.clone()].concat().join(" ");
+            let line = format!("t FETCH 1:* ({items})\r\n");
+            let Outcome::Pre(Pre { command: Extended::Fetch { plain, objects, stand_in }, .. }) = pre_decode(line.as_bytes()) else {
+                panic!("{line}");
+            };
+            let rest = [before, after].concat();
+            prop_assert!(objects.emailid && !objects.threadid);
+            prop_assert_eq!(stand_in, rest.is_empty());
+            let kept = if rest.is_empty() { "UID".to_string() } else { rest.join(" ") };
+            prop_assert_eq!(plain, format!("t FETCH 1:* ({kept})\r\n").into_bytes());
+            let search = format!("t UID SEARCH NOT THREADID {id} UNSEEN\r\n");
+            let found = slots(search.as_bytes());
+            prop_assert_eq!(found.len(), 1);
+            prop_assert_eq!(found.first().map(|(_, s)| s.clone()), Some(Slot::ThreadId(id)));
         }
     }
 }

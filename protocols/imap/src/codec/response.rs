@@ -3,8 +3,12 @@
 //! lines and the simple untagged data are written directly, with strings
 //! quoted or sent as literals as RFC 3501 §4.3 requires.
 
+use std::num::NonZeroU32;
+
 use imap_codec::encode::Encoder;
 use imap_codec::ResponseCodec;
+use imap_types::core::Vec1;
+use imap_types::fetch::MessageDataItem;
 use imap_types::response::{Data, Response};
 
 /// A status kind.
@@ -54,6 +58,37 @@ pub fn data(out: &mut Vec<u8>, data: Data<'_>) {
     out.extend_from_slice(&encoded.dump());
 }
 
+/// Writes `* seq FETCH (…)`: the typed items with imap-codec's encoder,
+/// then `extra` items imap-types lacks (`EMAILID (M…)`), as written.
+/// Nothing when there is no item at all.
+pub fn fetch(
+    out: &mut Vec<u8>,
+    seq: NonZeroU32,
+    items: Vec<MessageDataItem<'_>>,
+    extra: &[String],
+) {
+    let Ok(items) = Vec1::try_from(items) else {
+        if !extra.is_empty() {
+            untagged(out, &format!("{seq} FETCH ({})", extra.join(" ")));
+        }
+        return;
+    };
+    let encoded = ResponseCodec::default()
+        .encode(&Response::Data(Data::Fetch { seq, items }))
+        .dump();
+    match encoded.strip_suffix(b")\r\n") {
+        Some(open) if !extra.is_empty() => {
+            out.extend_from_slice(open);
+            for item in extra {
+                out.push(b' ');
+                out.extend_from_slice(item.as_bytes());
+            }
+            out.extend_from_slice(b")\r\n");
+        }
+        _ => out.extend_from_slice(&encoded),
+    }
+}
+
 /// An IMAP string: an atom-safe quoted string, or a literal when the value
 /// has bytes a quoted string cannot carry.
 pub fn string(value: &str) -> String {
@@ -95,5 +130,25 @@ mod tests {
         assert_eq!(out, b"a1 NO [NONEXISTENT] nosuch\r\n* 3 EXISTS\r\n");
         assert_eq!(string("a \"b\""), "\"a \\\"b\\\"\"");
         assert_eq!(string("x\ny"), "{3}\r\nx\ny");
+    }
+
+    #[test]
+    fn fetch_with_extra_items() {
+        let seq = NonZeroU32::MIN;
+        let uid = || vec![MessageDataItem::Uid(NonZeroU32::MIN)];
+        let mut out = Vec::new();
+        fetch(&mut out, seq, uid(), &["EMAILID (M1)".into()]);
+        fetch(
+            &mut out,
+            seq,
+            Vec::new(),
+            &["EMAILID (M1)".into(), "THREADID (T2)".into()],
+        );
+        fetch(&mut out, seq, uid(), &[]);
+        fetch(&mut out, seq, Vec::new(), &[]);
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "* 1 FETCH (UID 1 EMAILID (M1))\r\n* 1 FETCH (EMAILID (M1) THREADID (T2))\r\n* 1 FETCH (UID 1)\r\n"
+        );
     }
 }

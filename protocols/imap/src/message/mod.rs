@@ -26,7 +26,7 @@ pub use parsed::Parsed;
 pub use search::{matches, needs_message, Candidate, SearchContext};
 pub use section::BinaryError;
 pub use sort::{sort, SortItem};
-pub use thread::thread;
+pub use thread::{thread, thread_root};
 
 /// RFC 3501 partial fetch `<start.length>` applied to `content`: the
 /// bytes from `start` on, at most `length` of them (empty when `start` is

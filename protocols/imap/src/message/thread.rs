@@ -10,7 +10,7 @@ use imap_types::{
     extensions::thread::{Thread, ThreadingAlgorithm},
 };
 
-use super::{header::fields, sort::SortItem, subject::base_subject};
+use super::{header::fields, sort::SortItem, subject::base_subject, Parsed};
 
 /// Deepest branching followed when writing a thread out; deeper replies
 /// are listed flat under the last branch.
@@ -47,27 +47,43 @@ struct Info {
 
 impl Info {
     fn of(item: &SortItem<'_>) -> Option<Info> {
-        let header = item.parsed.bytes(item.parsed.root().header.clone());
-        let first_ids = |name: &[u8]| {
-            fields(header)
-                .find(|f| f.is(name))
-                .map(|f| message_ids(&f.unfolded()))
-                .unwrap_or_default()
-        };
-        let mut references = first_ids(b"References");
-        if references.is_empty() {
-            references = first_ids(b"In-Reply-To").into_iter().take(1).collect();
-        }
+        let (message_id, references) = ids(item.parsed);
         let base = base_subject(&item.subject());
         Some(Info {
             id: NonZeroU32::new(item.id)?,
             date: (item.sent_date(), item.seq),
             subject: base.text,
             reply: base.reply,
-            message_id: first_ids(b"Message-ID").into_iter().next(),
+            message_id,
             references,
         })
     }
+}
+
+/// The ids threading reads of a message: its Message-ID, and its
+/// References (or else the first In-Reply-To id).
+fn ids(parsed: &Parsed<'_>) -> (Option<Vec<u8>>, Vec<Vec<u8>>) {
+    let header = parsed.bytes(parsed.root().header.clone());
+    let first_ids = |name: &[u8]| {
+        fields(header)
+            .find(|f| f.is(name))
+            .map(|f| message_ids(&f.unfolded()))
+            .unwrap_or_default()
+    };
+    let mut references = first_ids(b"References");
+    if references.is_empty() {
+        references = first_ids(b"In-Reply-To").into_iter().take(1).collect();
+    }
+    (first_ids(b"Message-ID").into_iter().next(), references)
+}
+
+/// The Message-ID (without its angle brackets) of the root of the
+/// message's thread as its header tells: the first of References (RFC
+/// 5322 §3.6.4 keeps the first when a list is trimmed), else the
+/// In-Reply-To id, else its own; `None` when it names no id at all.
+pub fn thread_root(parsed: &Parsed<'_>) -> Option<Vec<u8>> {
+    let (own, references) = ids(parsed);
+    references.into_iter().next().or(own)
 }
 
 /// The `<…>` message ids in a header value.
@@ -506,6 +522,25 @@ mod tests {
             .iter()
             .map(ToString::to_string)
             .collect()
+    }
+
+    #[test]
+    fn thread_roots_come_from_the_header() {
+        let root = |raw: &str| thread_root(&Parsed::parse(raw.as_bytes()));
+        assert_eq!(
+            root("Message-ID: <3@x>\r\nReferences: <1@x>\r\n <2@x>\r\nIn-Reply-To: <2@x>\r\n\r\nb\r\n"),
+            Some(b"1@x".to_vec())
+        );
+        assert_eq!(
+            root("Message-ID: <3@x>\r\nIn-Reply-To: <2@x> <9@x>\r\n\r\nb\r\n"),
+            Some(b"2@x".to_vec())
+        );
+        assert_eq!(
+            root("Message-ID: <3@x>\r\n\r\nb\r\n"),
+            Some(b"3@x".to_vec())
+        );
+        assert_eq!(root("Subject: none\r\n\r\nb\r\n"), None);
+        assert_eq!(root("References: <>\r\n\r\n"), None);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! and BODYSTRUCTURE from the shard's summaries (the message is read and
 //! parsed once, then not again); sections and BINARY from the parsed
 //! message, read only when asked; `BODY[…]` without PEEK sets `\Seen` durably first; CHANGEDSINCE
-//! and VANISHED (RFC 7162).
+//! and VANISHED (RFC 7162); EMAILID from the index and THREADID from the
+//! summaries (RFC 8474, see [`crate::codec::objectid`]).
 
 use std::borrow::Cow;
 use std::num::{NonZeroU32, NonZeroU64};
@@ -13,21 +14,21 @@ use chrono::{FixedOffset, TimeZone};
 use imap_types::command::FetchModifier;
 use imap_types::core::Atom;
 use imap_types::core::NString8;
-use imap_types::core::{IString, Literal, NString, Vec1};
+use imap_types::core::{IString, Literal, NString};
 use imap_types::datetime::DateTime;
 use imap_types::extensions::binary::Literal8;
 use imap_types::fetch::{
     MacroOrMessageDataItemNames, MessageDataItem, MessageDataItemName, Section,
 };
 use imap_types::flag::{Flag, FlagFetch};
-use imap_types::response::Data;
 use imap_types::sequence::SequenceSet;
 
 use super::conn::Conn;
 use super::summaries::Summary;
 use super::view::uid_set;
 use super::{Reply, Session};
-use crate::codec::response;
+use crate::codec::extended::FetchObjects;
+use crate::codec::{objectid, response};
 use crate::message::{partial, Parsed};
 
 /// Past this many bytes of answer, FETCH writes what it has before going
@@ -104,11 +105,13 @@ fn sets_seen(name: &MessageDataItemName<'_>) -> bool {
 }
 
 impl Session<'_> {
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn fetch(
         &mut self,
         account: &str,
         set: &SequenceSet,
         names: MacroOrMessageDataItemNames<'_>,
+        objects: FetchObjects,
         uid: bool,
         modifiers: &[FetchModifier],
         conn: &mut Conn,
@@ -212,7 +215,7 @@ impl Session<'_> {
             Err(e) => return Reply::mail(&e),
         };
         let with_body = names.iter().any(needs_body);
-        let with_summary = names.iter().any(is_summary);
+        let with_summary = names.iter().any(is_summary) || objects.threadid;
         let summaries = &self.inner.summaries;
         for (seq, m) in messages {
             let mut summary = with_summary.then(|| summaries.get(&m.blob.hash)).flatten();
@@ -242,10 +245,19 @@ impl Session<'_> {
                     view.reported(m.uid, m.modseq);
                 }
             }
-            let (Some(seq), Ok(items)) = (NonZeroU32::new(seq), Vec1::try_from(items)) else {
+            let mut extra = Vec::new();
+            if objects.emailid {
+                let id = objectid::email(objectid::email_value(&m.blob.hash));
+                extra.push(format!("EMAILID ({id})"));
+            }
+            if let (true, Some(summary)) = (objects.threadid, &summary) {
+                let id = objectid::thread(summary.thread(&m.blob.hash));
+                extra.push(format!("THREADID ({id})"));
+            }
+            let Some(seq) = NonZeroU32::new(seq) else {
                 continue;
             };
-            response::data(&mut self.out, Data::Fetch { seq, items });
+            response::fetch(&mut self.out, seq, items, &extra);
             // A large answer goes out as it is made, not whole.
             if self.out.len() >= STREAM_AT && conn.flush(&mut self.out).await.is_err() {
                 return Reply::no("UNAVAILABLE", "The connection failed");

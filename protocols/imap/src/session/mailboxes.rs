@@ -1,7 +1,10 @@
-//! Mailbox management: CREATE (with USE, RFC 6154 CREATE-SPECIAL-USE),
-//! DELETE, RENAME, SUBSCRIBE/UNSUBSCRIBE, LIST/LSUB (with SPECIAL-USE and
-//! CHILDREN attributes, RFC 5258 LIST-EXTENDED selection and return
-//! options, RFC 5819 LIST-STATUS), STATUS, and GETQUOTA/GETQUOTAROOT.
+//! Mailbox management: CREATE (with USE, RFC 6154 CREATE-SPECIAL-USE;
+//! its OK says the new MAILBOXID, RFC 8474), DELETE, RENAME,
+//! SUBSCRIBE/UNSUBSCRIBE, LIST/LSUB (with SPECIAL-USE and CHILDREN
+//! attributes, RFC 5258 LIST-EXTENDED selection and return options, RFC
+//! 5819 LIST-STATUS), STATUS (with MAILBOXID), and GETQUOTA/GETQUOTAROOT.
+//! Names are modified UTF-7 on the wire, or UTF-8 once UTF8=ACCEPT or
+//! IMAP4rev2 is enabled.
 
 use std::fmt::Write as _;
 
@@ -10,9 +13,9 @@ use imap_types::mailbox::{ListMailbox, Mailbox};
 use imap_types::status::StatusDataItemName;
 
 use super::{Reply, Session};
-use crate::codec::extended::{ListReturn, ListSelection};
+use crate::codec::extended::{ListReturn, ListSelection, StatusItems};
+use crate::codec::objectid;
 use crate::codec::response::{self, string};
-use crate::codec::utf7;
 
 /// The one quota root of an account.
 const QUOTA_ROOT: &str = "";
@@ -103,14 +106,16 @@ impl Session<'_> {
         };
         // A trailing separator only says the client wants children.
         let name = name.trim_end_matches(SEPARATOR).to_string();
-        match self
-            .inner
-            .services
-            .mailstore
-            .create_mailbox(account, &name, role)
-            .await
-        {
-            Ok(()) => Reply::ok("CREATE completed"),
+        let store = &self.inner.services.mailstore;
+        match store.create_mailbox(account, &name, role).await {
+            Ok(()) => match store.status(account, &name) {
+                Ok(st) => Reply::ok_code(
+                    format!("MAILBOXID ({})", objectid::mailbox(st.uidvalidity)),
+                    "CREATE completed",
+                ),
+                // Gone already (another session deleted it).
+                Err(_) => Reply::ok("CREATE completed"),
+            },
             Err(e) => Reply::mail(&e),
         }
     }
@@ -239,16 +244,16 @@ impl Session<'_> {
         lsub: bool,
     ) -> Reply {
         let verb = if lsub { "LSUB" } else { "LIST" };
-        let decode = |b: &[u8]| utf7::decode(&String::from_utf8_lossy(b));
-        let Ok(reference) = decode(reference) else {
-            return Reply::bad("Mailbox name is not valid modified UTF-7");
+        let reference = match self.wire_name(reference) {
+            Ok(r) => r,
+            Err(r) => return r,
         };
         let mut fulls: Vec<Vec<char>> = Vec::new();
         for pattern in patterns {
-            match decode(pattern) {
+            match self.wire_name(pattern) {
                 Ok(p) if p.is_empty() => {}
                 Ok(p) => fulls.push(format!("{reference}{p}").chars().collect()),
-                Err(_) => return Reply::bad("Mailbox name is not valid modified UTF-7"),
+                Err(r) => return r,
             }
         }
         if fulls.is_empty() {
@@ -334,7 +339,7 @@ impl Session<'_> {
             let mut line = format!(
                 "{verb} ({}) \"{SEPARATOR}\" {}",
                 attrs.join(" "),
-                string(&utf7::encode(item.name))
+                self.name_string(item.name)
             );
             if childinfo {
                 line.push_str(" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
@@ -351,17 +356,8 @@ impl Session<'_> {
         Reply::ok(format!("{verb} completed"))
     }
 
-    pub(super) fn status(
-        &mut self,
-        account: &str,
-        mailbox: &Mailbox<'_>,
-        items: &[StatusDataItemName],
-    ) -> Reply {
-        let name = match self.mailbox_name(mailbox) {
-            Ok(n) => n,
-            Err(r) => return r,
-        };
-        match self.status_line(account, &name, items) {
+    pub(super) fn status(&mut self, account: &str, name: &str, items: &StatusItems) -> Reply {
+        match self.status_line(account, name, items) {
             Ok(()) => Reply::ok("STATUS completed"),
             Err(e) => Reply::mail(&e),
         }
@@ -372,7 +368,7 @@ impl Session<'_> {
         &mut self,
         account: &str,
         name: &str,
-        items: &[StatusDataItemName],
+        items: &StatusItems,
     ) -> Result<(), cairn_storage::mailbox::MailError> {
         let recent = &self.inner.recent;
         let read = self
@@ -382,7 +378,7 @@ impl Session<'_> {
             .read_mailbox(account, name, |mb| {
                 let st = mb.status();
                 let mut parts = Vec::new();
-                for item in items {
+                for item in &items.names {
                     let part = match item {
                         StatusDataItemName::Messages => format!("MESSAGES {}", st.messages),
                         StatusDataItemName::Recent => format!(
@@ -413,9 +409,12 @@ impl Session<'_> {
                     };
                     parts.push(part);
                 }
+                if items.mailboxid {
+                    parts.push(format!("MAILBOXID ({})", objectid::mailbox(mb.uidvalidity)));
+                }
                 parts.join(" ")
             });
-        let line = format!("STATUS {} ({})", string(&utf7::encode(name)), read?);
+        let line = format!("STATUS {} ({})", self.name_string(name), read?);
         response::untagged(&mut self.out, &line);
         Ok(())
     }
@@ -464,7 +463,7 @@ impl Session<'_> {
         }
         let line = format!(
             "QUOTAROOT {} {}",
-            string(&utf7::encode(&name)),
+            self.name_string(&name),
             string(QUOTA_ROOT)
         );
         response::untagged(&mut self.out, &line);

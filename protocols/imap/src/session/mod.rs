@@ -13,6 +13,7 @@ mod copy_move;
 mod fetch;
 mod idle;
 mod mailboxes;
+mod objects;
 pub mod recent;
 mod search;
 mod select;
@@ -25,42 +26,32 @@ use std::time::{Duration, Instant};
 
 use cairn_shards::metrics::Outcome;
 use cairn_shards::stream::Stream;
-use cairn_storage::mailbox::MailError;
+use cairn_storage::mailbox::{canonical, MailError};
 use imap_types::command::{Command, CommandBody};
+use imap_types::core::Charset;
+use imap_types::fetch::MacroOrMessageDataItemNames;
 use imap_types::mailbox::Mailbox;
 
 use crate::codec::command::{self, Malformed};
-use crate::codec::extended::{self, Extended, Pre};
+use crate::codec::extended::{self, Extended, FetchObjects, Pre, StatusItems};
 use crate::codec::framer::Event;
-use crate::codec::response::{self, Kind};
+use crate::codec::response::{self, string, Kind};
 use crate::codec::utf7;
 use crate::{Inner, Moved};
 use conn::{Conn, End};
 use view::View;
-
-/// The refusal of a SEARCH/SORT/THREAD charset other than the two the
-/// text keys are matched in (RFC 9051 §6.4.4: `NO [BADCHARSET]` naming
-/// the supported ones).
-fn unknown_charset(charset: &imap_types::core::Charset<'_>) -> Option<Reply> {
-    let name = charset.as_ref();
-    let known = ["UTF-8", "US-ASCII"]
-        .iter()
-        .any(|k| k.eq_ignore_ascii_case(name));
-    (!known).then(|| {
-        Reply::no(
-            "BADCHARSET (UTF-8 US-ASCII)",
-            format!("Charset {name} is not supported"),
-        )
-    })
-}
 
 /// Extensions the client ENABLEd (RFC 5161).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Enabled {
     pub condstore: bool,
     pub qresync: bool,
-    /// IMAP4rev2 (RFC 9051): no `\Recent`, ESEARCH answers to SEARCH.
+    /// IMAP4rev2 (RFC 9051): no `\Recent`, ESEARCH answers to SEARCH,
+    /// mailbox names in UTF-8.
     pub rev2: bool,
+    /// UTF8=ACCEPT (RFC 6855): mailbox names in UTF-8, APPEND's `UTF8`
+    /// data, no SEARCH CHARSET.
+    pub utf8: bool,
 }
 
 /// The capabilities a session advertises in its state.
@@ -113,6 +104,8 @@ pub fn capabilities(
             "LIST-STATUS",
             "CREATE-SPECIAL-USE",
             "MULTIAPPEND",
+            "OBJECTID",
+            "UTF8=ACCEPT",
         ]
         .map(String::from),
     );
@@ -395,17 +388,22 @@ impl<'a> Session<'a> {
 
     async fn command(&mut self, bytes: &[u8], conn: &mut Conn) -> Next {
         let started = Instant::now();
-        // `$` (RFC 5182) becomes the saved result before anything decodes.
-        let substituted = self
-            .selected
-            .as_ref()
-            .and_then(|view| extended::substitute(bytes, |uid| view.saved_set(uid)));
-        let bytes = substituted.as_deref().unwrap_or(bytes);
+        // `$` (RFC 5182) and the object id search keys (RFC 8474) become
+        // their sets of messages before anything decodes.
+        let filled = match self.fill_slots(bytes).await {
+            Ok(filled) => filled,
+            Err(refused) => {
+                // Slots are found only after a valid tag.
+                let tag = command::tag(bytes).unwrap_or_else(|| "*".into());
+                return self.finish(&tag, Some(refused), Next::Continue, started);
+            }
+        };
+        let bytes = filled.as_deref().unwrap_or(bytes);
         let refused = match extended::pre_decode(bytes) {
             extended::Outcome::Pass => None,
             extended::Outcome::Pre(pre) => {
                 let tag = pre.tag.clone();
-                let (reply, next) = self.extended(pre).await;
+                let (reply, next) = self.extended(pre, conn).await;
                 return self.finish(&tag, reply, next, started);
             }
             extended::Outcome::Bad { tag, reason } => Some((tag, reason)),
@@ -432,7 +430,7 @@ impl<'a> Session<'a> {
             }
         };
         let tag = cmd.tag.inner().to_string();
-        let (reply, next) = self.dispatch(cmd, conn).await;
+        let (reply, next) = self.dispatch(cmd, conn, FetchObjects::default()).await;
         self.finish(&tag, reply, next, started)
     }
 
@@ -458,9 +456,15 @@ impl<'a> Session<'a> {
         next
     }
 
-    /// Runs a decoded command: its tagged reply (none when the command
-    /// goes on, e.g. IDLE) and what follows.
-    async fn dispatch(&mut self, cmd: Command<'_>, conn: &mut Conn) -> (Option<Reply>, Next) {
+    /// Runs a decoded command (a FETCH also asking for `objects`): its
+    /// tagged reply (none when the command goes on, e.g. IDLE) and what
+    /// follows.
+    async fn dispatch(
+        &mut self,
+        cmd: Command<'_>,
+        conn: &mut Conn,
+        objects: FetchObjects,
+    ) -> (Option<Reply>, Next) {
         let tag = cmd.tag.inner().to_string();
         let done = |reply: Reply| (Some(reply), Next::Continue);
         // Commands valid in every state.
@@ -512,7 +516,16 @@ impl<'a> Session<'a> {
             CommandBody::Status {
                 mailbox,
                 item_names,
-            } => self.status(&account, &mailbox, &item_names),
+            } => match self.mailbox_name(&mailbox) {
+                Ok(name) => {
+                    let items = StatusItems {
+                        names: item_names.into_owned(),
+                        mailboxid: false,
+                    };
+                    self.status(&account, &name, &items)
+                }
+                Err(r) => r,
+            },
             CommandBody::Select {
                 mailbox,
                 parameters,
@@ -538,7 +551,11 @@ impl<'a> Session<'a> {
             CommandBody::Idle => {
                 return (None, Next::Idle { tag });
             }
-            body => return self.selected_command(&account, &tag, body, conn).await,
+            body => {
+                return self
+                    .selected_command(&account, &tag, body, conn, objects)
+                    .await
+            }
         };
         let allow_expunge = true;
         done(self.with_updates(reply, allow_expunge))
@@ -551,6 +568,7 @@ impl<'a> Session<'a> {
         tag: &str,
         body: CommandBody<'_>,
         conn: &mut Conn,
+        objects: FetchObjects,
     ) -> (Option<Reply>, Next) {
         if self.selected.is_none() {
             let reply = match body {
@@ -570,14 +588,14 @@ impl<'a> Session<'a> {
             };
             return (Some(reply), Next::Continue);
         }
-        let charset = match &body {
-            CommandBody::Search { charset, .. } => charset.as_ref(),
+        let refused = match &body {
+            CommandBody::Search { charset, .. } => self.charset_refusal(charset.as_ref(), true),
             CommandBody::Sort { charset, .. } | CommandBody::Thread { charset, .. } => {
-                Some(charset)
+                self.charset_refusal(Some(charset), false)
             }
             _ => None,
         };
-        if let Some(refused) = charset.and_then(unknown_charset) {
+        if let Some(refused) = refused {
             return (Some(refused), Next::Continue);
         }
         let (reply, allow_expunge) = match body {
@@ -626,6 +644,7 @@ impl<'a> Session<'a> {
                     account,
                     &sequence_set,
                     macro_or_item_names,
+                    objects,
                     uid,
                     &modifiers,
                     conn,
@@ -679,7 +698,7 @@ impl<'a> Session<'a> {
     }
 
     /// Runs a pre-decoded extended command (see [`extended`]).
-    async fn extended(&mut self, pre: Pre) -> (Option<Reply>, Next) {
+    async fn extended(&mut self, pre: Pre, conn: &mut Conn) -> (Option<Reply>, Next) {
         let Some(account) = self.account.clone() else {
             return (Some(Reply::bad("Log in first")), Next::Continue);
         };
@@ -690,7 +709,7 @@ impl<'a> Session<'a> {
                 match command::decode(&plain).map(|c| c.body) {
                     Ok(CommandBody::Search {
                         charset, criteria, ..
-                    }) => match charset.as_ref().and_then(unknown_charset) {
+                    }) => match self.charset_refusal(charset.as_ref(), true) {
                         Some(refused) => refused,
                         None => {
                             self.esearch(&account, &pre.tag, criteria.as_ref(), uid, ret)
@@ -710,7 +729,36 @@ impl<'a> Session<'a> {
                 Ok(CommandBody::Create { mailbox }) => self.create(&account, &mailbox, &uses).await,
                 _ => Reply::bad("Syntax error in CREATE"),
             },
-            Extended::Append { messages } => self.multiappend(&account, &messages).await,
+            Extended::Append { utf8: true, .. } if !self.enabled.utf8 => {
+                Reply::bad("APPEND with UTF8 data needs ENABLE UTF8=ACCEPT")
+            }
+            Extended::Append { messages, .. } => self.multiappend(&account, &messages).await,
+            Extended::Fetch {
+                plain,
+                objects,
+                stand_in,
+            } => match command::decode(&plain) {
+                Ok(mut cmd) => {
+                    if let (
+                        true,
+                        CommandBody::Fetch {
+                            macro_or_item_names,
+                            ..
+                        },
+                    ) = (stand_in, &mut cmd.body)
+                    {
+                        // `UID` only stood in for the object id items.
+                        *macro_or_item_names =
+                            MacroOrMessageDataItemNames::MessageDataItemNames(Vec::new());
+                    }
+                    return self.dispatch(cmd, conn, objects).await;
+                }
+                Err(_) => Reply::bad("Syntax error in FETCH"),
+            },
+            Extended::Status { mailbox, items } => match self.wire_name(&mailbox) {
+                Ok(name) => self.status(&account, &canonical(&name), &items),
+                Err(r) => r,
+            },
         };
         (
             Some(self.with_updates(reply, allow_expunge)),
@@ -747,16 +795,60 @@ impl<'a> Session<'a> {
         reply
     }
 
+    /// The refusal of a SEARCH (`optional` charset) or SORT/THREAD
+    /// charset: with UTF8=ACCEPT enabled, any SEARCH CHARSET and a
+    /// SORT/THREAD charset other than UTF-8 are BAD (RFC 6855 §3 with
+    /// erratum 4029); otherwise one other than the two the text keys are
+    /// matched in is `NO [BADCHARSET]` naming those (RFC 9051 §6.4.4).
+    fn charset_refusal(&self, charset: Option<&Charset<'_>>, optional: bool) -> Option<Reply> {
+        let name = charset?.as_ref();
+        if self.enabled.utf8 && (optional || !name.eq_ignore_ascii_case("UTF-8")) {
+            return Some(Reply::bad(format!(
+                "Charset {name} after ENABLE UTF8=ACCEPT: strings are UTF-8"
+            )));
+        }
+        let known = ["UTF-8", "US-ASCII"]
+            .iter()
+            .any(|k| k.eq_ignore_ascii_case(name));
+        (!known).then(|| {
+            Reply::no(
+                "BADCHARSET (UTF-8 US-ASCII)",
+                format!("Charset {name} is not supported"),
+            )
+        })
+    }
+
+    /// Whether mailbox names travel in UTF-8 (after ENABLE UTF8=ACCEPT,
+    /// RFC 6855 §3, or IMAP4rev2, RFC 9051 §5.1) rather than in modified
+    /// UTF-7.
+    fn utf8_names(&self) -> bool {
+        self.enabled.utf8 || self.enabled.rev2
+    }
+
+    /// A mailbox name or pattern from the wire, as UTF-8 text.
+    fn wire_name(&self, raw: &[u8]) -> Result<String, Reply> {
+        let text = std::str::from_utf8(raw).map_err(|_| Reply::bad("Mailbox name is not valid"))?;
+        if self.utf8_names() {
+            Ok(text.to_string())
+        } else {
+            utf7::decode(text).map_err(|e| Reply::bad(e.to_string()))
+        }
+    }
+
+    /// A mailbox name as the wire writes it: an IMAP string.
+    fn name_string(&self, name: &str) -> String {
+        if self.utf8_names() {
+            string(name)
+        } else {
+            string(&utf7::encode(name))
+        }
+    }
+
     /// A mailbox name from the wire as the store names it.
     fn mailbox_name(&self, mailbox: &Mailbox<'_>) -> Result<String, Reply> {
         match mailbox {
             Mailbox::Inbox => Ok("INBOX".to_string()),
-            Mailbox::Other(other) => {
-                let raw = std::str::from_utf8(other.inner().as_ref())
-                    .map_err(|_| Reply::bad("Mailbox name is not valid"))?;
-                let name = utf7::decode(raw).map_err(|e| Reply::bad(e.to_string()))?;
-                Ok(cairn_storage::mailbox::canonical(&name))
-            }
+            Mailbox::Other(other) => Ok(canonical(&self.wire_name(other.inner().as_ref())?)),
         }
     }
 
@@ -780,6 +872,10 @@ impl<'a> Session<'a> {
                         view.rev2 = true;
                     }
                     enabled.push("IMAP4rev2");
+                }
+                "UTF8=ACCEPT" if !self.enabled.utf8 => {
+                    self.enabled.utf8 = true;
+                    enabled.push("UTF8=ACCEPT");
                 }
                 _ => {}
             }

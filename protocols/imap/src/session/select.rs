@@ -1,5 +1,5 @@
-//! SELECT and EXAMINE (with CONDSTORE and QRESYNC parameters, RFC 7162),
-//! CLOSE, UNSELECT, EXPUNGE and UID EXPUNGE.
+//! SELECT and EXAMINE (with CONDSTORE and QRESYNC parameters, RFC 7162;
+//! the MAILBOXID, RFC 8474), CLOSE, UNSELECT, EXPUNGE and UID EXPUNGE.
 
 use std::fmt::Write as _;
 
@@ -9,7 +9,7 @@ use imap_types::sequence::SequenceSet;
 
 use super::view::{flag_list, uid_set, View};
 use super::{Reply, Session};
-use crate::codec::response;
+use crate::codec::{objectid, response};
 
 const PERMANENT: &str = "\\Answered \\Flagged \\Deleted \\Seen \\Draft";
 
@@ -117,6 +117,16 @@ impl Session<'_> {
                 response::Kind::Ok,
                 Some(&format!("UIDNEXT {}", mb.uidnext)),
                 "Predicted next UID",
+            );
+            response::status(
+                out,
+                None,
+                response::Kind::Ok,
+                Some(&format!(
+                    "MAILBOXID ({})",
+                    objectid::mailbox(mb.uidvalidity)
+                )),
+                "Mailbox id",
             );
             if condstore {
                 response::status(

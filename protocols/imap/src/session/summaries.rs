@@ -1,5 +1,6 @@
 //! The shard's cache of the parts of a message FETCH asks for most and
-//! that cost a read and a parse each: ENVELOPE, BODY and BODYSTRUCTURE, by
+//! that cost a read and a parse each: ENVELOPE, BODY and BODYSTRUCTURE
+//! (and the thread a THREADID names, RFC 8474), by
 //! the body's hash (bodies never change, and a body delivered to many
 //! mailboxes is one entry). A client listing a mailbox reads each message
 //! once, then from here. Bounded by entries; the oldest go first.
@@ -11,7 +12,8 @@ use std::rc::Rc;
 use imap_types::body::BodyStructure;
 use imap_types::envelope::Envelope;
 
-use crate::message::Parsed;
+use crate::codec::objectid;
+use crate::message::{thread_root, Parsed};
 
 /// Entries kept by default (a summary is typically under 2 KiB).
 pub const DEFAULT_CAPACITY: usize = 20_000;
@@ -24,6 +26,9 @@ pub struct Summary {
     pub body: BodyStructure<'static>,
     /// BODYSTRUCTURE (with extension data).
     pub structure: BodyStructure<'static>,
+    /// The THREADID value of the thread's root Message-ID, if the
+    /// message names one.
+    thread_root: Option<u64>,
 }
 
 impl Summary {
@@ -32,7 +37,16 @@ impl Summary {
             envelope: parsed.envelope(),
             body: parsed.body_structure(false),
             structure: parsed.body_structure(true),
+            thread_root: thread_root(parsed).map(|root| objectid::thread_value(&root)),
         }
+    }
+
+    /// The THREADID value of the message whose body hash is `body_hash`:
+    /// its thread root's, or for a message naming no Message-ID at all
+    /// (its own thread), its EMAILID value.
+    pub fn thread(&self, body_hash: &[u8; 32]) -> u64 {
+        self.thread_root
+            .unwrap_or_else(|| objectid::email_value(body_hash))
     }
 }
 

@@ -130,8 +130,7 @@ impl View {
     }
 
     /// The saved search result for `$` (RFC 5182), as UIDs or sequence
-    /// numbers of the messages still here; an empty result is a UID no
-    /// message has, so that `$` names nothing.
+    /// numbers of the messages still here (see [`set_in_command`]).
     pub(crate) fn saved_set(&self, uid: bool) -> String {
         let ids: Vec<u32> = if uid {
             self.saved
@@ -142,11 +141,7 @@ impl View {
         } else {
             self.saved.iter().filter_map(|&u| self.seq_of(u)).collect()
         };
-        if ids.is_empty() {
-            u32::MAX.to_string()
-        } else {
-            uid_set(&ids)
-        }
+        set_in_command(&ids)
     }
 
     pub(crate) fn uids(&self) -> &[u32] {
@@ -287,6 +282,16 @@ impl View {
         if complete {
             self.synced_modseq = mb.highest_modseq;
         }
+    }
+}
+
+/// A set written into a command in place of `$` or an object id key:
+/// an empty one is a number no message has, so that it names nothing.
+pub(crate) fn set_in_command(ids: &[u32]) -> String {
+    if ids.is_empty() {
+        u32::MAX.to_string()
+    } else {
+        uid_set(ids)
     }
 }
 
