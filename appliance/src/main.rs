@@ -14,6 +14,7 @@ mod config_cmd;
 mod http_service;
 mod listeners;
 mod logging;
+mod media;
 mod outbound;
 mod run;
 mod tls;

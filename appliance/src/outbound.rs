@@ -1,17 +1,20 @@
 //! The mail settings made from the configuration: the resolver of
 //! `[dns]`; the outbound queue's from `[outbound]` (smarthost or MX
 //! delivery, TLS, retries, connection limits, relay networks), with which
-//! each shard starts its own [`cairn_smtp::outbound::Runner`]; and the
-//! inbound checks of `[antispam]`.
+//! each shard starts its own [`cairn_smtp::outbound::Runner`]; the
+//! inbound checks of `[antispam]`; and clamd and the virus action of
+//! `[antivirus]`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use cairn_config::{cidr, host_port, Config, OutboundTls};
+use cairn_config::{cidr, host_port, Config, OutboundTls, VirusAction as ConfiguredAction};
 use cairn_dns::ResolverConfig;
+use cairn_smtp::antivirus::clamd::{Address, Clamd};
+use cairn_smtp::antivirus::VirusAction;
 use cairn_smtp::client::TlsMode;
 use cairn_smtp::outbound::{OutboundMetrics, OutboundOptions, Schedule};
-use cairn_smtp::spam::{DnsblZone, SpamOptions};
+use cairn_smtp::spam::{BayesPolicy, DnsblZone, SpamOptions};
 
 fn tls(mode: OutboundTls) -> TlsMode {
     match mode {
@@ -91,7 +94,8 @@ pub fn relay_networks(config: &Config) -> Result<Vec<ipnet::IpNet>, String> {
         .collect()
 }
 
-/// The spam scoring of `[antispam]`.
+/// The spam scoring of `[antispam]`, with the accounts' Bayes
+/// classifiers.
 pub fn spam(config: &Config) -> SpamOptions {
     let a = &config.antispam;
     SpamOptions {
@@ -107,5 +111,26 @@ pub fn spam(config: &Config) -> SpamOptions {
             })
             .collect(),
         dnsbl_timeout: Duration::from_millis(a.dnsbl_timeout_ms),
+        bayes: a.bayes.then_some(BayesPolicy {
+            min_messages: a.bayes_min_messages,
+            spam_probability: a.bayes_spam_probability,
+        }),
     }
+}
+
+/// clamd (when `antivirus.clamd` is set) and what infected mail gets.
+pub fn antivirus(config: &Config) -> Result<(Option<Arc<Clamd>>, VirusAction), String> {
+    let a = &config.antivirus;
+    let clamd = if a.clamd.is_empty() {
+        None
+    } else {
+        let address = Address::parse(&a.clamd).map_err(|e| format!("antivirus.clamd: {e}"))?;
+        let timeout = Duration::from_millis(a.clamd_timeout_ms);
+        Some(Arc::new(Clamd::new(address, timeout)))
+    };
+    let action = match a.action {
+        ConfiguredAction::Reject => VirusAction::Reject,
+        ConfiguredAction::Quarantine => VirusAction::Quarantine(a.quarantine_account.clone()),
+    };
+    Ok((clamd, action))
 }

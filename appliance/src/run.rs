@@ -17,7 +17,7 @@ use cairn_shards::{
     net, probe_bind, ConnectionTracker, Runtime, RuntimeConfig, ShardContext, Shutdown,
 };
 use cairn_storage::directory::lockout::Policy;
-use cairn_storage::metrics::{AuthMetrics, StorageMetrics};
+use cairn_storage::metrics::{AuthMetrics, BayesMetrics, StorageMetrics};
 use cairn_storage::services::{Meshes, Services};
 use cairn_storage::shard_store::{shards_on_disk, ShardStore};
 use cairn_storage::DataDir;
@@ -30,6 +30,8 @@ use crate::listeners::{self, Listener, Server};
 use crate::{admin_credential, logging, tls};
 use cairn_imap::{ImapMesh, ImapOptions, ImapServer};
 use cairn_ldap::{LdapOptions, LdapServer};
+use cairn_media::metrics::MediaMetrics;
+use cairn_media::service::{MediaMesh, MediaService};
 use cairn_pop3::{Pop3Mesh, Pop3Options, Pop3Server};
 use cairn_smtp::outbound::{OutboundMetrics, OutboundOptions, Runner};
 use cairn_smtp::rate::SenderRate;
@@ -169,15 +171,25 @@ fn run_until_stopped(args: RunArgs) -> Result<(), String> {
     let antivirus = cairn_smtp::antivirus::load_antivirus(data_dir.path())
         .map_err(|e| format!("anti-virus database: {e}"))?;
     antivirus.register_metrics(&metrics);
+    let (clamd, virus_action) = crate::outbound::antivirus(&config)?;
+    if let Some(clamd) = &clamd {
+        clamd.register_metrics(&metrics);
+    }
     let outbound_metrics = Arc::new(OutboundMetrics::new());
     outbound_metrics.register(&metrics);
     let resolver = crate::outbound::resolver(&config)?;
     let outbound = crate::outbound::options(&config, resolver, outbound_metrics)?;
     let storage_metrics = Arc::new(StorageMetrics::new(&metrics));
-    let meshes = Meshes::new(shards).with_auth_metrics(AuthMetrics::new(&metrics));
+    let meshes = Meshes::new(shards)
+        .with_auth_metrics(AuthMetrics::new(&metrics))
+        .with_bayes_metrics(BayesMetrics::new(&metrics));
     // The meshes that carry IMAP and POP3 sessions to their account's shard.
     let imap_mesh = ImapMesh::new(shards, MOVE_QUEUE);
     let pop3_mesh = Pop3Mesh::new(shards, MOVE_QUEUE);
+    crate::media::check_range(&config, shards)?;
+    let media_mesh = MediaMesh::new(shards, MOVE_QUEUE);
+    let media_metrics = Arc::new(MediaMetrics::default());
+    media_metrics.register(&metrics);
     let shutdown = Shutdown::new();
     shutdown
         .on_signals()
@@ -192,7 +204,11 @@ fn run_until_stopped(args: RunArgs) -> Result<(), String> {
         meshes,
         imap_mesh,
         pop3_mesh,
+        media_mesh,
+        media_metrics,
         antivirus,
+        clamd,
+        virus_action,
         outbound,
         relay_networks: crate::outbound::relay_networks(&config)?,
         credentials,
@@ -270,7 +286,11 @@ struct ShardMain {
     meshes: Meshes,
     imap_mesh: ImapMesh,
     pop3_mesh: Pop3Mesh,
+    media_mesh: MediaMesh,
+    media_metrics: Arc<MediaMetrics>,
     antivirus: Arc<cairn_smtp::antivirus::Antivirus>,
+    clamd: Option<Arc<cairn_smtp::antivirus::clamd::Clamd>>,
+    virus_action: cairn_smtp::antivirus::VirusAction,
     outbound: OutboundOptions,
     relay_networks: Vec<ipnet::IpNet>,
     credentials: Arc<admin_credential::Credentials>,
@@ -285,10 +305,11 @@ struct ShardMain {
 
 impl ShardMain {
     /// The admin API of this shard.
-    fn api(&self, services: Services) -> Rc<Api> {
+    fn api(&self, services: Services, media: MediaService) -> Rc<Api> {
         let creds = &self.credentials;
         Rc::new(Api {
             services,
+            media,
             auth: Auth::new(
                 creds.token.clone(),
                 creds.user.clone(),
@@ -346,6 +367,8 @@ impl ShardMain {
                     max_recipients: limits.max_recipients as usize,
                     max_line_length: limits.max_line_length,
                     antivirus: Some(self.antivirus.clone()),
+                    clamd: self.clamd.clone(),
+                    virus_action: self.virus_action.clone(),
                     relay_networks: self.relay_networks.clone(),
                     spam: crate::outbound::spam(&self.config),
                     verify_senders: self.config.antispam.verify_senders,
@@ -472,6 +495,21 @@ impl ShardMain {
                 return;
             }
         };
+        let media = crate::media::start(
+            &ctx,
+            &self.config,
+            &self.media_mesh,
+            &self.data_dir,
+            self.media_metrics.clone(),
+        );
+        let (media, media_driver) = match media.await {
+            Ok(started) => started,
+            Err(message) => {
+                let _ = self.ready.send(Err(message));
+                store.log.close().await;
+                return;
+            }
+        };
         let (imap, pop3) = match self.mail_access(&ctx, &services).await {
             Ok(access) => access,
             Err(message) => {
@@ -487,7 +525,7 @@ impl ShardMain {
                 self.metrics.clone(),
                 self.metrics_path.as_deref(),
                 &ctx,
-                self.api(services.clone()),
+                self.api(services.clone(), media),
             )),
             imap,
             pop3,
@@ -557,6 +595,7 @@ impl ShardMain {
         cairn_shards::spawn_detached(checkpoints.clone().run(ctx.clone()));
         let _ = self.ready.send(Ok(()));
         ctx.shutdown().wait().await;
+        media_driver.await;
         let left = tracker.drain(self.grace).await;
         if left > 0 {
             tracing::warn!(
@@ -591,6 +630,11 @@ fn print_banner(
             p.addr
         );
     }
+    println!(
+        "  media      udp {}..={} (one port per shard; rooms: POST {{http}}/api/v1/rooms)",
+        crate::media::socket_addr(config, 0),
+        crate::media::socket_addr(config, shards - 1).port()
+    );
     if !not_built.is_empty() {
         println!(
             "  not started (no server in this build yet): {}",

@@ -92,9 +92,9 @@ mod values;
 pub use error::{ConfigError, ConfigErrors};
 pub use listener::ListenerConfig;
 pub use schema::{
-    AntispamConfig, Config, DnsConfig, DnsblConfig, LdapConfig, Limits, LogConfig, LogFormat,
-    MailAccessConfig, MediaConfig, MetricsConfig, NodeConfig, OutboundConfig, OutboundTls,
-    ShardsConfig, TlsConfig, CURRENT_VERSION,
+    AntispamConfig, AntivirusConfig, Config, DnsConfig, DnsblConfig, LdapConfig, Limits, LogConfig,
+    LogFormat, MailAccessConfig, MediaConfig, MetricsConfig, NodeConfig, OutboundConfig,
+    OutboundTls, ShardsConfig, TlsConfig, VirusAction, CURRENT_VERSION,
 };
 pub use service::{Service, TlsMode};
 pub use validate::{cidr, host_port};

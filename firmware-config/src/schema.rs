@@ -51,6 +51,8 @@ pub struct Config {
     pub outbound: OutboundConfig,
     /// `[antispam]`
     pub antispam: AntispamConfig,
+    /// `[antivirus]`
+    pub antivirus: AntivirusConfig,
 }
 
 impl Default for Config {
@@ -71,6 +73,7 @@ impl Default for Config {
             dns: DnsConfig::default(),
             outbound: OutboundConfig::default(),
             antispam: AntispamConfig::default(),
+            antivirus: AntivirusConfig::default(),
         }
     }
 }
@@ -407,6 +410,17 @@ pub struct AntispamConfig {
     /// Refuse mail failing DMARC whose domain says `p=reject` (default
     /// `true`; else it goes to Junk).
     pub enforce_dmarc: bool,
+    /// Let each account's naive-Bayes classifier, trained from the
+    /// messages its user moves into and out of Junk, send mail the score
+    /// accepted to its Junk with `X-Spam-Bayes:` (default `true`; the
+    /// classifiers learn either way).
+    pub bayes: bool,
+    /// Trained spam messages, and trained ham messages, an account needs
+    /// before its classifier decides (default 20).
+    pub bayes_min_messages: u32,
+    /// From this probability of spam a message goes to Junk (default
+    /// 0.9; above 0.5, at most 1).
+    pub bayes_spam_probability: f64,
 }
 
 impl Default for AntispamConfig {
@@ -419,6 +433,49 @@ impl Default for AntispamConfig {
             dnsbl_timeout_ms: 3000,
             verify_senders: true,
             enforce_dmarc: true,
+            bayes: true,
+            bayes_min_messages: 20,
+            bayes_spam_probability: 0.9,
+        }
+    }
+}
+
+/// What happens to a message a virus scanner finds infected.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VirusAction {
+    /// Refused at the end of DATA with `554 5.7.1`; nothing is stored.
+    #[default]
+    Reject,
+    /// Accepted, and delivered only to `quarantine_account`'s INBOX.
+    Quarantine,
+}
+
+/// `[antivirus]`: the scanners of incoming mail (the built-in one always
+/// runs; ClamAV's clamd after it when configured) and what a virus gets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AntivirusConfig {
+    /// clamd's socket, `unix:/run/clamav/clamd.ctl` or
+    /// `tcp:127.0.0.1:3310` (default empty: clamd is not used).
+    pub clamd: String,
+    /// How long one clamd scan may take, connecting included (default
+    /// 30000); past it, or when clamd fails, the message gets `451 4.3.0`.
+    pub clamd_timeout_ms: u64,
+    /// `reject` (default) or `quarantine`.
+    pub action: VirusAction,
+    /// The local address whose INBOX receives quarantined mail (required
+    /// with `action = "quarantine"`).
+    pub quarantine_account: String,
+}
+
+impl Default for AntivirusConfig {
+    fn default() -> Self {
+        AntivirusConfig {
+            clamd: String::new(),
+            clamd_timeout_ms: 30_000,
+            action: VirusAction::Reject,
+            quarantine_account: String::new(),
         }
     }
 }

@@ -5,12 +5,15 @@
 use std::net::IpAddr;
 
 use crate::error::ConfigError;
-use crate::schema::{Config, CURRENT_VERSION};
+use crate::schema::{Config, VirusAction, CURRENT_VERSION};
 use crate::service::TlsMode;
 use crate::{log_filter, names};
 
 /// The most shards or blocking threads that make sense on one node.
 const MAX_THREADS: usize = 1024;
+/// The highest `antispam.bayes_min_messages` (the classifier's own bound on
+/// trained messages per account is far above it).
+const MAX_BAYES_MIN_MESSAGES: u32 = 100_000;
 
 impl Config {
     /// Every semantic problem of this configuration, in schema order; an
@@ -38,6 +41,7 @@ impl Config {
         self.check_dns(&mut errors);
         self.check_outbound(&mut errors);
         self.check_antispam(&mut errors);
+        self.check_antivirus(&mut errors);
         errors
     }
 
@@ -222,6 +226,54 @@ impl Config {
                 ));
             }
         }
+        if !(1..=MAX_BAYES_MIN_MESSAGES).contains(&a.bayes_min_messages) {
+            errors.push(ConfigError::semantic(
+                "antispam.bayes_min_messages",
+                format!("must be from 1 to {MAX_BAYES_MIN_MESSAGES}"),
+            ));
+        }
+        let p = a.bayes_spam_probability;
+        if !(p > 0.5 && p <= 1.0) {
+            errors.push(ConfigError::semantic(
+                "antispam.bayes_spam_probability",
+                "must be a probability above 0.5 and at most 1, such as 0.9",
+            ));
+        }
+    }
+
+    fn check_antivirus(&self, errors: &mut Vec<ConfigError>) {
+        let a = &self.antivirus;
+        if !a.clamd.is_empty() && !clamd_address(&a.clamd) {
+            errors.push(ConfigError::semantic(
+                "antivirus.clamd",
+                format!(
+                    "{:?} is not \"unix:/path/to/clamd.ctl\" or \"tcp:host:port\"",
+                    a.clamd
+                ),
+            ));
+        }
+        if a.clamd_timeout_ms == 0 {
+            errors.push(ConfigError::semantic(
+                "antivirus.clamd_timeout_ms",
+                "0 would fail every scan; expected at least 1",
+            ));
+        }
+        if a.action == VirusAction::Quarantine && a.quarantine_account.is_empty() {
+            errors.push(ConfigError::semantic(
+                "antivirus.action",
+                "\"quarantine\" needs quarantine_account: the local address whose INBOX \
+                 receives infected mail",
+            ));
+        }
+        if !a.quarantine_account.is_empty() && !plain_address(&a.quarantine_account) {
+            errors.push(ConfigError::semantic(
+                "antivirus.quarantine_account",
+                format!(
+                    "{:?} is not an address such as \"quarantine@example.org\"",
+                    a.quarantine_account
+                ),
+            ));
+        }
     }
 
     fn check_outbound(&self, errors: &mut Vec<ConfigError>) {
@@ -333,6 +385,25 @@ pub fn host_port(value: &str) -> Option<(&str, u16)> {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     let port = port.parse().ok()?;
     (!host.is_empty() && port != 0).then_some((host, port))
+}
+
+/// `unix:` and an absolute path, or `tcp:` and `host:port`.
+fn clamd_address(value: &str) -> bool {
+    if let Some(path) = value.strip_prefix("unix:") {
+        path.starts_with('/')
+    } else if let Some(address) = value.strip_prefix("tcp:") {
+        host_port(address).is_some()
+    } else {
+        false
+    }
+}
+
+/// `local@domain`, both sides present, no spaces or brackets.
+fn plain_address(value: &str) -> bool {
+    let plain = value
+        .chars()
+        .all(|c| c.is_ascii_graphic() && !matches!(c, '<' | '>' | '"' | ','));
+    matches!(value.rsplit_once('@'), Some((local, domain)) if plain && !local.is_empty() && names::check_host(domain).is_ok())
 }
 
 fn overlap(a: IpAddr, b: IpAddr) -> bool {
@@ -455,6 +526,46 @@ mod tests {
         let errors = config.validate();
         assert!(errors[0].reason.contains("newer Cairn"), "{}", errors[0]);
         assert!(errors.iter().all(|e| e.file.is_empty() && e.line.is_none()));
+    }
+
+    #[test]
+    fn antivirus_addresses_and_quarantine_are_checked() {
+        let mut config = Config::embedded_default();
+        for good in [
+            "unix:/run/clamav/clamd.ctl",
+            "tcp:127.0.0.1:3310",
+            "tcp:[::1]:3310",
+        ] {
+            config.antivirus.clamd = good.into();
+            assert_eq!(keys(&config), Vec::<String>::new(), "{good}");
+        }
+        config.antivirus.clamd = "/run/clamav/clamd.ctl".into();
+        config.antivirus.clamd_timeout_ms = 0;
+        config.antivirus.action = VirusAction::Quarantine;
+        assert_eq!(
+            keys(&config),
+            [
+                "antivirus.clamd",
+                "antivirus.clamd_timeout_ms",
+                "antivirus.action"
+            ]
+        );
+        let reasons: Vec<String> = config.validate().into_iter().map(|e| e.reason).collect();
+        assert!(
+            reasons[0].contains("unix:/path/to/clamd.ctl"),
+            "{reasons:?}"
+        );
+        assert!(reasons[2].contains("quarantine_account"), "{reasons:?}");
+        for bad in ["tcp:localhost", "unix:relative.sock", "clamd:3310"] {
+            config.antivirus.clamd = bad.into();
+            assert!(keys(&config).contains(&"antivirus.clamd".into()), "{bad}");
+        }
+        config.antivirus.clamd = String::new();
+        config.antivirus.clamd_timeout_ms = 1;
+        config.antivirus.quarantine_account = "Quarantine <q@example.org>".into();
+        assert_eq!(keys(&config), ["antivirus.quarantine_account"]);
+        config.antivirus.quarantine_account = "quarantine@example.org".into();
+        assert_eq!(config.validate(), Vec::new());
     }
 
     #[test]

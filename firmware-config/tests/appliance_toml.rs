@@ -298,6 +298,73 @@ domains = [\"example.com\",
 }
 
 #[test]
+fn antivirus_errors_point_at_their_keys() {
+    let text = "\
+[antivirus]
+clamd = \"/run/clamav/clamd.ctl\"
+clamd_timeout_ms = 0
+action = \"quarantine\"
+";
+    assert_eq!(
+        positions(text),
+        [
+            "2:9 antivirus.clamd",
+            "3:20 antivirus.clamd_timeout_ms",
+            "4:10 antivirus.action",
+        ]
+    );
+    let wrong = errors("[antivirus]\naction = \"delete\"\n");
+    assert_eq!(wrong.len(), 1, "{wrong:?}");
+    assert!(
+        wrong[0].reason.contains("reject") && wrong[0].reason.contains("quarantine"),
+        "{}",
+        wrong[0]
+    );
+    let good = "[antivirus]\nclamd = \"tcp:127.0.0.1:3310\"\naction = \"quarantine\"\n\
+                quarantine_account = \"quarantine@example.org\"\n";
+    let config = Config::from_toml_str(good, "appliance.toml").expect("valid");
+    assert_eq!(
+        config.antivirus.action,
+        cairn_config::VirusAction::Quarantine
+    );
+    assert_eq!(config.antivirus.clamd_timeout_ms, 30_000);
+    let shown = config.to_toml_redacted();
+    assert!(shown.contains("[antivirus]"), "{shown}");
+    assert_eq!(Config::from_toml_str(&shown, "shown.toml"), Ok(config));
+}
+
+#[test]
+fn bayes_settings_have_defaults_and_errors_point_at_their_keys() {
+    let defaults = Config::embedded_default().antispam;
+    assert!(defaults.bayes);
+    assert_eq!(defaults.bayes_min_messages, 20);
+    assert_eq!(defaults.bayes_spam_probability, 0.9);
+    let text = "\
+[antispam]
+bayes_min_messages = 0
+bayes_spam_probability = 0.4
+";
+    assert_eq!(
+        positions(text),
+        [
+            "2:22 antispam.bayes_min_messages",
+            "3:26 antispam.bayes_spam_probability",
+        ]
+    );
+    assert_eq!(
+        positions("[antispam]\nbayes_spam_probability = 1.5\n"),
+        ["2:26 antispam.bayes_spam_probability"]
+    );
+    let good = "[antispam]\nbayes = false\nbayes_min_messages = 5\nbayes_spam_probability = 0.99\n";
+    let config = Config::from_toml_str(good, "appliance.toml").expect("valid");
+    assert!(!config.antispam.bayes);
+    assert_eq!(config.antispam.bayes_min_messages, 5);
+    let shown = config.to_toml_redacted();
+    assert!(shown.contains("bayes_spam_probability = 0.99"), "{shown}");
+    assert_eq!(Config::from_toml_str(&shown, "shown.toml"), Ok(config));
+}
+
+#[test]
 fn a_listener_in_the_media_range_is_an_error() {
     assert_eq!(
         positions("[listeners.http]\nport = 30080\n"),

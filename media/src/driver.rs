@@ -1,17 +1,26 @@
 //! The shard's media socket: one UDP port per shard (the first port of
 //! the media range plus the shard's index), read and written through the
 //! shard's io_uring, feeding datagrams and time to the shard's
-//! [`Sfu`] and sending what it hands back.
+//! [`Sfu`] and sending what it hands back; and the recordings' files,
+//! each written in order by its own task through io_uring. At shutdown
+//! every recording is finished and synced before [`run`] returns.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cairn_shards::shutdown::Shutdown;
+use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
+use glommio::io::BufferedFile;
 use glommio::net::UdpSocket;
 
-use crate::sfu::Sfu;
+use crate::metrics::MediaMetrics;
+use crate::recording::FileOp;
+use crate::sfu::{Sfu, SfuStats};
 
 /// Largest datagram read (above any path MTU).
 const MAX_DATAGRAM: usize = 2048;
@@ -25,8 +34,18 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     cairn_shards::net::bind_udp_exclusive(addr)
 }
 
-/// Runs `sfu` on `socket` until `shutdown`.
-pub async fn run(sfu: Rc<RefCell<Sfu>>, socket: UdpSocket, shutdown: Shutdown) {
+/// How often the SFU's counters go to the metrics.
+const SAMPLE_EVERY: Duration = Duration::from_secs(1);
+
+/// Runs `sfu` (shard `shard`) on `socket` until `shutdown`, sampling its
+/// counters into `metrics`.
+pub async fn run(
+    sfu: Rc<RefCell<Sfu>>,
+    socket: UdpSocket,
+    shutdown: Shutdown,
+    shard: usize,
+    metrics: Arc<MediaMetrics>,
+) {
     let local = match socket.local_addr() {
         Ok(addr) => addr,
         Err(e) => {
@@ -35,13 +54,25 @@ pub async fn run(sfu: Rc<RefCell<Sfu>>, socket: UdpSocket, shutdown: Shutdown) {
         }
     };
     let mut buf = vec![0u8; MAX_DATAGRAM];
+    let mut files = Files::default();
+    let (mut sampled, mut last) = (None::<Instant>, SfuStats::default());
     while !shutdown.is_triggered() {
+        if sampled.is_none_or(|t| t.elapsed() >= SAMPLE_EVERY) {
+            sampled = Some(Instant::now());
+            let sfu = sfu.borrow();
+            let rooms = sfu.rooms().all().count();
+            metrics.sample(shard, &sfu.stats(), &mut last, rooms, sfu.session_count());
+        }
+        files.perform(&sfu);
         loop {
             let next = sfu.borrow_mut().transmit();
             let Some(datagram) = next else {
                 break;
             };
-            if let Err(e) = socket.send_to(&datagram.contents, datagram.destination).await {
+            if let Err(e) = socket
+                .send_to(&datagram.contents, datagram.destination)
+                .await
+            {
                 tracing::debug!(error = %e, to = %datagram.destination, "media: send failed");
             }
         }
@@ -52,14 +83,12 @@ pub async fn run(sfu: Rc<RefCell<Sfu>>, socket: UdpSocket, shutdown: Shutdown) {
             .map(|t| t.saturating_duration_since(now))
             .unwrap_or(IDLE_WAKE)
             .clamp(Duration::from_millis(1), IDLE_WAKE);
-        let received = futures_lite::future::or(
-            async { Some(socket.recv_from(&mut buf).await) },
-            async {
+        let received =
+            futures_lite::future::or(async { Some(socket.recv_from(&mut buf).await) }, async {
                 futures_lite::future::or(cairn_shards::time::sleep(wait), shutdown.wait()).await;
                 None
-            },
-        )
-        .await;
+            })
+            .await;
         match received {
             Some(Ok((n, from))) => {
                 sfu.borrow_mut()
@@ -70,4 +99,106 @@ pub async fn run(sfu: Rc<RefCell<Sfu>>, socket: UdpSocket, shutdown: Shutdown) {
         }
         sfu.borrow_mut().tick(Instant::now());
     }
+    sfu.borrow_mut().finish_recordings();
+    files.perform(&sfu);
+    files.close().await;
+}
+
+/// Longest the shutdown waits for recordings to be synced.
+const CLOSE_WAIT: Duration = Duration::from_secs(10);
+
+/// The recordings' writer tasks, by file.
+#[derive(Default)]
+struct Files {
+    writers: HashMap<u64, LocalSender<FileOp>>,
+    /// Writer tasks still running.
+    live: Rc<std::cell::Cell<usize>>,
+}
+
+impl Files {
+    /// Hands the SFU's pending file operations to their writers.
+    fn perform(&mut self, sfu: &RefCell<Sfu>) {
+        loop {
+            let op = sfu.borrow_mut().file_op();
+            let Some(op) = op else {
+                return;
+            };
+            let file = match &op {
+                FileOp::Create { file, path } => {
+                    let (tx, rx) = local_channel::new_unbounded();
+                    self.writers.insert(*file, tx);
+                    let live = self.live.clone();
+                    live.set(live.get() + 1);
+                    let path = path.clone();
+                    cairn_shards::spawn_detached(async move {
+                        write_file(path, rx).await;
+                        live.set(live.get() - 1);
+                    });
+                    continue;
+                }
+                FileOp::Append { file, .. } => *file,
+                FileOp::Finish { file, .. } => *file,
+            };
+            let finished = matches!(op, FileOp::Finish { .. });
+            if let Some(tx) = self.writers.get(&file) {
+                let _ = tx.try_send(op);
+            }
+            if finished {
+                self.writers.remove(&file);
+            }
+        }
+    }
+
+    /// Waits for every writer to finish its file.
+    async fn close(self) {
+        drop(self.writers);
+        let deadline = Instant::now() + CLOSE_WAIT;
+        while self.live.get() > 0 && Instant::now() < deadline {
+            cairn_shards::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+/// Writes one recording: appends in order, then the patches, fdatasync.
+async fn write_file(path: PathBuf, ops: LocalReceiver<FileOp>) {
+    if let Some(dir) = path.parent() {
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            tracing::error!(path = %path.display(), error = %e, "media: cannot create the recording's folder");
+            return;
+        }
+    }
+    let file = match BufferedFile::create(&path).await {
+        Ok(file) => file,
+        Err(e) => {
+            tracing::error!(path = %path.display(), error = %e, "media: cannot create the recording");
+            return;
+        }
+    };
+    let mut at = 0u64;
+    let mut failed = false;
+    while let Some(op) = ops.recv().await {
+        let (bytes, patches) = match op {
+            FileOp::Append { bytes, .. } => (bytes, Vec::new()),
+            FileOp::Finish { tail, patches, .. } => (tail, patches),
+            FileOp::Create { .. } => continue,
+        };
+        let len = bytes.len() as u64;
+        if !bytes.is_empty() && !failed {
+            failed = file.write_at(bytes, at).await.is_err();
+        }
+        at += len;
+        for patch in patches {
+            if !failed {
+                failed = file.write_at(patch.bytes, patch.offset).await.is_err();
+            }
+        }
+    }
+    if failed {
+        tracing::error!(path = %path.display(), "media: writing the recording failed");
+    }
+    if let Err(e) = file.fdatasync().await {
+        tracing::error!(path = %path.display(), error = %e, "media: cannot sync the recording");
+    }
+    let _ = file.close().await;
+    tracing::info!(path = %path.display(), bytes = at, "media: recording finished");
 }

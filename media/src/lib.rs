@@ -5,7 +5,11 @@
 //! [`service::MediaService`] mesh. [`layers`] picks simulcast layers.
 
 pub mod driver;
+pub mod events;
 pub mod layers;
+pub mod metrics;
+pub mod recording;
 pub mod room;
 pub mod service;
 pub mod sfu;
+pub mod webm;

@@ -5,6 +5,7 @@
 //! answers. The HTTP API calls this from whichever shard took the request.
 
 use std::cell::RefCell;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -14,6 +15,7 @@ use cairn_shards::ShardId;
 use rand::Rng;
 use serde::Serialize;
 
+use crate::events::RoomEvent;
 use crate::room::{Role, RoomError, RoomLimits, SessionId};
 use crate::sfu::{SessionInfo, Sfu, SfuError, SfuStats};
 
@@ -52,6 +54,25 @@ pub enum MediaRequest {
     Close {
         room: String,
     },
+    /// Events of a room numbered above `after`.
+    Events {
+        room: String,
+        caller: Caller,
+        after: u64,
+    },
+    /// Trickled ICE candidates for a session (an SDP fragment).
+    Candidates {
+        room: String,
+        caller: Caller,
+        session: SessionId,
+        fragment: String,
+    },
+    /// Starts (`on`) or stops recording a room.
+    Record {
+        room: String,
+        caller: Caller,
+        on: bool,
+    },
     List,
 }
 
@@ -64,6 +85,7 @@ pub struct RoomSummary {
     pub limits: RoomLimits,
     pub sessions: usize,
     pub publishers: usize,
+    pub recording: bool,
 }
 
 /// A new room as created.
@@ -82,6 +104,9 @@ pub enum MediaReply {
     Done(Result<(), SfuError>),
     Joined(Result<(SessionId, String), SfuError>),
     Sessions(Result<Vec<SessionInfo>, SfuError>),
+    Recording(Result<Vec<String>, SfuError>),
+    Events(Result<(Vec<(u64, RoomEvent)>, bool), SfuError>),
+    Added(Result<usize, SfuError>),
     List(Vec<RoomSummary>, SfuStats),
 }
 
@@ -151,7 +176,8 @@ fn handle(sfu: &RefCell<Sfu>, shard: ShardId, req: MediaRequest) -> MediaReply {
             role,
             offer,
         } => MediaReply::Joined(
-            check(&sfu, &room, &caller).and_then(|()| sfu.join(&room, role, &offer, Instant::now())),
+            check(&sfu, &room, &caller)
+                .and_then(|()| sfu.join(&room, role, &offer, Instant::now())),
         ),
         MediaRequest::Leave {
             room,
@@ -162,6 +188,34 @@ fn handle(sfu: &RefCell<Sfu>, shard: ShardId, req: MediaRequest) -> MediaReply {
             MediaReply::Sessions(check(&sfu, &room, &caller).and_then(|()| sfu.sessions(&room)))
         }
         MediaRequest::Close { room } => MediaReply::Done(sfu.close_room(&room)),
+        MediaRequest::Events {
+            room,
+            caller,
+            after,
+        } => {
+            MediaReply::Events(check(&sfu, &room, &caller).and_then(|()| sfu.events(&room, after)))
+        }
+        MediaRequest::Candidates {
+            room,
+            caller,
+            session,
+            fragment,
+        } => MediaReply::Added(
+            check(&sfu, &room, &caller)
+                .and_then(|()| sfu.add_candidates(&room, session, &fragment)),
+        ),
+        MediaRequest::Record { room, caller, on } => {
+            MediaReply::Recording(check(&sfu, &room, &caller).and_then(|()| {
+                if on {
+                    let wall = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs());
+                    sfu.start_recording(&room, Instant::now(), wall)
+                } else {
+                    sfu.stop_recording(&room).map(|()| Vec::new())
+                }
+            }))
+        }
         MediaRequest::List => {
             let rooms = sfu
                 .rooms()
@@ -173,6 +227,7 @@ fn handle(sfu: &RefCell<Sfu>, shard: ShardId, req: MediaRequest) -> MediaReply {
                     limits: r.limits,
                     sessions: r.sessions().count(),
                     publishers: r.publishers(),
+                    recording: sfu.is_recording(&r.id),
                 })
                 .collect();
             MediaReply::List(rooms, sfu.stats())
@@ -184,14 +239,17 @@ fn handle(sfu: &RefCell<Sfu>, shard: ShardId, req: MediaRequest) -> MediaReply {
 #[derive(Clone)]
 pub struct MediaService {
     endpoint: Rc<MeshEndpoint<MediaRequest, MediaReply>>,
+    recordings: Rc<PathBuf>,
 }
 
 impl MediaService {
-    /// Joins the mesh as this shard, serving requests with `sfu`.
+    /// Joins the mesh as this shard, serving requests with `sfu`, whose
+    /// recordings are kept under `recordings`.
     pub async fn start(
         mesh: &MediaMesh,
         shard: ShardId,
         sfu: Rc<RefCell<Sfu>>,
+        recordings: PathBuf,
     ) -> Result<Self, MeshError> {
         let endpoint = mesh.join(shard).await?;
         endpoint.serve(move |_from, req| {
@@ -200,7 +258,70 @@ impl MediaService {
         })?;
         Ok(Self {
             endpoint: Rc::new(endpoint),
+            recordings: Rc::new(recordings),
         })
+    }
+
+    /// The folder of the recordings (`ROOM/SESSION-UNIXTIME.webm` below).
+    pub fn recordings(&self) -> &Path {
+        &self.recordings
+    }
+
+    /// Room `room`'s events numbered above `after`, and whether some were
+    /// dropped unseen.
+    pub async fn events(
+        &self,
+        room: &str,
+        caller: Caller,
+        after: u64,
+    ) -> Result<(Vec<(u64, RoomEvent)>, bool), MediaError> {
+        let req = MediaRequest::Events {
+            room: room.to_string(),
+            caller,
+            after,
+        };
+        match self.call(room, req).await? {
+            MediaReply::Events(r) => r.map_err(MediaError::Refused),
+            _ => Err(MediaError::Mismatch),
+        }
+    }
+
+    /// Adds trickled ICE candidates to a session; how many.
+    pub async fn candidates(
+        &self,
+        room: &str,
+        caller: Caller,
+        session: SessionId,
+        fragment: String,
+    ) -> Result<usize, MediaError> {
+        let req = MediaRequest::Candidates {
+            room: room.to_string(),
+            caller,
+            session,
+            fragment,
+        };
+        match self.call(room, req).await? {
+            MediaReply::Added(r) => r.map_err(MediaError::Refused),
+            _ => Err(MediaError::Mismatch),
+        }
+    }
+
+    /// Starts (`on`) or stops recording a room; the files started.
+    pub async fn record(
+        &self,
+        room: &str,
+        caller: Caller,
+        on: bool,
+    ) -> Result<Vec<String>, MediaError> {
+        let req = MediaRequest::Record {
+            room: room.to_string(),
+            caller,
+            on,
+        };
+        match self.call(room, req).await? {
+            MediaReply::Recording(r) => r.map_err(MediaError::Refused),
+            _ => Err(MediaError::Mismatch),
+        }
     }
 
     async fn call(&self, room: &str, req: MediaRequest) -> Result<MediaReply, MediaError> {

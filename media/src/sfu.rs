@@ -13,7 +13,7 @@
 //! relayed to its publisher, a new subscriber gets one asked for as soon
 //! as it connects, and a gap in a publisher's stream asks for one too.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,12 +22,16 @@ use std::time::{Duration, Instant};
 use str0m::bwe::BweKind;
 use str0m::change::SdpOffer;
 use str0m::config::CryptoProvider;
+use str0m::format::Codec;
 use str0m::media::{Direction, KeyframeRequestKind, MediaData, MediaKind, Mid, Rid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 
+use crate::events::{EventLog, RoomEvent, Speakers};
 use crate::layers::{self, Layer, RateMeter};
+use crate::recording::{FileOp, Recorders};
 use crate::room::{Role, RoomError, RoomId, RoomLimits, Rooms, SessionId};
+use crate::webm::Media;
 
 /// A session that is not connected this long after its answer, or hears
 /// nothing this long once connected, is dropped.
@@ -36,6 +40,14 @@ pub const IDLE: Duration = Duration::from_secs(20);
 const KEYFRAME_INTERVAL: Duration = Duration::from_millis(500);
 /// Largest SDP offer accepted.
 pub const MAX_OFFER: usize = 64 * 1024;
+/// How often publishers are told the room's bitrate cap (REMB).
+const CAP_EVERY: Duration = Duration::from_secs(2);
+/// A publisher sending more than this many times the cap for
+/// [`OVER_CAP_FOR`] is dropped.
+const OVER_CAP_FACTOR: u64 = 2;
+const OVER_CAP_FOR: Duration = Duration::from_secs(10);
+/// Most ICE candidates one trickle request may carry.
+const MAX_CANDIDATES: usize = 32;
 
 /// Why an offer or request was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +57,8 @@ pub enum SfuError {
     BadOffer(String),
     /// No session by that id in that room.
     NoSuchSession,
+    /// This node keeps no recordings.
+    NotRecording,
 }
 
 impl fmt::Display for SfuError {
@@ -53,6 +67,7 @@ impl fmt::Display for SfuError {
             Self::Room(e) => e.fmt(f),
             Self::BadOffer(why) => write!(f, "bad SDP offer: {why}"),
             Self::NoSuchSession => write!(f, "no such session"),
+            Self::NotRecording => write!(f, "recording is not available on this node"),
         }
     }
 }
@@ -120,6 +135,10 @@ struct Peer {
     tracks_in: Vec<TrackIn>,
     tracks_out: Vec<TrackOut>,
     estimate_bps: Option<u64>,
+    /// When the publisher was last told the cap, and since when it has
+    /// been sending far above it.
+    capped: Option<Instant>,
+    over_cap_since: Option<Instant>,
 }
 
 /// What a session is, for the API.
@@ -172,6 +191,12 @@ pub struct Sfu {
     next_session: SessionId,
     outbox: VecDeque<Datagram>,
     stats: SfuStats,
+    /// Rooms being recorded, and the recorders of their publishers.
+    recording: BTreeSet<RoomId>,
+    recorders: Recorders,
+    /// Each room's events and active-speaker detection.
+    events: HashMap<RoomId, EventLog>,
+    speakers: HashMap<RoomId, Speakers>,
 }
 
 fn kind_name(kind: MediaKind) -> &'static str {
@@ -195,7 +220,149 @@ impl Sfu {
             next_session: ((shard as u64) << 48) + 1,
             outbox: VecDeque::new(),
             stats: SfuStats::default(),
+            recording: BTreeSet::new(),
+            recorders: Recorders::new(None),
+            events: HashMap::new(),
+            speakers: HashMap::new(),
         }
+    }
+
+    fn emit(&mut self, room: &str, event: RoomEvent) {
+        if let Some(log) = self.events.get_mut(room) {
+            log.push(event);
+        }
+    }
+
+    /// Room `id`'s events numbered above `after`, and whether some were
+    /// dropped before this reader saw them.
+    pub fn events(&self, id: &str, after: u64) -> Result<(Vec<(u64, RoomEvent)>, bool), SfuError> {
+        self.rooms.get(id)?;
+        Ok(self
+            .events
+            .get(id)
+            .map(|log| log.after(after))
+            .unwrap_or_default())
+    }
+
+    /// Adds trickled ICE candidates (`a=candidate:` lines of an SDP
+    /// fragment) to session `session` of room `room`; returns how many.
+    pub fn add_candidates(
+        &mut self,
+        room: &str,
+        session: SessionId,
+        fragment: &str,
+    ) -> Result<usize, SfuError> {
+        let peer = match self.peers.get_mut(&session) {
+            Some(peer) if peer.room == room => peer,
+            _ => return Err(SfuError::NoSuchSession),
+        };
+        let mut added = 0;
+        for line in fragment.lines().map(str::trim) {
+            let Some(candidate) = line.strip_prefix("a=") else {
+                continue;
+            };
+            if !candidate.starts_with("candidate:") {
+                continue;
+            }
+            if added == MAX_CANDIDATES {
+                return Err(SfuError::BadOffer(format!(
+                    "more than {MAX_CANDIDATES} candidates"
+                )));
+            }
+            let parsed = Candidate::from_sdp_string(candidate)
+                .map_err(|e| SfuError::BadOffer(format!("candidate: {e}")))?;
+            peer.rtc.add_remote_candidate(parsed);
+            added += 1;
+        }
+        Ok(added)
+    }
+
+    /// Keeps recordings under `dir`.
+    pub fn with_recordings(mut self, dir: std::path::PathBuf) -> Self {
+        self.recorders = Recorders::new(Some(dir));
+        self
+    }
+
+    /// Starts recording room `id`: every publisher now and later gets a
+    /// file; returns the new files' names below the recordings folder.
+    pub fn start_recording(
+        &mut self,
+        id: &str,
+        now: Instant,
+        wall_secs: u64,
+    ) -> Result<Vec<String>, SfuError> {
+        if !self.recorders.enabled() {
+            return Err(SfuError::NotRecording);
+        }
+        let room = self.rooms.get(id)?;
+        let publishers: Vec<SessionId> = room
+            .sessions()
+            .filter(|(_, role)| *role == Role::Publisher)
+            .map(|(sid, _)| sid)
+            .collect();
+        if self.recording.insert(id.to_string()) {
+            self.emit(id, RoomEvent::Recording { on: true });
+        }
+        Ok(publishers
+            .into_iter()
+            .filter_map(|sid| self.record(id, sid, now, wall_secs))
+            .collect())
+    }
+
+    /// Stops recording room `id` and finishes its files.
+    pub fn stop_recording(&mut self, id: &str) -> Result<(), SfuError> {
+        let room = self.rooms.get(id)?;
+        for (sid, _) in room.sessions() {
+            self.recorders.stop(sid);
+        }
+        if self.recording.remove(id) {
+            self.emit(id, RoomEvent::Recording { on: false });
+        }
+        Ok(())
+    }
+
+    /// Finishes every recording (at shutdown).
+    pub fn finish_recordings(&mut self) {
+        self.recording.clear();
+        let sessions: Vec<SessionId> = self.peers.keys().copied().collect();
+        for sid in sessions {
+            self.recorders.stop(sid);
+        }
+    }
+
+    /// Whether room `id` is being recorded.
+    pub fn is_recording(&self, id: &str) -> bool {
+        self.recording.contains(id)
+    }
+
+    fn record(
+        &mut self,
+        room: &str,
+        publisher: SessionId,
+        now: Instant,
+        wall_secs: u64,
+    ) -> Option<String> {
+        let peer = self.peers.get(&publisher)?;
+        let has = |kind| peer.tracks_in.iter().any(|t| t.kind == kind);
+        let tracks = (has(MediaKind::Video), has(MediaKind::Audio));
+        let video: Vec<Mid> = peer
+            .tracks_in
+            .iter()
+            .filter(|t| t.kind == MediaKind::Video)
+            .map(|t| t.mid)
+            .collect();
+        let name = self
+            .recorders
+            .start(room, publisher, tracks, now, wall_secs)?;
+        for mid in video {
+            self.request_keyframe(publisher, mid, None, now, true);
+        }
+        Some(name)
+    }
+
+    /// The next operation on a recording's file.
+    pub fn file_op(&mut self) -> Option<FileOp> {
+        self.recorders.next_op()
     }
 
     /// The rooms of this shard.
@@ -212,11 +379,16 @@ impl Sfu {
         limits: RoomLimits,
     ) -> Result<(), SfuError> {
         self.rooms.create(id, name, invite, limits)?;
+        self.events.insert(id.to_string(), EventLog::default());
+        self.speakers.insert(id.to_string(), Speakers::default());
         Ok(())
     }
 
     /// Closes a room and ends its sessions.
     pub fn close_room(&mut self, id: &str) -> Result<(), SfuError> {
+        self.recording.remove(id);
+        self.events.remove(id);
+        self.speakers.remove(id);
         for session in self.rooms.close(id)? {
             self.end(session);
         }
@@ -247,6 +419,11 @@ impl Sfu {
         self.stats
     }
 
+    /// Sessions open now.
+    pub fn session_count(&self) -> usize {
+        self.peers.len()
+    }
+
     /// Answers `offer` for a new session of `role` in room `room`: the
     /// session id and the SDP answer.
     pub fn join(
@@ -258,9 +435,7 @@ impl Sfu {
     ) -> Result<(SessionId, String), SfuError> {
         self.rooms.admit(room, role)?;
         if offer.len() > MAX_OFFER {
-            return Err(SfuError::BadOffer(format!(
-                "larger than {MAX_OFFER} bytes"
-            )));
+            return Err(SfuError::BadOffer(format!("larger than {MAX_OFFER} bytes")));
         }
         let offer =
             SdpOffer::from_sdp_string(offer).map_err(|e| SfuError::BadOffer(e.to_string()))?;
@@ -302,8 +477,12 @@ impl Sfu {
             .collect();
         if tracks_in.is_empty() && tracks_out.is_empty() {
             let want = match role {
-                Role::Publisher => "no track to receive: a publisher's m-lines must be sendonly or sendrecv",
-                Role::Subscriber { .. } => "no track to send: a subscriber's m-lines must be recvonly or sendrecv",
+                Role::Publisher => {
+                    "no track to receive: a publisher's m-lines must be sendonly or sendrecv"
+                }
+                Role::Subscriber { .. } => {
+                    "no track to send: a subscriber's m-lines must be recvonly or sendrecv"
+                }
             };
             return Err(SfuError::BadOffer(want.to_string()));
         }
@@ -319,12 +498,26 @@ impl Sfu {
             tracks_in,
             tracks_out,
             estimate_bps: None,
+            capped: None,
+            over_cap_since: None,
         };
+        let kinds: Vec<&'static str> = peer.tracks_in.iter().map(|t| kind_name(t.kind)).collect();
         self.peers.insert(id, peer);
         self.drain(id, now);
         self.rooms.join(room, id, role)?;
-        if let Role::Subscriber { publisher } = role {
-            self.bind(id, publisher);
+        self.emit(room, RoomEvent::Joined { session: id, role });
+        for kind in kinds {
+            self.emit(room, RoomEvent::TrackAdded { session: id, kind });
+        }
+        match role {
+            Role::Subscriber { publisher } => self.bind(id, publisher),
+            Role::Publisher if self.recording.contains(room) => {
+                let wall = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                self.record(room, id, now, wall);
+            }
+            Role::Publisher => {}
         }
         Ok((id, answer))
     }
@@ -336,13 +529,26 @@ impl Sfu {
             Some(peer) if peer.room == room => {}
             _ => return Err(SfuError::NoSuchSession),
         }
-        for gone in self.rooms.leave(room, session) {
-            self.end(gone);
-        }
+        self.depart(room, session);
         Ok(())
     }
 
+    /// Takes `session` (and a publisher's subscriptions) out of `room`.
+    fn depart(&mut self, room: &str, session: SessionId) {
+        let mut gone = self.rooms.leave(room, session);
+        if !gone.contains(&session) {
+            gone.push(session);
+        }
+        for sid in gone {
+            if self.peers.contains_key(&sid) {
+                self.emit(room, RoomEvent::Left { session: sid });
+            }
+            self.end(sid);
+        }
+    }
+
     fn end(&mut self, session: SessionId) {
+        self.recorders.stop(session);
         if let Some(mut peer) = self.peers.remove(&session) {
             peer.rtc.disconnect();
         }
@@ -443,10 +649,70 @@ impl Sfu {
             .collect();
         for (room, id) in dead {
             self.stats.timed_out += 1;
-            for gone in self.rooms.leave(&room, id) {
-                self.end(gone);
+            self.depart(&room, id);
+        }
+        let mut spoken = Vec::new();
+        for (room, speakers) in &mut self.speakers {
+            if let Some(session) = speakers.decide(now) {
+                spoken.push((room.clone(), session));
             }
-            self.end(id);
+        }
+        for (room, session) in spoken {
+            self.emit(&room, RoomEvent::ActiveSpeaker { session });
+        }
+        self.cap_publishers(now);
+    }
+
+    /// Tells each publisher its room's bitrate cap now and then (REMB on
+    /// its video), and drops one that keeps sending far above it.
+    fn cap_publishers(&mut self, now: Instant) {
+        let mut over = Vec::new();
+        for (id, peer) in &mut self.peers {
+            if peer.role != Role::Publisher {
+                continue;
+            }
+            let Ok(room) = self.rooms.get(&peer.room) else {
+                continue;
+            };
+            let cap = room.limits.max_bitrate_bps;
+            if peer
+                .capped
+                .is_none_or(|t| now.duration_since(t) >= CAP_EVERY)
+            {
+                peer.capped = Some(now);
+                let video: Vec<(Mid, Vec<Option<Rid>>)> = peer
+                    .tracks_in
+                    .iter()
+                    .filter(|t| t.kind == MediaKind::Video)
+                    .map(|t| (t.mid, t.layers.iter().map(|(r, _)| *r).collect()))
+                    .collect();
+                let mut api = peer.rtc.direct_api();
+                for (mid, rids) in video {
+                    for rid in rids {
+                        if let Some(stream) = api.stream_rx_by_mid(mid, rid) {
+                            stream.request_remb(str0m::bwe::Bitrate::bps(cap));
+                        }
+                    }
+                }
+            }
+            let sending: u64 = peer
+                .tracks_in
+                .iter()
+                .flat_map(|t| t.layers.iter().map(|(_, m)| m.bps()))
+                .sum();
+            if sending > cap.saturating_mul(OVER_CAP_FACTOR) {
+                let since = *peer.over_cap_since.get_or_insert(now);
+                if now.duration_since(since) >= OVER_CAP_FOR {
+                    over.push((peer.room.clone(), *id));
+                }
+            } else {
+                peer.over_cap_since = None;
+            }
+        }
+        for (room, id) in over {
+            tracing::info!(session = id, %room, "media: publisher dropped for sending far above the room's bitrate cap");
+            self.stats.timed_out += 1;
+            self.depart(&room, id);
         }
     }
 
@@ -572,7 +838,10 @@ impl Sfu {
         }
         track.last_keyframe_request = Some(now);
         if let Some(mut writer) = peer.rtc.writer(mid) {
-            if writer.request_keyframe(rid, KeyframeRequestKind::Pli).is_ok() {
+            if writer
+                .request_keyframe(rid, KeyframeRequestKind::Pli)
+                .is_ok()
+            {
                 self.stats.keyframe_requests += 1;
             }
         }
@@ -608,6 +877,30 @@ impl Sfu {
             .collect();
         if !data.contiguous {
             self.request_keyframe(publisher, data.mid, data.rid, now, false);
+        }
+        if let (Some(level), Some(room)) = (
+            data.ext_vals.audio_level,
+            self.peers.get(&publisher).map(|p| p.room.clone()),
+        ) {
+            if let Some(speakers) = self.speakers.get_mut(&room) {
+                speakers.observe(publisher, level);
+            }
+        }
+        if self.recorders.is_recording(publisher) {
+            let media = match data.params.spec().codec {
+                Codec::Vp8
+                    if data.rid.is_none() || data.rid == simulcast.first().map(|l| l.rid) =>
+                {
+                    Some(Media::Video)
+                }
+                Codec::Opus => Some(Media::Audio),
+                _ => None,
+            };
+            if let Some(media) = media {
+                let key = data.is_keyframe();
+                self.recorders
+                    .frame(publisher, media, data.network_time, key, &data.data);
+            }
         }
         let subscribers: Vec<SessionId> = self
             .peers

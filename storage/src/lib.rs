@@ -18,6 +18,7 @@ macro_rules! expect_reply {
     };
 }
 
+pub mod bayes;
 pub mod checkpoint;
 pub mod data_dir;
 pub mod directory;

@@ -1,10 +1,12 @@
 //! Storage's metric families: what each shard's log has written (and
-//! compaction removed), what recovery found at start, and how logins went.
+//! compaction removed), what recovery found at start, how logins went,
+//! and what the accounts' Bayes classifiers learned and said.
 
 use cairn_shards::metrics::Metrics;
 use cairn_shards::ShardId;
 use prometheus::{IntCounterVec, Opts};
 
+use crate::bayes::{Class, Classification};
 use crate::directory::auth::{AuthError, Principal};
 use crate::log::{LogStats, RecoveryReport};
 
@@ -149,5 +151,62 @@ impl AuthMetrics {
             Err(AuthError::Unavailable(_)) => "unavailable",
         };
         self.attempts.with_label_values(&[result]).inc();
+    }
+}
+
+/// The accounts' Bayes classifiers: messages learned by class
+/// (`cairn_spam_bayes_trained_total{class}`: new ones and ones that
+/// changed class) and messages classified by result
+/// (`cairn_spam_bayes_classified_total{result}`: spam, ham, untrained),
+/// counted on the shard owning the account. Cheap to clone.
+#[derive(Clone)]
+pub struct BayesMetrics {
+    trained: IntCounterVec,
+    classified: IntCounterVec,
+}
+
+impl BayesMetrics {
+    /// Defines the families and registers them.
+    pub fn new(metrics: &Metrics) -> Self {
+        let define = |name: &str, help: &str, label: &str| {
+            IntCounterVec::new(Opts::new(name, help), &[label])
+                .unwrap_or_else(|e| panic!("metric definition {name}: {e}"))
+        };
+        let m = Self {
+            trained: define(
+                "cairn_spam_bayes_trained_total",
+                "Messages the Bayes classifiers learned, by class (spam: filed into Junk; ham: taken out of Junk or filed from INBOX).",
+                "class",
+            ),
+            classified: define(
+                "cairn_spam_bayes_classified_total",
+                "Inbound messages the recipients' Bayes classifiers judged, by result: spam, ham, untrained (too few trained messages).",
+                "result",
+            ),
+        };
+        metrics.register(&m.trained);
+        metrics.register(&m.classified);
+        // Every series shows from the start, at 0.
+        for class in [Class::Spam, Class::Ham] {
+            m.trained(class, 0);
+        }
+        for result in [
+            Classification::Spam(1.0),
+            Classification::Ham(0.0),
+            Classification::Untrained,
+        ] {
+            m.classified.with_label_values(&[result.name()]);
+        }
+        m
+    }
+
+    /// Counts `n` messages learned as `class`.
+    pub(crate) fn trained(&self, class: Class, n: u64) {
+        self.trained.with_label_values(&[class.name()]).inc_by(n);
+    }
+
+    /// Counts one classification.
+    pub(crate) fn classified(&self, result: &Classification) {
+        self.classified.with_label_values(&[result.name()]).inc();
     }
 }

@@ -84,6 +84,70 @@ pub enum ServiceError {
     Mismatch,
 }
 
+/// Sends one request per shard owning some of `items` (`owner` says
+/// which), all shards at once, made by `request` from that shard's items
+/// in order, and gathers the replies: `answers` turns a reply into one
+/// result per item of its request (`None`, or a wrong count, is
+/// [`ServiceError::Mismatch`]). One result per item, in order.
+pub(crate) async fn scatter<I, Req, Rep, T>(
+    endpoint: &Rc<MeshEndpoint<Req, Rep>>,
+    owner: impl Fn(&I) -> ShardId,
+    items: &[I],
+    request: impl Fn(Vec<I>) -> Req,
+    answers: impl Fn(Rep) -> Option<Vec<Result<T, ServiceError>>>,
+) -> Vec<Result<T, ServiceError>>
+where
+    I: Clone,
+    Req: Send + 'static,
+    Rep: Send + 'static,
+{
+    let mut by_shard: Vec<(ShardId, Vec<usize>)> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let shard = owner(item);
+        match by_shard.iter_mut().find(|(s, _)| *s == shard) {
+            Some((_, idx)) => idx.push(i),
+            None => by_shard.push((shard, vec![i])),
+        }
+    }
+    let calls: Vec<_> = by_shard
+        .into_iter()
+        .map(|(shard, idx)| {
+            let req = request(idx.iter().filter_map(|&i| items.get(i).cloned()).collect());
+            let endpoint = endpoint.clone();
+            let call = cairn_shards::spawn(async move { endpoint.call(shard, req).await });
+            (idx, call)
+        })
+        .collect();
+    let mut out: Vec<Option<Result<T, ServiceError>>> = items.iter().map(|_| None).collect();
+    for (idx, call) in calls {
+        let results = match call.await {
+            Ok(reply) => answers(reply)
+                .filter(|r| r.len() == idx.len())
+                .ok_or(ServiceError::Mismatch),
+            Err(e) => Err(ServiceError::from(e)),
+        };
+        match results {
+            Ok(results) => {
+                for (i, r) in idx.into_iter().zip(results) {
+                    if let Some(slot) = out.get_mut(i) {
+                        *slot = Some(r);
+                    }
+                }
+            }
+            Err(e) => {
+                for i in idx {
+                    if let Some(slot) = out.get_mut(i) {
+                        *slot = Some(Err(e.clone()));
+                    }
+                }
+            }
+        }
+    }
+    out.into_iter()
+        .map(|r| r.unwrap_or(Err(ServiceError::Mismatch)))
+        .collect()
+}
+
 /// Mail on every shard, from this shard's point of view. Cheap to clone.
 #[derive(Clone)]
 pub struct MailService {
@@ -264,43 +328,25 @@ impl MailService {
         body: Arc<[u8]>,
         internal_date: i64,
     ) -> Vec<Result<Delivered, ServiceError>> {
-        let mut by_shard: Vec<(ShardId, Vec<usize>)> = Vec::new();
-        for (i, (account, _)) in recipients.iter().enumerate() {
-            let shard = self.owner(account);
-            match by_shard.iter_mut().find(|(s, _)| *s == shard) {
-                Some((_, idx)) => idx.push(i),
-                None => by_shard.push((shard, vec![i])),
-            }
-        }
-        let calls: Vec<_> = by_shard
-            .into_iter()
-            .map(|(shard, idx)| {
-                let req = MailRequest::Deliver {
-                    recipients: idx.iter().map(|&i| recipients[i].clone()).collect(),
-                    body: body.clone(),
-                    internal_date,
-                };
-                let endpoint = self.endpoint.clone();
-                let call = cairn_shards::spawn(async move { endpoint.call(shard, req).await });
-                (idx, call)
-            })
-            .collect();
-        let mut out: Vec<Option<Result<Delivered, ServiceError>>> = vec![None; recipients.len()];
-        for (idx, call) in calls {
-            match call.await {
-                Ok(MailReply::Delivered(results)) if results.len() == idx.len() => {
-                    for (i, r) in idx.into_iter().zip(results) {
-                        out[i] = Some(r.map_err(ServiceError::from));
-                    }
-                }
-                Ok(_) => idx
-                    .into_iter()
-                    .for_each(|i| out[i] = Some(Err(ServiceError::Mismatch))),
-                Err(e) => idx.into_iter().for_each(|i| out[i] = Some(Err(e.into()))),
-            }
-        }
-        out.into_iter()
-            .map(|r| r.unwrap_or(Err(ServiceError::Mismatch)))
-            .collect()
+        scatter(
+            &self.endpoint,
+            |(account, _): &(String, String)| self.owner(account),
+            recipients,
+            |recipients| MailRequest::Deliver {
+                recipients,
+                body: body.clone(),
+                internal_date,
+            },
+            |reply| match reply {
+                MailReply::Delivered(results) => Some(
+                    results
+                        .into_iter()
+                        .map(|r| r.map_err(ServiceError::from))
+                        .collect(),
+                ),
+                _ => None,
+            },
+        )
+        .await
     }
 }

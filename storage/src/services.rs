@@ -1,7 +1,7 @@
 //! The storage services of one shard, bundled for the protocol servers and
-//! the admin API: the directory (with authentication), mail and the
-//! outbound queues, all reachable from any shard, and the blocking pool
-//! for password hashing.
+//! the admin API: the directory (with authentication), mail, the outbound
+//! queues and the accounts' Bayes classifiers, all reachable from any
+//! shard, and the blocking pool for password hashing.
 //! Provisioning an account (directory entry and mailboxes together) lives
 //! here so that every caller does it the same way.
 
@@ -14,12 +14,13 @@ use cairn_shards::mesh::MeshError;
 use cairn_shards::placement::PlacementTable;
 use cairn_shards::{BlockingPool, ShardContext, ShardId};
 
+use crate::bayes::{BayesMesh, BayesService};
 use crate::directory::auth::Authenticator;
 use crate::directory::lockout::Policy;
 use crate::directory::service::{CallError, DirectoryMesh, DirectoryService, DIRECTORY_SHARD};
 use crate::directory::{names, Account, Directory, NewAccount};
 use crate::mailbox::MailStore;
-use crate::metrics::AuthMetrics;
+use crate::metrics::{AuthMetrics, BayesMetrics};
 use crate::queue::{QueueMesh, QueueService};
 use crate::service::{MailMesh, MailService, ServiceError};
 use crate::shard_store::ShardStore;
@@ -28,13 +29,15 @@ use crate::shard_store::ShardStore;
 const MESH_QUEUE: usize = 64;
 
 /// What the shards share, made once before they start: the cross-shard
-/// meshes, and where logins are counted.
+/// meshes, and where logins and the Bayes classifiers are counted.
 #[derive(Clone)]
 pub struct Meshes {
     pub mail: MailMesh,
     pub directory: DirectoryMesh,
     pub queue: QueueMesh,
+    pub bayes: BayesMesh,
     pub auth_metrics: Option<AuthMetrics>,
+    pub bayes_metrics: Option<BayesMetrics>,
 }
 
 impl Meshes {
@@ -43,13 +46,21 @@ impl Meshes {
             mail: MailMesh::new(shards, MESH_QUEUE),
             directory: DirectoryMesh::new(shards, MESH_QUEUE),
             queue: QueueMesh::new(shards, MESH_QUEUE),
+            bayes: BayesMesh::new(shards, MESH_QUEUE),
             auth_metrics: None,
+            bayes_metrics: None,
         }
     }
 
     /// Counts logins in `metrics` (`cairn_auth_attempts_total`).
     pub fn with_auth_metrics(mut self, metrics: AuthMetrics) -> Self {
         self.auth_metrics = Some(metrics);
+        self
+    }
+
+    /// Counts the Bayes classifiers' training and verdicts in `metrics`.
+    pub fn with_bayes_metrics(mut self, metrics: BayesMetrics) -> Self {
+        self.bayes_metrics = Some(metrics);
         self
     }
 }
@@ -76,6 +87,8 @@ pub struct Services {
     pub mailstore: MailStore,
     /// Every shard's outbound queue; this shard's is `queue.local()`.
     pub queue: QueueService,
+    /// Every shard's Bayes classifiers.
+    pub bayes: BayesService,
     pub blocking: BlockingPool,
 }
 
@@ -89,8 +102,13 @@ impl Services {
         policy: Policy,
     ) -> Result<Self, MeshError> {
         let placement = Rc::new(RefCell::new(PlacementTable::new(ctx.count(), ctx.id())));
-        let mail =
-            MailService::start(&meshes.mail, ctx.id(), store.mail.clone(), placement).await?;
+        let mail = MailService::start(
+            &meshes.mail,
+            ctx.id(),
+            store.mail.clone(),
+            placement.clone(),
+        )
+        .await?;
         let serving = (ctx.id() == DIRECTORY_SHARD).then(|| {
             let directory = Directory::new(store.tables.clone());
             let auth = Authenticator::new(directory.clone(), ctx.blocking().clone(), policy)
@@ -99,12 +117,16 @@ impl Services {
         });
         let directory = DirectoryService::start(&meshes.directory, ctx.id(), serving).await?;
         let queue = QueueService::start(&meshes.queue, ctx.id(), store.queue.clone()).await?;
+        store.bayes.observe(meshes.bayes_metrics.clone());
+        let bayes =
+            BayesService::start(&meshes.bayes, ctx.id(), store.bayes.clone(), placement).await?;
         Ok(Self {
             shard: ctx.id(),
             directory,
             mail,
             mailstore: store.mail.clone(),
             queue,
+            bayes,
             blocking: ctx.blocking().clone(),
         })
     }

@@ -1,6 +1,7 @@
 //! Everything one shard persists, opened together: its segment log under
 //! `DATA/shards/N/log` and the services rebuilt from it at start (mail, the
-//! typed tables, the outbound queue over both) — from the
+//! typed tables, the outbound queue over both, the accounts' Bayes
+//! classifiers in the tables, taught by the mailstore) — from the
 //! newest intact checkpoint in `DATA/shards/N` plus the log after it, or
 //! from the whole log when there is none.
 //!
@@ -19,6 +20,7 @@ use std::path::{Path, PathBuf};
 
 use cairn_shards::ShardId;
 
+use crate::bayes::BayesStore;
 use crate::checkpoint::{self, CheckpointError, Image};
 use crate::kinds;
 use crate::log::{LogConfig, LogError, Position, RecoveryReport, SegmentLog};
@@ -39,6 +41,9 @@ pub struct ShardStore {
     /// The shard's outbound mail queue (in `tables`, its bodies in
     /// `mail`'s blob store).
     pub queue: QueueStore,
+    /// The Bayes classifiers of the shard's accounts (in `tables`; `mail`
+    /// teaches them).
+    pub bayes: BayesStore,
 }
 
 /// The directory of shard `shard` under the data directory.
@@ -199,12 +204,15 @@ async fn replay(
             return Err(OpenError::Table { shard, error });
         }
     };
+    let bayes = BayesStore::new(tables.clone());
+    mail.learn_into(bayes.clone());
     Ok((
         ShardStore {
             log,
             mail,
             tables,
             queue,
+            bayes,
         },
         report,
     ))

@@ -85,6 +85,27 @@ impl Session {
         self.until_tagged(&tag, command)
     }
 
+    /// Sends a command and returns every line the server sent before its
+    /// tagged OK (the lines of literals among them), applying the
+    /// untagged responses as [`Session::ok`] does.
+    pub fn lines(&mut self, command: &str) -> Result<Vec<String>, String> {
+        self.tag += 1;
+        let tag = format!("c{}", self.tag);
+        self.send(&format!("{tag} {command}\r\n"))?;
+        let mut lines = Vec::new();
+        loop {
+            let line = self.line()?;
+            if let Some(rest) = line.strip_prefix(&format!("{tag} ")) {
+                return match rest.starts_with("OK") {
+                    true => Ok(lines),
+                    false => Err(format!("{command} → {line}")),
+                };
+            }
+            self.untagged(&line)?;
+            lines.push(line);
+        }
+    }
+
     fn until_tagged(&mut self, tag: &str, command: &str) -> Result<String, String> {
         loop {
             let line = self.line()?;

@@ -49,6 +49,27 @@ pub fn free_ports(n: usize) -> Vec<u16> {
         .collect()
 }
 
+/// The first of `n` consecutive UDP ports on 127.0.0.1 that were free a
+/// moment ago, above the kernel's ephemeral range (a media port range).
+pub fn free_udp_range(n: usize) -> u16 {
+    use std::net::UdpSocket;
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let span = n.max(1) as u16;
+    let spread = (std::process::id() % 97) as u16 * 40;
+    for _ in 0..400 {
+        let step = NEXT.fetch_add(span, Ordering::Relaxed);
+        let base = 61_000 + (spread + step) % 4_000;
+        let held: Vec<UdpSocket> = (0..span)
+            .filter_map(|i| UdpSocket::bind(("127.0.0.1", base + i)).ok())
+            .collect();
+        if held.len() == usize::from(span) {
+            return base;
+        }
+    }
+    panic!("no {n} consecutive free UDP ports in 61000..65000");
+}
+
 /// A configuration file giving every service a free port on 127.0.0.1,
 /// plus `extra` TOML appended verbatim.
 pub struct TestConfig {
@@ -74,6 +95,13 @@ impl TestConfig {
             ports.push((service, port));
         }
         text.push_str(extra);
+        if !extra.contains("[media]") {
+            let base = free_udp_range(2);
+            text.push_str(&format!(
+                "\n[media]\nport_min = {base}\nport_max = {}\n",
+                base + 1
+            ));
+        }
         if !extra.contains("[dns]") {
             // Never let a test ask the system's name servers (they are off
             // this machine): a loopback port where nothing answers.

@@ -16,6 +16,7 @@ mod domains;
 mod errors;
 mod lists;
 mod queue;
+mod rooms;
 mod service_accounts;
 
 use std::collections::HashMap;
@@ -24,6 +25,7 @@ use std::rc::Rc;
 
 use cairn_http::json::json_reply;
 use cairn_http::{Reply, Request, Router};
+use cairn_media::service::MediaService;
 use cairn_storage::services::Services;
 use hyper::{Method, StatusCode};
 
@@ -37,6 +39,7 @@ pub const MAX_PAGE: usize = 1000;
 /// What the API's handlers share on one shard.
 pub struct Api {
     pub services: Services,
+    pub media: MediaService,
     pub auth: Auth,
     pub max_body: usize,
 }
@@ -87,12 +90,27 @@ where
             services.directory = services.directory.acting(&actor);
             let scoped = Rc::new(Api {
                 services,
+                media: api.media.clone(),
                 auth: api.auth.clone(),
                 max_body: api.max_body,
             });
             handler(scoped, req).await
         })
     }
+}
+
+/// Wraps a handler that authenticates for itself (the rooms' routes take
+/// an invite token as well as the admin's credentials).
+fn open<F, Fut>(
+    api: &Rc<Api>,
+    handler: F,
+) -> impl Fn(Request) -> std::pin::Pin<Box<dyn Future<Output = Reply>>>
+where
+    F: Fn(Rc<Api>, Request) -> Fut + Clone + 'static,
+    Fut: Future<Output = Reply> + 'static,
+{
+    let api = api.clone();
+    move |req| Box::pin(handler.clone()(api.clone(), req))
 }
 
 /// Adds the API's routes to `router`.
@@ -157,6 +175,17 @@ pub fn routes(router: Router, api: Rc<Api>) -> Router {
             service_accounts::ONE,
             guarded(&api, service_accounts::delete),
         )
+        .route(Method::GET, "/api/v1/rooms", guarded(&api, rooms::list))
+        .route(Method::POST, "/api/v1/rooms", guarded(&api, rooms::create))
+        .route(
+            Method::GET,
+            "/api/v1/recordings",
+            guarded(&api, rooms::recordings),
+        )
+        .route_prefix(Method::GET, rooms::ONE, open(&api, rooms::one))
+        .route_prefix(Method::POST, rooms::ONE, open(&api, rooms::one))
+        .route_prefix(Method::DELETE, rooms::ONE, open(&api, rooms::one))
+        .route_prefix(Method::PATCH, rooms::ONE, open(&api, rooms::one))
         .route(Method::GET, "/api/v1/queue", guarded(&api, queue::list))
         .route_prefix(Method::POST, queue::ONE, guarded(&api, queue::retry))
         .route_prefix(Method::DELETE, queue::ONE, guarded(&api, queue::delete))

@@ -201,7 +201,9 @@ fn simulate(
         now += Duration::from_millis(5);
         each(now, endpoints);
         for e in endpoints.iter_mut() {
-            e.rtc.handle_input(Input::Timeout(now)).expect("client timeout");
+            e.rtc
+                .handle_input(Input::Timeout(now))
+                .expect("client timeout");
             e.pump(sfu, now);
         }
         sfu.tick(now);
@@ -292,8 +294,10 @@ fn a_publishers_frames_reach_its_subscriber_and_stop_when_it_leaves() {
     assert!(got[0].2, "the first frame forwarded is a keyframe");
     assert!(sfu.stats().forwarded_frames >= 55);
     sfu.leave("r", pid).expect("leave");
-    assert!(sfu.sessions("r").expect("room").is_empty(), "{sid} left too");
+    assert!(
+        sfu.sessions("r").expect("room").is_empty(),
+        "{sid} left too"
+    );
     simulate(&mut sfu, &mut endpoints, now, 10, |_, _| {});
     assert!(sfu.next_timeout().is_none(), "no session is left");
 }
-

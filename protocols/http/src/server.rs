@@ -9,7 +9,7 @@ use cairn_shards::Shutdown;
 use futures_lite::{AsyncRead, AsyncWrite};
 use hyper::StatusCode;
 
-use crate::io::HyperIo;
+use crate::io::{HyperIo, ShardLocal};
 use crate::router::Router;
 
 /// Called after each request with the route label, the status and the time
@@ -52,7 +52,8 @@ where
     let conn = hyper::server::conn::http1::Builder::new()
         .keep_alive(true)
         .max_buf_size(options.max_head_bytes.max(8192))
-        .serve_connection(HyperIo(io), service);
+        .serve_connection(HyperIo(ShardLocal::new(io)), service)
+        .with_upgrades();
     let mut conn = std::pin::pin!(conn);
     let shutdown = options.shutdown.clone();
     let finished = futures_lite::future::or(async { Some(conn.as_mut().await) }, async {

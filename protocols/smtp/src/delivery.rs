@@ -2,7 +2,9 @@
 //! the directory (accounts, aliases, alias domains, catch-alls, lists
 //! expanded to their local members), the relay rule, list sender
 //! restrictions, the submission sender rule, and the final delivery into
-//! the recipients' INBOXes with its reply.
+//! the recipients' INBOXes with its reply — for mail from other servers
+//! that the spam score accepted, each recipient's own Bayes classifier
+//! may file its copy into Junk instead ([`deliver_classified`]).
 //!
 //! Recipients in other domains (on submission, and the external members
 //! of lists) go to the outbound queue. A delivery that fails
@@ -13,12 +15,14 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use cairn_storage::bayes::Classification;
 use cairn_storage::directory::{names, List, Recipient, Route, Status};
-use cairn_storage::mailbox::MailError;
+use cairn_storage::mailbox::{Delivered, MailError};
 use cairn_storage::service::ServiceError;
 use cairn_storage::services::Services;
 
 use crate::codec::reply::Reply;
+use crate::spam::BayesPolicy;
 
 /// How deep lists may nest inside lists.
 const MAX_LIST_DEPTH: usize = 4;
@@ -258,35 +262,120 @@ pub async fn deliver(
     body: Arc<[u8]>,
     now: i64,
 ) -> Result<(), Reply> {
+    let mut outcome = Outcome::default();
+    store_in(services, accounts, mailbox, body, now, &mut outcome).await;
+    outcome.reply()
+}
+
+/// Stores mail from another server that the spam score accepted: each
+/// account's own Bayes classifier (under `policy`) decides between its
+/// INBOX and its Junk, where its copy starts with `X-Spam-Bayes: P` (the
+/// probability, two decimals). An account whose classifier cannot be
+/// asked gets it in INBOX. Durable when it returns `Ok`.
+pub async fn deliver_classified(
+    services: &Services,
+    accounts: &[String],
+    body: Arc<[u8]>,
+    now: i64,
+    policy: &BayesPolicy,
+) -> Result<(), Reply> {
+    let verdicts = services
+        .bayes
+        .classify(accounts, body.clone(), *policy)
+        .await;
+    // The accounts by where their copy goes: INBOX (`None`), or Junk with
+    // this probability.
+    let mut groups: Vec<(Option<String>, Vec<String>)> = Vec::new();
+    for (account, verdict) in accounts.iter().zip(verdicts) {
+        let junk = match verdict {
+            Ok(Classification::Spam(p)) => {
+                tracing::info!(%account, probability = p, "smtp: filed into Junk by the account's Bayes classifier");
+                Some(format!("{p:.2}"))
+            }
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!(%account, error = %e, "smtp: the Bayes classifier did not answer; delivered to INBOX");
+                None
+            }
+        };
+        match groups.iter_mut().find(|(j, _)| *j == junk) {
+            Some((_, group)) => group.push(account.clone()),
+            None => groups.push((junk, vec![account.clone()])),
+        }
+    }
+    let mut outcome = Outcome::default();
+    for (junk, group) in groups {
+        let (mailbox, copy) = match junk {
+            Some(p) => {
+                let mut tagged = format!("X-Spam-Bayes: {p}\r\n").into_bytes();
+                tagged.extend_from_slice(&body);
+                ("Junk", Arc::from(tagged))
+            }
+            None => ("INBOX", body.clone()),
+        };
+        store_in(services, &group, mailbox, copy, now, &mut outcome).await;
+    }
+    outcome.reply()
+}
+
+/// Stores `body` in `mailbox` of every account, noting how it went.
+async fn store_in(
+    services: &Services,
+    accounts: &[String],
+    mailbox: &str,
+    body: Arc<[u8]>,
+    now: i64,
+    outcome: &mut Outcome,
+) {
     let targets: Vec<(String, String)> = accounts
         .iter()
         .map(|a| (a.clone(), mailbox.to_string()))
         .collect();
     let results = services.mail.deliver(&targets, body, now).await;
-    let mut over_quota = false;
-    let mut failed = false;
-    for (account, result) in accounts.iter().zip(&results) {
-        match result {
-            Ok(_) => {}
-            Err(ServiceError::Mail(MailError::OverQuota { .. })) => {
-                tracing::info!(%account, "smtp: mailbox over quota");
-                over_quota = true;
-            }
-            Err(e) => {
-                tracing::warn!(%account, error = %e, "smtp: delivery failed");
-                failed = true;
+    outcome.add(accounts, &results);
+}
+
+/// How the deliveries of one message went, over all its recipients.
+#[derive(Default)]
+struct Outcome {
+    over_quota: bool,
+    failed: bool,
+}
+
+impl Outcome {
+    fn add(&mut self, accounts: &[String], results: &[Result<Delivered, ServiceError>]) {
+        if results.len() != accounts.len() {
+            self.failed = true;
+        }
+        for (account, result) in accounts.iter().zip(results) {
+            match result {
+                Ok(_) => {}
+                Err(ServiceError::Mail(MailError::OverQuota { .. })) => {
+                    tracing::info!(%account, "smtp: mailbox over quota");
+                    self.over_quota = true;
+                }
+                Err(e) => {
+                    tracing::warn!(%account, error = %e, "smtp: delivery failed");
+                    self.failed = true;
+                }
             }
         }
     }
-    if failed || results.len() != accounts.len() {
-        Err(Reply::new(
-            451,
-            "4.3.0",
-            "Temporary failure storing the message; try again later",
-        ))
-    } else if over_quota {
-        Err(Reply::new(552, "5.2.2", "Mailbox full: over quota"))
-    } else {
-        Ok(())
+
+    /// The reply: `451` if any failed (the client retries; those that had
+    /// it get it twice rather than anyone losing it), else `552` if any
+    /// mailbox was full.
+    fn reply(self) -> Result<(), Reply> {
+        if self.failed {
+            Err(Reply::new(
+                451,
+                "4.3.0",
+                "Temporary failure storing the message; try again later",
+            ))
+        } else if self.over_quota {
+            Err(Reply::new(552, "5.2.2", "Mailbox full: over quota"))
+        } else {
+            Ok(())
+        }
     }
 }

@@ -10,8 +10,10 @@
 //! - [`authenticity`]: SPF, DKIM, DMARC and ARC verification of inbound
 //!   mail (mail-auth, DNS through `cairn-dns`) and its
 //!   `Authentication-Results:` header;
-//! - [`antivirus`]: the built-in signature scanner; infected mail is
-//!   refused at the end of DATA/BDAT with `554 5.7.1`, nothing stored;
+//! - [`antivirus`]: the built-in signature scanner, and ClamAV's clamd
+//!   when configured; infected mail is refused at the end of DATA/BDAT
+//!   with `554 5.7.1`, nothing stored, or quarantined (delivered only to
+//!   one local account);
 //! - [`avdb_watch`]: reloads its database when the file changes;
 //! - [`rate`]: messages per sender per minute (`450 4.7.1` past it);
 //! - [`spam`]: the spam score (rules, DNS blocklists) and its thresholds;
@@ -115,6 +117,11 @@ pub struct SmtpOptions {
     /// The virus scanner every complete body goes through before delivery
     /// (None: no scanning). Shared by the shards: a reload reaches all.
     pub antivirus: Option<Arc<antivirus::Antivirus>>,
+    /// ClamAV's clamd, scanning after the built-in scanner (None: not
+    /// used); when it fails the message gets `451 4.3.0`.
+    pub clamd: Option<Arc<antivirus::clamd::Clamd>>,
+    /// What an infected message gets: `554 5.7.1`, or quarantine.
+    pub virus_action: antivirus::VirusAction,
 }
 
 impl Default for SmtpOptions {
@@ -132,6 +139,8 @@ impl Default for SmtpOptions {
             verify_senders: true,
             enforce_dmarc: true,
             antivirus: None,
+            clamd: None,
+            virus_action: antivirus::VirusAction::Reject,
         }
     }
 }

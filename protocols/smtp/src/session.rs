@@ -24,7 +24,7 @@ use cairn_storage::directory::sasl::Credentials;
 use cairn_storage::queue::{NewMessage, Notify};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 
-use crate::antivirus::Verdict;
+use crate::antivirus::{self, Verdict};
 use crate::auth::{self, Exchange, Step};
 use crate::authenticity::{self, DmarcAction};
 use crate::codec::command::{
@@ -155,8 +155,9 @@ struct Tx {
     binary: bool,
     /// RCPT commands accepted.
     rcpts: usize,
-    /// The one recipient as given, for `Received: … for <…>`.
-    first_rcpt: Option<String>,
+    /// The recipients as given (for `Received: … for <…>` when there is
+    /// one, and a quarantined message's envelope).
+    rcpt_to: Vec<String>,
     /// Accounts to deliver to, without duplicates.
     accounts: Vec<String>,
     /// Recipients in other domains, for the outbound queue.
@@ -202,6 +203,18 @@ struct State<'a> {
     tx: Option<Tx>,
 }
 
+/// A body after the virus scanners.
+enum Scanned {
+    Clean(Vec<u8>),
+    Infected {
+        body: Vec<u8>,
+        /// The signature's name.
+        name: String,
+        /// Where it was found.
+        part: String,
+    },
+}
+
 /// What screening adds to a message from another server.
 #[derive(Default)]
 struct Screened {
@@ -209,6 +222,9 @@ struct Screened {
     headers: String,
     /// Tagged as spam: it goes to the recipients' Junk.
     junk: bool,
+    /// Accepted by the score: each recipient's Bayes classifier may still
+    /// send its copy to Junk (`delivery::deliver_classified`).
+    bayes: Option<spam::BayesPolicy>,
 }
 
 /// Who is told what about a recipient (RFC 3461 `NOTIFY=`; without it,
@@ -657,7 +673,7 @@ impl State<'_> {
             from: from.to_string(),
             binary,
             rcpts: 0,
-            first_rcpt: None,
+            rcpt_to: Vec::new(),
             accounts: Vec::new(),
             remote: Vec::new(),
             envid,
@@ -720,7 +736,7 @@ impl State<'_> {
             Ok(resolved) => {
                 tx.class_limit = delivery::tighter(tx.class_limit, resolved.max_message_size);
                 tx.rcpts += 1;
-                tx.first_rcpt = (tx.rcpts == 1).then(|| address.to_string());
+                tx.rcpt_to.push(address.to_string());
                 for account in resolved.accounts {
                     if tx.seen.insert(account.clone()) {
                         tx.accounts.push(account);
@@ -823,7 +839,10 @@ impl State<'_> {
                 "Message contains a bare CR or LF; lines must end with CRLF (RFC 5321 2.3.8)",
             )),
             Ok(body) => match self.virus_check(&tx, body).await {
-                Ok(body) => self.store(&tx, body).await,
+                Ok(Scanned::Clean(body)) => self.store(&tx, body).await,
+                Ok(Scanned::Infected { body, name, part }) => {
+                    self.infected(&tx, body, &name, &part).await
+                }
                 Err(reply) => Err(reply),
             },
         };
@@ -836,56 +855,198 @@ impl State<'_> {
         self.reply(reply);
     }
 
-    /// Scans a complete body when the listener has a scanner: the body
-    /// back when clean, the refusal when infected (nothing is stored).
-    async fn virus_check(&self, tx: &Tx, body: Vec<u8>) -> Result<Vec<u8>, Reply> {
-        let Some(av) = self.inner.options.antivirus.clone() else {
-            return Ok(body);
-        };
-        let (body, verdict) = if body.len() <= INLINE_SCAN_MAX {
-            let verdict = av.scan(&body);
-            (body, verdict)
-        } else {
-            let pool_av = av.clone();
-            let job = self.inner.services.blocking.run(move || {
-                let av = pool_av;
+    /// Scans a complete body with the listener's scanners, the built-in
+    /// one first, then clamd when configured: the body back with the
+    /// verdict, or `451 4.3.0` when a scan could not run (nothing stored;
+    /// the client tries again).
+    async fn virus_check(&self, tx: &Tx, body: Vec<u8>) -> Result<Scanned, Reply> {
+        let o = &self.inner.options;
+        let failed = || Reply::new(451, "4.3.0", "Virus scan failed; try again later");
+        let mut body = body;
+        if let Some(av) = o.antivirus.clone() {
+            let (scanned, verdict) = if body.len() <= INLINE_SCAN_MAX {
                 let verdict = av.scan(&body);
                 (body, verdict)
-            });
-            match job.await {
-                Ok(done) => done,
-                Err(_) => {
-                    av.count_failed();
-                    tracing::error!(from = %tx.from, peer = %self.peer.ip(), "smtp: the virus scan failed");
-                    return Err(Reply::new(
-                        451,
-                        "4.3.0",
-                        "Virus scan failed; try again later",
-                    ));
+            } else {
+                let pool_av = av.clone();
+                let job = self.inner.services.blocking.run(move || {
+                    let av = pool_av;
+                    let verdict = av.scan(&body);
+                    (body, verdict)
+                });
+                match job.await {
+                    Ok(done) => done,
+                    Err(_) => {
+                        av.count_failed();
+                        tracing::error!(from = %tx.from, peer = %self.peer.ip(), "smtp: the virus scan failed");
+                        return Err(failed());
+                    }
                 }
+            };
+            if let Verdict::Infected { name, part } = verdict {
+                return Ok(Scanned::Infected {
+                    body: scanned,
+                    name,
+                    part,
+                });
             }
+            body = scanned;
+        }
+        let Some(clamd) = o.clamd.clone() else {
+            return Ok(Scanned::Clean(body));
         };
-        match verdict {
-            Verdict::Clean => Ok(body),
-            Verdict::Infected { name, part } => {
-                tracing::warn!(
-                    target: "audit",
-                    from = %tx.from,
-                    peer = %self.peer.ip(),
-                    user = self.user.as_deref().unwrap_or(""),
-                    recipients = tx.accounts.len(),
-                    signature = %name,
-                    part = %part,
-                    size = body.len(),
-                    "smtp: virus found, message rejected"
-                );
-                Err(Reply::new(
-                    554,
-                    "5.7.1",
-                    format!("Message rejected: virus found ({name})"),
-                ))
+        let pool_clamd = clamd.clone();
+        let job = self.inner.services.blocking.run(move || {
+            let verdict = pool_clamd.scan(&body);
+            (body, verdict)
+        });
+        match job.await {
+            Ok((body, Ok(Verdict::Clean))) => Ok(Scanned::Clean(body)),
+            Ok((body, Ok(Verdict::Infected { name, part }))) => {
+                Ok(Scanned::Infected { body, name, part })
+            }
+            Ok((_, Err(e))) => {
+                tracing::error!(from = %tx.from, peer = %self.peer.ip(), clamd = %clamd.address(), error = %e, "smtp: the clamd scan failed");
+                Err(failed())
+            }
+            Err(_) => {
+                clamd.count_failed();
+                tracing::error!(from = %tx.from, peer = %self.peer.ip(), "smtp: the clamd scan was lost");
+                Err(failed())
             }
         }
+    }
+
+    /// Answers an infected message as the listener says: refused with
+    /// `554 5.7.1` (nothing stored), or quarantined. Audit-logged.
+    async fn infected(
+        &self,
+        tx: &Tx,
+        body: Vec<u8>,
+        name: &str,
+        part: &str,
+    ) -> Result<Reply, Reply> {
+        let o = &self.inner.options;
+        let audit = |outcome: &str| {
+            tracing::warn!(
+                target: "audit",
+                from = %tx.from,
+                peer = %self.peer.ip(),
+                user = self.user.as_deref().unwrap_or(""),
+                recipients = tx.rcpt_to.len(),
+                signature = %name,
+                part = %part,
+                size = body.len(),
+                "smtp: virus found, message {outcome}"
+            );
+        };
+        let antivirus::VirusAction::Quarantine(account) = &o.virus_action else {
+            audit("rejected");
+            return Err(Reply::new(
+                554,
+                "5.7.1",
+                format!("Message rejected: virus found ({name})"),
+            ));
+        };
+        audit("quarantined");
+        let reply = self.quarantine(tx, body, name, account).await?;
+        if let Some(av) = &o.antivirus {
+            av.count_quarantined();
+        }
+        Ok(reply)
+    }
+
+    /// Delivers an infected message only to `account`'s INBOX, with the
+    /// verdict and the envelope in `X-Cairn-Quarantine*` fields before our
+    /// `Received:` (the sender's own such fields dropped); durable when it
+    /// returns `Ok`. A quarantine account
+    /// that cannot take it is the operator's to fix: `451 4.3.0`.
+    async fn quarantine(
+        &self,
+        tx: &Tx,
+        body: Vec<u8>,
+        name: &str,
+        account: &str,
+    ) -> Result<Reply, Reply> {
+        let services = &self.inner.services;
+        let unavailable = || {
+            Reply::new(
+                451,
+                "4.3.0",
+                "Temporary failure storing the message; try again later",
+            )
+        };
+        let accounts = match delivery::recipient(services, false, &tx.from, account, 0).await {
+            Ok(resolved) if !resolved.accounts.is_empty() => resolved.accounts,
+            Ok(_) => {
+                tracing::error!(%account, "smtp: the quarantine account is not a local account");
+                return Err(unavailable());
+            }
+            Err(reply) => {
+                tracing::error!(%account, reply = ?reply, "smtp: the quarantine account cannot take mail");
+                return Err(unavailable());
+            }
+        };
+        let now = headers::now();
+        let id = queue_id(services.shard);
+        let mut fields = format!(
+            "X-Cairn-Quarantine: virus {name}\r\nX-Cairn-Quarantine-From: <{}>\r\n",
+            tx.from
+        );
+        for rcpt in &tx.rcpt_to {
+            fields.push_str(&format!("X-Cairn-Quarantine-To: <{rcpt}>\r\n"));
+        }
+        let mut message = fields.into_bytes();
+        message.extend_from_slice(&self.received(tx, &id, now));
+        // Only ours count: a sender's own X-Cairn-Quarantine* fields go.
+        let ours = |name: &str| {
+            name.get(..18)
+                .is_some_and(|p| p.eq_ignore_ascii_case("X-Cairn-Quarantine"))
+        };
+        message.extend_from_slice(&headers::without_fields(&body, ours));
+        drop(body);
+        let message: Arc<[u8]> = Arc::from(message);
+        let timeouts = self.inner.options.timeouts;
+        match timeout(
+            timeouts.data_end,
+            delivery::deliver(services, &accounts, "INBOX", message, now),
+        )
+        .await
+        {
+            Ok(Ok(())) => {
+                tracing::info!(%id, from = %tx.from, %account, "smtp: quarantined");
+                Ok(Reply::new(250, "2.0.0", format!("Ok: queued as {id}")))
+            }
+            Ok(Err(reply)) => {
+                tracing::error!(%account, reply = ?reply, "smtp: cannot store in quarantine");
+                Err(unavailable())
+            }
+            Err(_) => Err(Reply::new(
+                451,
+                "4.3.0",
+                "Timed out storing the message; try again later",
+            )),
+        }
+    }
+
+    /// Our `Received:` field for the message of `tx`.
+    fn received(&self, tx: &Tx, id: &str, now: i64) -> Vec<u8> {
+        headers::received(&headers::Trace {
+            helo: self.helo.as_deref().unwrap_or("unknown"),
+            esmtp: self.esmtp,
+            tls: self.tls,
+            authenticated: self.user.is_some(),
+            peer: self.peer.ip(),
+            by: &self.inner.options.hostname,
+            id,
+            for_rcpt: if tx.rcpts == 1 {
+                tx.rcpt_to.first().map(String::as_str)
+            } else {
+                None
+            },
+            now,
+        })
+        .into_bytes()
     }
 
     async fn store(&self, tx: &Tx, body: Vec<u8>) -> Result<Reply, Reply> {
@@ -899,23 +1060,7 @@ impl State<'_> {
         let o = &self.inner.options;
         let now = headers::now();
         let id = queue_id(self.inner.services.shard);
-        let helo = self.helo.as_deref().unwrap_or("unknown");
-        let mut message = headers::received(&headers::Trace {
-            helo,
-            esmtp: self.esmtp,
-            tls: self.tls,
-            authenticated: self.user.is_some(),
-            peer: self.peer.ip(),
-            by: &o.hostname,
-            id: &id,
-            for_rcpt: if tx.rcpts == 1 {
-                tx.first_rcpt.as_deref()
-            } else {
-                None
-            },
-            now,
-        })
-        .into_bytes();
+        let mut message = self.received(tx, &id, now);
         if let Some(user) = &self.user {
             let results = headers::authentication_results(&o.hostname, user, &tx.from);
             message.extend_from_slice(results.as_bytes());
@@ -934,7 +1079,17 @@ impl State<'_> {
         let delivered = timeout(o.timeouts.data_end, async {
             if !tx.accounts.is_empty() {
                 let services = &self.inner.services;
-                delivery::deliver(services, &tx.accounts, mailbox, message.clone(), now).await?;
+                match &screened.bayes {
+                    Some(policy) => {
+                        let (accounts, message) = (&tx.accounts, message.clone());
+                        delivery::deliver_classified(services, accounts, message, now, policy)
+                            .await?
+                    }
+                    None => {
+                        delivery::deliver(services, &tx.accounts, mailbox, message.clone(), now)
+                            .await?
+                    }
+                }
             }
             if !tx.remote.is_empty() {
                 self.enqueue(tx, message, now).await?;
@@ -1028,6 +1183,9 @@ impl State<'_> {
             spam::Action::Accept => {}
         }
         screened.headers.push_str(&verdict.headers(&o.hostname));
+        if !screened.junk {
+            screened.bayes = o.spam.bayes;
+        }
         Ok(screened)
     }
 

@@ -25,10 +25,14 @@
 //! ([`MailStore::read_mailbox`]) and learn of changes to an account (a
 //! delivery, another session's STORE or EXPUNGE) through
 //! [`MailStore::watch`], which wakes them as soon as a change is applied.
+//!
+//! A copy or move into or out of Junk teaches the account's Bayes
+//! classifier once durable ([`learn`]).
 
 mod blobs;
 mod compaction;
 pub mod flags;
+pub mod learn;
 mod model;
 mod ops;
 
@@ -42,6 +46,7 @@ use event_listener::Event;
 use crate::notify::Changed;
 use futures_channel::oneshot;
 
+use crate::bayes::BayesStore;
 use crate::kinds;
 use crate::log::{Location, SegmentLog};
 use blobs::{Blobs, PendingBlob, Pin, Staged};
@@ -130,6 +135,7 @@ impl MailRecovery {
                 state: RefCell::new(self.state),
                 blobs: self.blobs,
                 accounts: RefCell::new(HashMap::new()),
+                learner: RefCell::new(None),
             }),
         }
     }
@@ -207,6 +213,8 @@ struct Inner {
     state: RefCell<State>,
     blobs: Blobs,
     accounts: RefCell<HashMap<String, Rc<Pipe>>>,
+    /// The accounts' classifiers, taught by copies ([`learn`]).
+    learner: RefCell<Option<BayesStore>>,
 }
 
 impl Inner {
@@ -363,6 +371,12 @@ impl MailStore {
         })
     }
 
+    /// Teaches `bayes` from the copies and moves made from now on, and
+    /// has it forget deleted accounts.
+    pub(crate) fn learn_into(&self, bayes: BayesStore) {
+        *self.inner.learner.borrow_mut() = Some(bayes);
+    }
+
     /// Resolves at the next change applied to `account` (any of its
     /// mailboxes). Take the watch before reading the state it guards, so
     /// that a change between the read and the wait is not missed.
@@ -425,8 +439,14 @@ impl MailStore {
                 account: account.to_string(),
             },
         )
-        .await
-        .map(drop)
+        .await?;
+        let learner = self.inner.learner.borrow().clone();
+        if let Some(bayes) = learner {
+            if let Err(error) = bayes.forget(account).await {
+                tracing::warn!(%account, %error, "bayes: a deleted account's counts stay");
+            }
+        }
+        Ok(())
     }
 
     /// Changes an account's quota.
@@ -937,7 +957,9 @@ impl MailStore {
     }
 
     /// Copies (or moves) messages to another mailbox of the same account;
-    /// returns (source UID, new UID) pairs (COPYUID).
+    /// returns (source UID, new UID) pairs (COPYUID). Into or out of Junk,
+    /// the account's classifier learns them before this returns
+    /// ([`learn`]).
     pub async fn copy(
         &self,
         account: &str,
@@ -948,7 +970,7 @@ impl MailStore {
     ) -> Result<Vec<(u32, u32)>, MailError> {
         let (from, to) = (canonical(from), canonical(to));
         let guard = self.lock_alone(account).await;
-        let (pairs, modseq, expunge_at) = self.read(account, |a| {
+        let (pairs, modseq, expunge_at, taught) = self.read(account, |a| {
             let src = a.mailbox(&from)?;
             let dst = a.mailbox(&to)?;
             let found: Vec<&Message> = uids.iter().filter_map(|u| src.messages.get(u)).collect();
@@ -967,7 +989,9 @@ impl MailStore {
             } else {
                 src.highest_modseq + 1
             });
-            Ok((pairs, modseq, expunge_at))
+            let taught = learn::lesson(src.role, dst.role)
+                .map(|class| (class, found.iter().map(|m| m.blob.hash).collect::<Vec<_>>()));
+            Ok((pairs, modseq, expunge_at, taught))
         })?;
         if pairs.is_empty() {
             return Ok(pairs);
@@ -984,6 +1008,9 @@ impl MailStore {
             },
         )
         .await?;
+        if let Some((class, hashes)) = taught {
+            self.teach(account, class, hashes).await;
+        }
         Ok(pairs)
     }
 }

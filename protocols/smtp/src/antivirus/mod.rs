@@ -5,7 +5,10 @@
 //! - [`signatures`]: the database format (Cairn lines plus a subset of
 //!   ClamAV `.ndb`/`.hdb`), its parser with line errors and limits, and the
 //!   Aho-Corasick matcher; the EICAR test signature is always present;
-//! - [`scan`]: one message against a database, to a [`Verdict`].
+//! - [`scan`]: one message against a database, to a [`Verdict`];
+//! - [`clamd`]: ClamAV's clamd (INSTREAM) as a second scanner, when
+//!   configured;
+//! - `testing` (feature `testing`): a real clamd for tests.
 //!
 //! [`Antivirus`] holds the current database behind a lock that every shard
 //! reads once per message, so a reload ([`Antivirus::replace`], or
@@ -13,15 +16,21 @@
 //! The database lives in the data directory at [`DB_PATH`]; `cairn avdb
 //! update FILE` replaces it atomically.
 //!
-//! Metrics ([`Antivirus::register_metrics`]):
-//! `cairn_smtp_antivirus_scans_total{result="clean|infected|failed"}` and
-//! `cairn_smtp_antivirus_signatures` (the size of the database in use).
+//! What an infected message gets is a [`VirusAction`]: refused at the end
+//! of DATA with `554 5.7.1`, or quarantined (accepted, and delivered only
+//! to one local account).
 //!
-//! Not yet: ClamAV clamd (INSTREAM) and quarantine (infected mail is
-//! rejected at DATA with `554 5.7.1`).
+//! Metrics ([`Antivirus::register_metrics`]):
+//! `cairn_smtp_antivirus_scans_total{result="clean|infected|failed"}`,
+//! `cairn_smtp_antivirus_signatures` (the size of the database in use) and
+//! `cairn_smtp_antivirus_quarantined_total` (infected messages
+//! quarantined, whichever scanner found them).
 
+pub mod clamd;
 pub mod scan;
 pub mod signatures;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -35,6 +44,18 @@ pub use signatures::{AvdbError, Signatures, EICAR, EICAR_NAME};
 /// The database file, relative to the data directory.
 pub const DB_PATH: &str = "avdb/signatures.db";
 
+/// What happens to a message a scanner finds infected.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum VirusAction {
+    /// Refused at the end of DATA/BDAT with `554 5.7.1`; nothing stored.
+    #[default]
+    Reject,
+    /// Accepted, and delivered only to the INBOX of this local address,
+    /// with the verdict and the envelope in `X-Cairn-Quarantine*` fields;
+    /// the recipients get nothing.
+    Quarantine(String),
+}
+
 /// The scanner a listener uses: the current database, swappable.
 #[derive(Debug)]
 pub struct Antivirus {
@@ -45,6 +66,7 @@ pub struct Antivirus {
     infected: IntCounter,
     failed: IntCounter,
     signature_count: IntGauge,
+    quarantined: IntCounter,
 }
 
 impl Antivirus {
@@ -64,6 +86,11 @@ impl Antivirus {
         )
         .unwrap_or_else(|e| unreachable!("metric definition: {e}"));
         signature_count.set(signatures.len() as i64);
+        let quarantined = IntCounter::new(
+            "cairn_smtp_antivirus_quarantined_total",
+            "Infected messages quarantined instead of refused.",
+        )
+        .unwrap_or_else(|e| unreachable!("metric definition: {e}"));
         Self {
             current: RwLock::new(Arc::new(signatures)),
             limits: ScanLimits::default(),
@@ -72,6 +99,7 @@ impl Antivirus {
             failed: scans.with_label_values(&["failed"]),
             scans,
             signature_count,
+            quarantined,
         }
     }
 
@@ -79,11 +107,17 @@ impl Antivirus {
     pub fn register_metrics(&self, metrics: &cairn_shards::metrics::Metrics) {
         metrics.register(&self.scans);
         metrics.register(&self.signature_count);
+        metrics.register(&self.quarantined);
     }
 
     /// Counts a scan that could not run (the blocking pool lost it).
     pub fn count_failed(&self) {
         self.failed.inc();
+    }
+
+    /// Counts an infected message that was quarantined.
+    pub fn count_quarantined(&self) {
+        self.quarantined.inc();
     }
 
     /// The built-in database (EICAR only).

@@ -11,10 +11,15 @@
 //! - [`html`]: the small HTML scanner the rules use.
 //!
 //! The score is the sum of the weights of the [`Hit`]s, whatever made
-//! them: a further contribution (the Bayes classifier, say) is one more
-//! list of hits given to [`Verdict::add`], which sums and decides again.
-//! Scores are kept to one decimal, so what the headers show is what was
-//! compared with the thresholds.
+//! them: a further contribution is one more list of hits given to
+//! [`Verdict::add`], which sums and decides again. Scores are kept to one
+//! decimal, so what the headers show is what was compared with the
+//! thresholds.
+//!
+//! The score is one per message and alone decides a refusal. Then each
+//! recipient's own naive-Bayes classifier ([`SpamOptions::bayes`],
+//! `cairn_storage::bayes`) may still send its copy of a message the score
+//! accepted to its Junk, with `X-Spam-Bayes:` (see `delivery`).
 //!
 //! An authenticated submission is not scored (the caller skips it).
 
@@ -26,6 +31,8 @@ use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub use cairn_storage::bayes::Policy as BayesPolicy;
 
 /// The default tag threshold.
 pub const DEFAULT_TAG_SCORE: f32 = 5.0;
@@ -51,6 +58,9 @@ pub struct SpamOptions {
     /// How long all blocklist lookups together may take (3 s); a zone
     /// that has not answered by then adds nothing.
     pub dnsbl_timeout: Duration,
+    /// The recipients' Bayes classifiers, for messages the score accepts
+    /// (on, with 20 messages of each class and 0.9); `None`: off.
+    pub bayes: Option<BayesPolicy>,
 }
 
 impl Default for SpamOptions {
@@ -61,6 +71,7 @@ impl Default for SpamOptions {
             reject_score: DEFAULT_REJECT_SCORE,
             dnsbl: Vec::new(),
             dnsbl_timeout: DEFAULT_DNSBL_TIMEOUT,
+            bayes: Some(BayesPolicy::default()),
         }
     }
 }
@@ -234,6 +245,7 @@ pub fn is_spam_header(name: &str) -> bool {
         "X-Spam-Score",
         "X-Spam-Status",
         "X-Spam-Flag",
+        "X-Spam-Bayes",
     ]
     .iter()
     .any(|ours| ours.eq_ignore_ascii_case(name.trim()))
@@ -383,6 +395,7 @@ mod tests {
     fn our_headers_are_recognised() {
         assert!(is_spam_header("x-spam-flag"));
         assert!(is_spam_header("X-Spam-Status "));
+        assert!(is_spam_header("x-spam-bayes"));
         assert!(!is_spam_header("X-Spam-Report"));
         assert!(!is_spam_header("Subject"));
     }
