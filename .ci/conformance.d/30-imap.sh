@@ -437,3 +437,42 @@ data = ok(legacy.status(mutf7("Récents"), "(MESSAGES)"), "status")
 assert b"MESSAGES 1" in data[0], data
 legacy.logout()
 PY
+
+check "IMAP: CATENATE puts a message together from new text and a stored one's sections (BADURL)" imap_py <<'PY'
+from imapcheck import *
+c = login("erin@example.org")
+assert "CATENATE" in c.capabilities, c.capabilities
+src = (b"From: sender@remote.test\r\nSubject: forward me\r\nMIME-Version: 1.0\r\n"
+       b"Content-Type: multipart/mixed; boundary=B\r\n\r\n--B\r\nContent-Type: text/plain\r\n\r\nthe text\r\n"
+       b"--B\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\nQUJD\r\n--B--\r\n")
+typ, data = c.append("INBOX", None, None, src)
+assert typ == "OK", data
+uv, uid = re.search(rb"APPENDUID (\d+) (\d+)", data[0]).groups()
+url = f"/INBOX;UIDVALIDITY={uv.decode()}/;UID={uid.decode()}/;SECTION=2".encode()
+def raw(tag, payload):
+    c.send(payload)
+    while True:
+        line = c.readline()
+        if line.startswith(tag.encode() + b" "):
+            return line
+head = (b"From: erin@example.org\r\nSubject: Fwd: forward me\r\nMIME-Version: 1.0\r\n"
+        b"Content-Type: multipart/mixed; boundary=N\r\n\r\n--N\r\nContent-Type: text/plain\r\n\r\nsee below\r\n--N\r\n")
+tail = b"\r\n--N--\r\n"
+# The forwarded part: its MIME header and its body, each by URL.
+line = raw("C1", b'C1 APPEND Drafts (\\Seen) CATENATE (TEXT {%d+}\r\n%s URL "%s.MIME" URL "%s" TEXT {%d+}\r\n%s)\r\n'
+           % (len(head), head, url, url, len(tail), tail))
+m = re.match(rb"C1 OK \[APPENDUID \d+ (\d+)\]", line)
+assert m, line
+ok(c.select("Drafts"), "select")
+data = ok(c.uid("FETCH", m.group(1), "(BODY.PEEK[] BINARY.PEEK[2])"), "fetch")
+mime = b"Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+assert data[0][1] == head + mime + b"QUJD" + tail, data
+assert data[1][1] == b"ABC", data
+# A URL that names nothing here: NO [BADURL url], nothing appended.
+n = int(ok(c.status("Drafts", "(MESSAGES)"), "status")[0].split()[-1].rstrip(b")"))
+for bad in (url.replace(b"UID=", b"UID=9"), b"/Nope/;UID=1", b"imap://bob%40example.org@localhost/INBOX/;UID=1"):
+    line = raw("C2", b'C2 APPEND Drafts CATENATE (TEXT {2+}\r\nhi URL "%s")\r\n' % bad)
+    assert line.startswith(b"C2 NO [BADURL " + bad + b"]"), line
+assert int(ok(c.status("Drafts", "(MESSAGES)"), "status")[0].split()[-1].rstrip(b")")) == n
+c.logout()
+PY

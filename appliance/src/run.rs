@@ -421,7 +421,8 @@ impl ShardMain {
             Some(
                 server
                     .await
-                    .map_err(|e| format!("shard {}: IMAP: {e}", ctx.id()))?,
+                    .map_err(|e| format!("shard {}: IMAP: {e}", ctx.id()))?
+                    .with_shutdown(ctx.shutdown().clone()),
             )
         } else {
             None
@@ -438,7 +439,8 @@ impl ShardMain {
             Some(
                 server
                     .await
-                    .map_err(|e| format!("shard {}: POP3: {e}", ctx.id()))?,
+                    .map_err(|e| format!("shard {}: POP3: {e}", ctx.id()))?
+                    .with_shutdown(ctx.shutdown().clone()),
             )
         } else {
             None

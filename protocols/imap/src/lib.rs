@@ -24,6 +24,7 @@ use std::time::Duration;
 use cairn_shards::mesh::{Mesh, MeshEndpoint, MeshError};
 use cairn_shards::metrics::ServiceMetrics;
 use cairn_shards::stream::{MovedStream, Stream};
+use cairn_shards::Shutdown;
 use cairn_storage::services::Services;
 
 /// A session on its way to the shard that owns its account.
@@ -99,6 +100,14 @@ pub(crate) struct Inner {
     pub(crate) recent: session::recent::Recent,
     /// ENVELOPE and BODYSTRUCTURE by body (see [`session::summaries`]).
     pub(crate) summaries: session::summaries::Summaries,
+    /// The appliance's stop, which ends sessions waiting for a command.
+    shutdown: std::cell::RefCell<Option<Shutdown>>,
+}
+
+impl Inner {
+    pub(crate) fn shutdown(&self) -> Option<Shutdown> {
+        self.shutdown.borrow().clone()
+    }
 }
 
 /// The IMAP server of one shard, shared by its IMAP and IMAPS listeners.
@@ -127,6 +136,7 @@ impl ImapServer {
             mesh: endpoint,
             recent: session::recent::Recent::default(),
             summaries: session::summaries::Summaries::new(session::summaries::DEFAULT_CAPACITY),
+            shutdown: Default::default(),
         });
         let weak = Rc::downgrade(&inner);
         inner.mesh.serve(move |_from, moved: Moved| {
@@ -143,6 +153,14 @@ impl ImapServer {
             }
         })?;
         Ok(Self { inner })
+    }
+
+    /// Sessions waiting for a command (or in IDLE) when `shutdown` is
+    /// raised get `* BYE Server shutting down` and are closed; one sending
+    /// a command finishes it first.
+    pub fn with_shutdown(self, shutdown: Shutdown) -> Self {
+        *self.inner.shutdown.borrow_mut() = Some(shutdown);
+        self
     }
 
     /// Serves one accepted connection (plain, or TLS done by the

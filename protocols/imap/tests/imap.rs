@@ -933,3 +933,149 @@ fn utf8_accept() {
         raw.command("z", "LOGOUT");
     }
 }
+
+const SOURCE: &str = "From: a@example.org\r\nSubject: source\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=XX\r\n\r\n--XX\r\nContent-Type: text/plain\r\n\r\nfirst part\r\n--XX\r\nContent-Type: text/plain\r\n\r\nsecond part\r\n--XX--\r\n";
+
+/// What `FETCH 1 BODY.PEEK[]` of the selected mailbox answers, as one
+/// string.
+fn fetch_first(raw: &mut Raw, tag: &str) -> String {
+    raw.command(tag, "FETCH 1 BODY.PEEK[]").concat()
+}
+
+/// CATENATE (RFC 4469): text and sections of stored messages put
+/// together, alone and within MULTIAPPEND; BADURL for URLs naming
+/// nothing of this user's, TOOBIG over the APPEND limit, BAD past the
+/// limit on parts.
+#[test]
+fn catenate() {
+    let server = start(ImapOptions {
+        max_literal: 1000,
+        ..plaintext()
+    });
+    let user = &server.ready.b;
+    let mut raw = raw_login(server.ready.port, user);
+    let r = raw.command("c0", "CAPABILITY");
+    assert!(r[0].contains(" CATENATE"), "{r:?}");
+    let r = raw.command(
+        "c1",
+        &format!("APPEND INBOX {{{}+}}\r\n{SOURCE}", SOURCE.len()),
+    );
+    assert!(r[0].contains("APPENDUID"), "{r:?}");
+    let r = raw.command("c2", "STATUS INBOX (UIDVALIDITY)");
+    let status = one(&r, "* STATUS");
+    let v: u32 = status
+        .trim_end_matches(')')
+        .rsplit(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .expect("uidvalidity");
+    let header = SOURCE.split("\r\n\r\n").next().expect("header");
+    // The header, new text (a synchronizing literal), the second part.
+    raw.send(
+        format!(
+            "c3 APPEND Drafts (\\Seen) CATENATE (URL \"/INBOX;UIDVALIDITY={v}/;UID=1/;SECTION=HEADER\" TEXT {{6}}\r\n"
+        )
+        .as_bytes(),
+    );
+    assert!(raw.line().starts_with("+ "));
+    raw.send(b"body:  URL \"/INBOX/;UID=1/;SECTION=2\")\r\n");
+    let r = raw.until("c3");
+    assert!(r[0].starts_with("c3 OK [APPENDUID "), "{r:?}");
+    raw.command("c4", "SELECT Drafts");
+    let made = format!("{header}\r\n\r\nbody: second part");
+    let fetched = fetch_first(&mut raw, "c5");
+    assert!(
+        fetched.contains(&format!("{{{}}}\r\n{made})", made.len())),
+        "{fetched}"
+    );
+    // An absolute URL naming this user, a PARTIAL; in a MULTIAPPEND with
+    // a plain message.
+    let r = raw.command(
+        "c6",
+        &format!(
+            "APPEND Drafts {{3+}}\r\nA:b CATENATE (URL \"imap://{}@localhost/INBOX/;UID=1/;PARTIAL=6.7\" TEXT {{3+}}\r\n: x)",
+            user.replace('@', "%40")
+        ),
+    );
+    let done = r.last().expect("reply");
+    assert!(
+        done.starts_with("c6 OK [APPENDUID ") && done.contains(':'),
+        "{r:?}"
+    );
+    raw.command("c7", "SELECT Drafts");
+    let r = raw.command("c8", "FETCH 3 BODY.PEEK[]").concat();
+    assert!(r.contains("{10}\r\na@examp: x)"), "{r}");
+    // URLs that do not resolve: nothing is appended.
+    let before = raw.command("c9", "STATUS Drafts (MESSAGES)");
+    let other = &server.ready.a;
+    for (tag, url) in [
+        (
+            "d1",
+            format!("/INBOX;UIDVALIDITY={}/;UID=1", v.wrapping_add(1)),
+        ),
+        ("d2", "/INBOX/;UID=9".to_string()),
+        ("d3", "/Nope/;UID=1".to_string()),
+        ("d4", "/INBOX/;UID=1/;SECTION=3".to_string()),
+        ("d5", format!("imap://{other}@localhost/INBOX/;UID=1")),
+        (
+            "d6",
+            "/INBOX/;UID=1/;URLAUTH=anonymous:internal:0".to_string(),
+        ),
+        ("d7", "/IN]BOX/;UID=1".to_string()),
+    ] {
+        // The code's text cannot hold a `]`.
+        let code = url.replace(']', "%5D");
+        let r = raw.command(
+            tag,
+            &format!("APPEND Drafts {{3+}}\r\nA:b CATENATE (TEXT {{2+}}\r\nhi URL \"{url}\")"),
+        );
+        assert!(
+            r.last()
+                .expect("reply")
+                .starts_with(&format!("{tag} NO [BADURL {code}] ")),
+            "{url}: {r:?}"
+        );
+    }
+    // Over the APPEND limit (1000 bytes; the source has 204) put
+    // together, or in all.
+    assert_eq!(SOURCE.len(), 204);
+    let url = "URL \"/INBOX/;UID=1\"";
+    let r = raw.command(
+        "e1",
+        &format!("APPEND Drafts CATENATE ({url} {url} {url} {url} {url})"),
+    );
+    assert!(
+        r.last().expect("reply").starts_with("e1 NO [TOOBIG]"),
+        "{r:?}"
+    );
+    let r = raw.command(
+        "e2",
+        &format!("APPEND Drafts CATENATE ({url} {url} {url}) CATENATE ({url} {url} {url})"),
+    );
+    assert!(
+        r.last().expect("reply").starts_with("e2 NO [TOOBIG]"),
+        "{r:?}"
+    );
+    assert_eq!(raw.command("e3", "STATUS Drafts (MESSAGES)"), {
+        let mut same = before.clone();
+        if let Some(last) = same.last_mut() {
+            *last = last.replacen("c9", "e3", 1);
+        }
+        same
+    });
+    // Malformed: BAD, and the session goes on.
+    let many = vec![url; 101].join(" ");
+    let r = raw.command("e4", &format!("APPEND Drafts CATENATE ({many})"));
+    let done = r.last().expect("reply");
+    assert!(
+        done.starts_with("e4 BAD") && done.contains("More than 100"),
+        "{r:?}"
+    );
+    let r = raw.command("e5", "APPEND Drafts CATENATE ()");
+    assert!(r.last().expect("reply").starts_with("e5 BAD"), "{r:?}");
+    raw.send(b"e6 APPEND Drafts CATENATE (TEXT {5000}\r\n");
+    assert!(raw.line().starts_with("e6 NO [TOOBIG]"));
+    let r = raw.command("e7", "NOOP");
+    assert!(r.last().expect("reply").starts_with("e7 OK"), "{r:?}");
+    raw.command("z", "LOGOUT");
+}

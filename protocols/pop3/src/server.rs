@@ -6,7 +6,9 @@
 //!
 //! Input is read into one buffer and framed there; replies collect in an
 //! output buffer written when the input runs dry, so a pipelined batch
-//! (RFC 2449 PIPELINING) is answered in order with one write.
+//! (RFC 2449 PIPELINING) is answered in order with one write. When the
+//! appliance stops, a session waiting for a command gets `-ERR
+//! [SYS/TEMP]` and is closed, its deletions not applied.
 
 use std::fmt;
 use std::io;
@@ -19,11 +21,12 @@ use cairn_shards::mesh::{MeshEndpoint, MeshError};
 use cairn_shards::metrics::{Outcome, ServiceMetrics};
 use cairn_shards::stream::{MovedStream, Stream};
 use cairn_shards::time::timeout;
+use cairn_shards::Shutdown;
 use cairn_storage::directory::sasl::Credentials;
 use cairn_storage::mailbox::flags::DELETED;
 use cairn_storage::mailbox::{BlobRef, FlagAction, Flags};
 use cairn_storage::services::Services;
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::{future, AsyncReadExt, AsyncWriteExt};
 
 use crate::codec::{self, err, ok, DotStuffer, Frame, LineFramer, RespCode};
 use crate::maildrop::{Locks, Maildrop};
@@ -64,6 +67,19 @@ struct Inner {
     metrics: ServiceMetrics,
     locks: Locks,
     endpoint: Rc<MeshEndpoint<Moved, ()>>,
+    /// The appliance's stop, which ends sessions waiting for a command.
+    shutdown: std::cell::RefCell<Option<Shutdown>>,
+}
+
+impl Inner {
+    fn conn(&self, stream: Stream, pending: Vec<u8>) -> Conn {
+        Conn::new(
+            stream,
+            pending,
+            self.options.max_line,
+            self.shutdown.borrow().clone(),
+        )
+    }
 }
 
 /// The POP3 server of one shard. Cheap to clone. Keep one alive on every
@@ -94,6 +110,7 @@ impl Pop3Server {
             metrics,
             locks: Locks::new(),
             endpoint: endpoint.clone(),
+            shutdown: Default::default(),
         });
         let weak: Weak<Inner> = Rc::downgrade(&inner);
         endpoint.serve(move |from, moved: Moved| {
@@ -117,8 +134,15 @@ impl Pop3Server {
         let session = Session::new(&inner.options, inner.tls.is_some(), stream.is_tls());
         let mut out = Vec::with_capacity(1024);
         session.greeting(&mut out);
-        let conn = Conn::new(stream, Vec::new(), inner.options.max_line);
+        let conn = inner.conn(stream, Vec::new());
         run(inner, conn, session, out, peer).await;
+    }
+
+    /// Sessions waiting for a command when `shutdown` is raised get
+    /// `-ERR [SYS/TEMP] server shutting down` and are closed.
+    pub fn with_shutdown(self, shutdown: Shutdown) -> Self {
+        *self.inner.shutdown.borrow_mut() = Some(shutdown);
+        self
     }
 
     /// Whether `account`'s maildrop is locked by a session on this shard.
@@ -142,7 +166,7 @@ async fn resume(inner: Rc<Inner>, moved: Moved) {
     session.restore_counters(counters);
     let mut out = Vec::with_capacity(1024);
     open(&inner, &mut session, &account, &mut out);
-    let conn = Conn::new(stream, pending, inner.options.max_line);
+    let conn = inner.conn(stream, pending);
     run(&inner, conn, session, out, peer).await;
 }
 
@@ -155,6 +179,8 @@ enum End {
     Timeout,
     /// The session went on another shard.
     Moved,
+    /// The appliance is stopping.
+    Shutdown,
     Io(io::Error),
 }
 
@@ -166,10 +192,12 @@ struct Conn {
     pos: usize,
     framer: LineFramer,
     max_line: usize,
+    /// Ends the wait for the next command when raised.
+    shutdown: Option<Shutdown>,
 }
 
 impl Conn {
-    fn new(stream: Stream, pending: Vec<u8>, max_line: usize) -> Self {
+    fn new(stream: Stream, pending: Vec<u8>, max_line: usize, shutdown: Option<Shutdown>) -> Self {
         let mut buf = pending;
         buf.reserve(READ_CHUNK);
         Self {
@@ -178,6 +206,7 @@ impl Conn {
             pos: 0,
             framer: LineFramer::new(max_line),
             max_line,
+            shutdown,
         }
     }
 
@@ -200,7 +229,8 @@ impl Conn {
         Ok(())
     }
 
-    /// Writes what is pending, then reads more input within `wait`.
+    /// Writes what is pending, then reads more input within `wait` or
+    /// until the appliance stops (every read waits for a command line).
     async fn fill(&mut self, out: &mut Vec<u8>, wait: Duration) -> Result<(), End> {
         self.flush(out).await?;
         if self.pos > 0 {
@@ -211,11 +241,20 @@ impl Conn {
         self.buf.resize(len + READ_CHUNK, 0);
         let stream = self.stream.as_mut().ok_or(End::Closed)?;
         let spare = self.buf.get_mut(len..).unwrap_or_default();
-        let n = match timeout(wait, stream.read(spare)).await {
-            Ok(Ok(0)) => Err(End::Closed),
-            Ok(Ok(n)) => Ok(n),
-            Ok(Err(e)) => Err(End::Io(e)),
-            Err(_) => Err(End::Timeout),
+        let read = async { Some(timeout(wait, stream.read(spare)).await) };
+        let stopping = async {
+            match &self.shutdown {
+                Some(shutdown) => shutdown.wait().await,
+                None => future::pending().await,
+            }
+            None
+        };
+        let n = match future::or(read, stopping).await {
+            None => Err(End::Shutdown),
+            Some(Ok(Ok(0))) => Err(End::Closed),
+            Some(Ok(Ok(n))) => Ok(n),
+            Some(Ok(Err(e))) => Err(End::Io(e)),
+            Some(Err(_)) => Err(End::Timeout),
         };
         self.buf.truncate(len + *n.as_ref().unwrap_or(&0));
         n.map(|_| ())
@@ -262,17 +301,22 @@ async fn run(
     peer: SocketAddr,
 ) {
     let ended = drive(inner, &mut conn, &mut session, &mut out, peer).await;
-    match ended {
+    let last = match ended {
         End::Moved => return,
-        End::Timeout => {
-            err(&mut out, None, "Autologout; idle for too long");
-            let _ = conn.flush(&mut out).await;
+        End::Timeout => Some((None, "Autologout; idle for too long")),
+        // RFC 3206 §4: a temporary failure on the server's side.
+        End::Shutdown => Some((Some(RespCode::SysTemp), "server shutting down")),
+        End::Closed => None,
+        End::Io(e) => {
+            tracing::debug!(%peer, error = %e, "pop3: connection error");
+            out.clear();
+            None
         }
-        End::Closed => {
-            let _ = conn.flush(&mut out).await;
-        }
-        End::Io(e) => tracing::debug!(%peer, error = %e, "pop3: connection error"),
+    };
+    if let Some((code, text)) = last {
+        err(&mut out, code, text);
     }
+    let _ = conn.flush(&mut out).await;
     // The lock goes before the connection closes: a client that
     // reconnects at once finds the maildrop free.
     drop(session);

@@ -8,8 +8,9 @@
 //!   (RFC 5258 LIST-EXTENDED, RFC 5819 LIST-STATUS, RFC 6154);
 //! - `CREATE name (USE (\Sent …))` (RFC 6154 CREATE-SPECIAL-USE);
 //! - `APPEND mailbox [flags] [date] literal …` with several messages
-//!   (RFC 3502 MULTIAPPEND), or with `UTF8 (literal8)` (RFC 6855 §4):
-//!   cut into one plain APPEND per message;
+//!   (RFC 3502 MULTIAPPEND), with `UTF8 (literal8)` (RFC 6855 §4), or
+//!   with `CATENATE (TEXT literal / URL url …)` (RFC 4469): cut into one
+//!   plain APPEND per message, a catenated one with its parts beside it;
 //! - `[UID] FETCH set (… EMAILID THREADID …)` (RFC 8474 §5): the object
 //!   id items are taken off and the rest is left to imap-codec;
 //! - `STATUS mailbox (… MAILBOXID …)` (RFC 8474 §4.3), and MAILBOXID in
@@ -76,6 +77,29 @@ pub struct FetchObjects {
     pub threadid: bool,
 }
 
+/// One message of an APPEND.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendMessage {
+    /// `tag APPEND mailbox [flags] [date] literal`; for CATENATE, an empty
+    /// literal stands in for the message.
+    pub plain: Vec<u8>,
+    /// The parts of a CATENATE (RFC 4469) message, in order.
+    pub catenate: Option<Vec<CatPart>>,
+}
+
+/// A part of a CATENATE message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CatPart {
+    /// `TEXT literal` (or `literal8`, or RFC 6855's `UTF8 (literal8)`).
+    Text(Vec<u8>),
+    /// `URL url`: the URL as sent (see [`super::imapurl`]).
+    Url(Vec<u8>),
+}
+
+/// The most CATENATE parts in one APPEND command (all its messages
+/// together): each URL reads a stored message.
+pub const MAX_CATENATE_PARTS: usize = 100;
+
 /// An extended command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Extended {
@@ -96,9 +120,12 @@ pub enum Extended {
     /// `plain` is `CREATE name` alone; `uses` the attributes asked for,
     /// as sent (`\Sent`).
     Create { plain: Vec<u8>, uses: Vec<String> },
-    /// One plain `APPEND mailbox [flags] [date] literal` per message;
-    /// `utf8` when one was sent as `UTF8 (literal8)` (RFC 6855 §4).
-    Append { messages: Vec<Vec<u8>>, utf8: bool },
+    /// One per message; `utf8` when one was sent as `UTF8 (literal8)`
+    /// (RFC 6855 §4).
+    Append {
+        messages: Vec<AppendMessage>,
+        utf8: bool,
+    },
     /// `plain` is the FETCH without its object id items: with `UID`
     /// standing in for them when they were all it asked for (`stand_in`).
     Fetch {
@@ -297,6 +324,24 @@ impl<'a> P<'a> {
         }
     }
 
+    /// Takes `word` (matched without regard to case) when it comes next.
+    fn eat_word(&mut self, word: &[u8]) -> bool {
+        let next = self.rest().get(..word.len());
+        if next.is_some_and(|w| w.eq_ignore_ascii_case(word)) {
+            self.i += word.len();
+            true
+        } else {
+            false
+        }
+    }
+
+    /// A literal (or literal8) as sent: its announcement and its data.
+    fn literal_as_sent(&mut self) -> Res<&'a [u8]> {
+        let start = self.i;
+        self.literal(true)?;
+        Ok(self.b.get(start..self.i).unwrap_or_default())
+    }
+
     /// An astring, or with `list` a list-mailbox: its bytes.
     fn string(&mut self, list: bool) -> Res<Vec<u8>> {
         match self.peek() {
@@ -398,15 +443,9 @@ fn parse(bytes: &[u8]) -> Res<Option<Extended>> {
 /// `SEARCH SP RETURN SP (opts) SP criteria`.
 fn search(p: &mut P<'_>, uid: bool) -> Res<Option<Extended>> {
     let after_name = p.i;
-    if !p.eat(b' ')
-        || !p
-            .rest()
-            .get(..7)
-            .is_some_and(|w| w.eq_ignore_ascii_case(b"RETURN "))
-    {
+    if !p.eat(b' ') || !p.eat_word(b"RETURN ") {
         return Ok(None);
     }
-    p.i += 7;
     let mut ret = SearchReturn::default();
     for option in p.list_of("the RETURN options", |p| p.atom("a RETURN option"))? {
         match option.as_str() {
@@ -668,13 +707,16 @@ fn create(p: &mut P<'_>) -> Res<Option<Extended>> {
 }
 
 /// `APPEND SP mailbox 1*(SP [flags SP] [date SP] (literal | UTF8 SP
-/// "(" literal8 ")"))`; one message in a plain literal passes.
+/// "(" literal8 ")" | CATENATE SP "(" cat-part *(SP cat-part) ")"))`;
+/// one message in a plain literal passes.
 fn append(p: &mut P<'_>) -> Res<Option<Extended>> {
     p.sp()?;
     p.string(false)?;
     let mailbox_end = p.i;
     let mut messages = Vec::new();
     let mut utf8 = false;
+    let mut catenated = false;
+    let mut parts_left = MAX_CATENATE_PARTS;
     while p.eat(b' ') {
         let start = p.i;
         if p.peek() == Some(b'(') {
@@ -686,43 +728,68 @@ fn append(p: &mut P<'_>) -> Res<Option<Extended>> {
             p.sp()?;
         }
         let before_data = p.i;
-        let utf8_data = p
-            .rest()
-            .get(..6)
-            .is_some_and(|w| w.eq_ignore_ascii_case(b"UTF8 ("));
-        if utf8_data {
-            p.i += 6;
-            utf8 = true;
-        }
-        match p.peek() {
-            Some(b'{' | b'~') => {}
-            _ if p
-                .rest()
-                .get(..8)
-                .is_some_and(|w| w.eq_ignore_ascii_case(b"CATENATE")) =>
-            {
-                return bad("CATENATE is not supported");
-            }
-            _ => return bad("Expected a message literal"),
-        }
-        let data_start = p.i;
-        p.literal(true)?;
-        let data = p.b.get(data_start..p.i).unwrap_or_default();
-        if utf8_data {
-            p.expect(b')', "')' closing the UTF8 data")?;
-        }
         let mut one = bytes_upto(p.b, mailbox_end).to_vec();
         one.push(b' ');
         one.extend_from_slice(p.b.get(start..before_data).unwrap_or_default());
+        if p.eat_word(b"CATENATE ") {
+            catenated = true;
+            let parts = p.list_of("the CATENATE parts", |p| {
+                parts_left = parts_left.checked_sub(1).ok_or(Fail::Bad(format!(
+                    "More than {MAX_CATENATE_PARTS} CATENATE parts"
+                )))?;
+                cat_part(p, &mut utf8)
+            })?;
+            if parts.is_empty() {
+                return bad("Expected at least one CATENATE part");
+            }
+            one.extend_from_slice(b"{0}\r\n\r\n");
+            messages.push(AppendMessage {
+                plain: one,
+                catenate: Some(parts),
+            });
+            continue;
+        }
+        let data = if p.eat_word(b"UTF8 (") {
+            utf8 = true;
+            let data = p.literal_as_sent()?;
+            p.expect(b')', "')' closing the UTF8 data")?;
+            data
+        } else if matches!(p.peek(), Some(b'{' | b'~')) {
+            p.literal_as_sent()?
+        } else {
+            return bad("Expected a message literal");
+        };
         one.extend_from_slice(data);
         one.extend_from_slice(b"\r\n");
-        messages.push(one);
+        messages.push(AppendMessage {
+            plain: one,
+            catenate: None,
+        });
     }
     p.end()?;
-    if messages.len() < 2 && !utf8 {
+    if messages.len() < 2 && !utf8 && !catenated {
         return Ok(None);
     }
     Ok(Some(Extended::Append { messages, utf8 }))
+}
+
+/// `TEXT SP literal`, `URL SP astring`, or `UTF8 SP "(" literal8 ")"`
+/// (RFC 6855 §4, which sets `utf8`).
+fn cat_part(p: &mut P<'_>, utf8: &mut bool) -> Res<CatPart> {
+    let kind = p.atom("TEXT or URL")?;
+    p.sp()?;
+    match kind.as_str() {
+        "TEXT" => Ok(CatPart::Text(p.literal(true)?.to_vec())),
+        "URL" => Ok(CatPart::Url(p.string(false)?)),
+        "UTF8" => {
+            *utf8 = true;
+            p.expect(b'(', "'(' opening the UTF8 data")?;
+            let data = p.literal(true)?.to_vec();
+            p.expect(b')', "')' closing the UTF8 data")?;
+            Ok(CatPart::Text(data))
+        }
+        other => bad(format!("Unknown CATENATE part {other}")),
+    }
 }
 
 /// How many string arguments follow a search key: none of them is a
@@ -986,15 +1053,11 @@ mod tests {
             pre(b"a APPEND INBOX (\\Seen) {2+}\r\nhi \"01-Jan-2020 00:00:00 +0000\" ~{1}\r\nx\r\n"),
             Extended::Append {
                 messages: vec![
-                    b"a APPEND INBOX (\\Seen) {2+}\r\nhi\r\n".to_vec(),
-                    b"a APPEND INBOX \"01-Jan-2020 00:00:00 +0000\" ~{1}\r\nx\r\n".to_vec(),
+                    literal(b"a APPEND INBOX (\\Seen) {2+}\r\nhi\r\n"),
+                    literal(b"a APPEND INBOX \"01-Jan-2020 00:00:00 +0000\" ~{1}\r\nx\r\n"),
                 ],
                 utf8: false,
             }
-        );
-        assert_eq!(
-            reason(b"a APPEND INBOX {2+}\r\nhi CATENATE (TEXT {1+}\r\nx)\r\n"),
-            "CATENATE is not supported"
         );
         assert_eq!(
             check_literal(b"a APPEND INBOX {2}\r\nhi (\\Seen) {3}\r\n"),
@@ -1012,6 +1075,92 @@ mod tests {
             check_literal(b"a APPEND INBOX {2}\r\nhi x {3}\r\n"),
             Some(Err(_))
         ));
+    }
+
+    /// A message of an APPEND sent in a literal.
+    fn literal(plain: &[u8]) -> AppendMessage {
+        AppendMessage {
+            plain: plain.to_vec(),
+            catenate: None,
+        }
+    }
+
+    #[test]
+    fn catenate() {
+        assert_eq!(
+            pre(b"a APPEND Drafts (\\Seen) CATENATE (URL \"/INBOX;UIDVALIDITY=5/;UID=2/;SECTION=HEADER\" TEXT {4+}\r\nbody text ~{1}\r\nx url {3}\r\n/;x)\r\n"),
+            Extended::Append {
+                messages: vec![AppendMessage {
+                    plain: b"a APPEND Drafts (\\Seen) {0}\r\n\r\n".to_vec(),
+                    catenate: Some(vec![
+                        CatPart::Url(b"/INBOX;UIDVALIDITY=5/;UID=2/;SECTION=HEADER".to_vec()),
+                        CatPart::Text(b"body".to_vec()),
+                        CatPart::Text(b"x".to_vec()),
+                        CatPart::Url(b"/;x".to_vec()),
+                    ]),
+                }],
+                utf8: false,
+            }
+        );
+        // Within MULTIAPPEND, and with RFC 6855's UTF8 data.
+        assert_eq!(
+            pre(b"a APPEND INBOX {2+}\r\nhi \"01-Jan-2020 00:00:00 +0000\" catenate (UTF8 (~{2}\r\n\xc3\xa9))\r\n"),
+            Extended::Append {
+                messages: vec![
+                    literal(b"a APPEND INBOX {2+}\r\nhi\r\n"),
+                    AppendMessage {
+                        plain: b"a APPEND INBOX \"01-Jan-2020 00:00:00 +0000\" {0}\r\n\r\n".to_vec(),
+                        catenate: Some(vec![CatPart::Text("\u{e9}".as_bytes().to_vec())]),
+                    },
+                ],
+                utf8: true,
+            }
+        );
+        // The stand-in decodes as a plain APPEND.
+        assert!(super::super::command::decode(b"a APPEND Drafts (\\Seen) {0}\r\n\r\n").is_ok());
+        for (line, why) in [
+            (
+                &b"a APPEND INBOX CATENATE ()\r\n"[..],
+                "Expected at least one CATENATE part",
+            ),
+            (
+                b"a APPEND INBOX CATENATE (FILE x)\r\n",
+                "Unknown CATENATE part FILE",
+            ),
+            (
+                b"a APPEND INBOX CATENATE TEXT {1+}\r\nx\r\n",
+                "Expected '(' opening the CATENATE parts",
+            ),
+            (
+                b"a APPEND INBOX CATENATE (TEXT x)\r\n",
+                "Expected a literal",
+            ),
+            (
+                b"a APPEND INBOX CATENATE (URL \"/x\"\r\n",
+                "Expected a space",
+            ),
+        ] {
+            assert_eq!(reason(line), why, "{}", String::from_utf8_lossy(line));
+        }
+        let many = format!(
+            "a APPEND INBOX CATENATE ({})\r\n",
+            vec!["URL /INBOX/;UID=1"; MAX_CATENATE_PARTS + 1].join(" ")
+        );
+        assert_eq!(reason(many.as_bytes()), "More than 100 CATENATE parts");
+        let just = format!(
+            "a APPEND INBOX CATENATE ({})\r\n",
+            vec!["URL /INBOX/;UID=1"; MAX_CATENATE_PARTS].join(" ")
+        );
+        assert!(matches!(pre_decode(just.as_bytes()), Outcome::Pre(_)));
+        // A literal announced at the end of a part is expected.
+        for cut in [
+            &b"a APPEND INBOX CATENATE (TEXT {5}\r\n"[..],
+            b"a APPEND INBOX CATENATE (URL \"/INBOX/;UID=1\" TEXT {5}\r\n",
+            b"a APPEND INBOX CATENATE (TEXT {1}\r\nx URL {12}\r\n",
+            b"a APPEND INBOX {1}\r\nx CATENATE (TEXT ~{1}\r\n",
+        ] {
+            assert_eq!(check_literal(cut), Some(Ok("a".into())), "{cut:?}");
+        }
     }
 
     /// The command with its slots written out: `$` as 5:7 (UIDs) or 1:3,
@@ -1189,7 +1338,7 @@ mod tests {
         assert_eq!(
             pre(b"a APPEND INBOX (\\Seen) utf8 (~{2}\r\nhi)\r\n"),
             Extended::Append {
-                messages: vec![b"a APPEND INBOX (\\Seen) ~{2}\r\nhi\r\n".to_vec()],
+                messages: vec![literal(b"a APPEND INBOX (\\Seen) ~{2}\r\nhi\r\n")],
                 utf8: true,
             }
         );
@@ -1197,8 +1346,8 @@ mod tests {
             pre(b"a APPEND INBOX {1+}\r\nx UTF8 (~{2+}\r\nhi)\r\n"),
             Extended::Append {
                 messages: vec![
-                    b"a APPEND INBOX {1+}\r\nx\r\n".to_vec(),
-                    b"a APPEND INBOX ~{2+}\r\nhi\r\n".to_vec()
+                    literal(b"a APPEND INBOX {1+}\r\nx\r\n"),
+                    literal(b"a APPEND INBOX ~{2+}\r\nhi\r\n")
                 ],
                 utf8: true,
             }
@@ -1230,7 +1379,7 @@ mod tests {
         #[test]
         fn command_shaped_input_never_panics(
             name in "(UID SEARCH|SEARCH|LIST|CREATE|APPEND|UID FETCH|FETCH|STATUS|STORE|UID EXPUNGE|SORT|THREAD) ",
-            args in "([ -~]|\r\n|\\{[0-9]{1,3}\\+?\\}\r\n|EMAILID |THREADID |MAILBOXID|UTF8 \\(|~|\\[|\\]){0,40}",
+            args in "([ -~]|\r\n|\\{[0-9]{1,3}\\+?\\}\r\n|EMAILID |THREADID |MAILBOXID|UTF8 \\(|CATENATE \\(|TEXT |URL |~|\\[|\\]){0,40}",
         ) {
             let line = format!("t {name}{args}\r\n");
             let _ = pre_decode(line.as_bytes());

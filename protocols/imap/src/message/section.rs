@@ -37,8 +37,14 @@ impl<'a> Parsed<'a> {
     /// HEADER.FIELDS[.NOT], whose result keeps the matching fields' original
     /// lines (folding included) and ends with the blank line.
     pub fn section(&self, section: Option<&Section<'_>>) -> Cow<'a, [u8]> {
+        self.find_section(section).unwrap_or_default()
+    }
+
+    /// `BODY[section]` content as [`Parsed::section`] gives it, or `None`
+    /// where the section names no part (a URL that does not resolve).
+    pub fn find_section(&self, section: Option<&Section<'_>>) -> Option<Cow<'a, [u8]>> {
         let Some(section) = section else {
-            return Cow::Borrowed(self.raw());
+            return Some(Cow::Borrowed(self.raw()));
         };
         let content = match section {
             Section::Part(part) => self.part(Some(part)).map(|n| self.bytes(n.body.clone())),
@@ -56,7 +62,7 @@ impl<'a> Parsed<'a> {
                 return self.filtered(part.as_ref(), names, false);
             }
         };
-        Cow::Borrowed(content.unwrap_or_default())
+        content.map(Cow::Borrowed)
     }
 
     /// `BINARY[part]` content: the part's body with its transfer encoding
@@ -132,10 +138,8 @@ impl<'a> Parsed<'a> {
         part: Option<&Part>,
         names: &Vec1<AString<'_>>,
         keep: bool,
-    ) -> Cow<'a, [u8]> {
-        let Some(node) = self.message(part) else {
-            return Cow::Borrowed(&[]);
-        };
+    ) -> Option<Cow<'a, [u8]>> {
+        let node = self.message(part)?;
         let mut out = Vec::new();
         for field in fields(self.bytes(node.header.clone())) {
             let listed = names.as_ref().iter().any(|n| field.is(n.as_ref()));
@@ -147,6 +151,6 @@ impl<'a> Parsed<'a> {
             }
         }
         out.extend_from_slice(b"\r\n");
-        Cow::Owned(out)
+        Some(Cow::Owned(out))
     }
 }

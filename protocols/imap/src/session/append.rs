@@ -5,6 +5,11 @@
 //! MULTIAPPEND (RFC 3502) is all or nothing: every message is checked
 //! first; the store appends one at a time, so when one fails those
 //! already appended are flagged `\Deleted` and expunged again.
+//!
+//! A CATENATE message (RFC 4469) is put together first (see
+//! [`super::catenate`]) and then appended as any other.
+
+use std::borrow::Cow;
 
 use cairn_storage::mailbox::flags::DELETED;
 use cairn_storage::mailbox::{FlagAction, Flags, MailError};
@@ -18,13 +23,22 @@ use super::store::to_flags;
 use super::view::uid_set;
 use super::{Reply, Session};
 use crate::codec::command;
+use crate::codec::extended::AppendMessage;
 
 /// One message to append, checked.
 struct Prepared<'b> {
     mailbox: String,
     flags: Flags,
     internal_date: i64,
-    body: &'b [u8],
+    body: Cow<'b, [u8]>,
+}
+
+/// A message literal's bytes.
+fn data<'b>(message: &'b LiteralOrLiteral8<'_>) -> &'b [u8] {
+    match message {
+        LiteralOrLiteral8::Literal(l) => l.as_ref(),
+        LiteralOrLiteral8::Literal8(l) => l.data.as_ref(),
+    }
 }
 
 /// The reply for a refused append: a missing mailbox is TRYCREATE.
@@ -42,14 +56,10 @@ impl Session<'_> {
         mailbox: &Mailbox<'_>,
         flags: &[Flag<'_>],
         date: Option<&DateTime>,
-        message: &'b LiteralOrLiteral8<'_>,
+        body: Cow<'b, [u8]>,
     ) -> Result<Prepared<'b>, Reply> {
         let mailbox = self.mailbox_name(mailbox)?;
         let flags = to_flags(flags)?;
-        let body: &[u8] = match message {
-            LiteralOrLiteral8::Literal(l) => l.as_ref(),
-            LiteralOrLiteral8::Literal8(l) => l.data.as_ref(),
-        };
         if body.is_empty() {
             return Err(Reply::no("CANNOT", "Empty message"));
         }
@@ -73,23 +83,36 @@ impl Session<'_> {
         date: Option<&DateTime>,
         message: &LiteralOrLiteral8<'_>,
     ) -> Reply {
-        match self.prepare(mailbox, flags, date, message) {
+        match self.prepare(mailbox, flags, date, Cow::Borrowed(data(message))) {
             Ok(one) => self.append_all(account, &[one]).await,
             Err(r) => r,
         }
     }
 
-    /// MULTIAPPEND: `messages` are plain APPEND commands, one each.
-    pub(super) async fn multiappend(&mut self, account: &str, messages: &[Vec<u8>]) -> Reply {
+    /// MULTIAPPEND, UTF8 data or CATENATE: one plain APPEND command per
+    /// message, with the parts of a catenated one.
+    pub(super) async fn multiappend(&mut self, account: &str, messages: &[AppendMessage]) -> Reply {
         let mut commands: Vec<Command<'_>> = Vec::with_capacity(messages.len());
         for one in messages {
-            match command::decode(one) {
+            match command::decode(&one.plain) {
                 Ok(c) => commands.push(c),
                 Err(_) => return Reply::bad("Syntax error in APPEND"),
             }
         }
+        // The catenated messages, all within one APPEND limit.
+        let mut budget = self.inner.options.max_literal;
+        let mut catenated = Vec::with_capacity(messages.len());
+        for one in messages {
+            catenated.push(match &one.catenate {
+                Some(parts) => match self.catenate(account, parts, &mut budget).await {
+                    Ok(body) => Some(body),
+                    Err(r) => return r,
+                },
+                None => None,
+            });
+        }
         let mut prepared = Vec::with_capacity(commands.len());
-        for c in &commands {
+        for (c, catenated) in commands.iter().zip(catenated) {
             let CommandBody::Append {
                 mailbox,
                 flags,
@@ -99,7 +122,8 @@ impl Session<'_> {
             else {
                 return Reply::bad("Syntax error in APPEND");
             };
-            match self.prepare(mailbox, flags, date.as_ref(), message) {
+            let body = catenated.map_or_else(|| Cow::Borrowed(data(message)), Cow::Owned);
+            match self.prepare(mailbox, flags, date.as_ref(), body) {
                 Ok(p) => prepared.push(p),
                 Err(r) => return r,
             }
@@ -117,7 +141,7 @@ impl Session<'_> {
                 .append(
                     account,
                     &m.mailbox,
-                    m.body,
+                    &m.body,
                     m.flags.clone(),
                     m.internal_date,
                 )

@@ -1,14 +1,16 @@
 //! The socket of a session, its read buffer and framer, and the output
 //! buffer's flushing: input is framed where it lies, replies collect and
 //! are written when the input runs dry (so a pipelined batch gets one
-//! write).
+//! write). A wait for input between commands (IDLE's included) also ends
+//! when the appliance stops.
 
 use std::io;
 use std::time::Duration;
 
 use cairn_shards::stream::Stream;
 use cairn_shards::time::timeout;
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use cairn_shards::Shutdown;
+use futures_lite::{future, AsyncReadExt, AsyncWriteExt};
 
 use crate::codec::framer::{Event, Framer};
 
@@ -24,6 +26,8 @@ pub(crate) enum End {
     Timeout,
     /// The session moved to another shard.
     Moved,
+    /// The appliance is stopping (seen between commands).
+    Shutdown,
     Io(io::Error),
 }
 
@@ -33,16 +37,24 @@ pub(crate) struct Conn {
     pos: usize,
     scratch: Vec<u8>,
     pub(crate) framer: Framer,
+    /// Ends a wait for the next command when raised.
+    shutdown: Option<Shutdown>,
 }
 
 impl Conn {
-    pub(crate) fn new(stream: Stream, max_line: usize, pending: Vec<u8>) -> Self {
+    pub(crate) fn new(
+        stream: Stream,
+        max_line: usize,
+        pending: Vec<u8>,
+        shutdown: Option<Shutdown>,
+    ) -> Self {
         Self {
             stream: Some(stream),
             buf: pending,
             pos: 0,
             scratch: Vec::new(),
             framer: Framer::new(max_line),
+            shutdown,
         }
     }
 
@@ -76,7 +88,9 @@ impl Conn {
         Ok(())
     }
 
-    /// Writes what is pending, then reads more input within `wait`.
+    /// Writes what is pending, then reads more input within `wait`; with
+    /// no command part-way in, the wait also ends when the appliance
+    /// stops (a command being sent is let finish).
     pub(crate) async fn fill(&mut self, out: &mut Vec<u8>, wait: Duration) -> Result<(), End> {
         self.flush(out).await?;
         if self.pos > 0 {
@@ -86,16 +100,26 @@ impl Conn {
         // Read into scratch space, so that a read given up (IDLE woken
         // by a change) leaves the buffer as it was.
         self.scratch.resize(READ_CHUNK, 0);
+        let between_commands = self.framer.pending().is_empty();
         let stream = self.stream.as_mut().ok_or(End::Closed)?;
-        match timeout(wait, stream.read(&mut self.scratch)).await {
-            Ok(Ok(0)) => Err(End::Closed),
-            Ok(Ok(n)) => {
+        let read = async { Some(timeout(wait, stream.read(&mut self.scratch)).await) };
+        let stopping = async {
+            match (&self.shutdown, between_commands) {
+                (Some(shutdown), true) => shutdown.wait().await,
+                _ => future::pending().await,
+            }
+            None
+        };
+        match future::or(read, stopping).await {
+            None => Err(End::Shutdown),
+            Some(Ok(Ok(0))) => Err(End::Closed),
+            Some(Ok(Ok(n))) => {
                 self.buf
                     .extend_from_slice(self.scratch.get(..n).unwrap_or_default());
                 Ok(())
             }
-            Ok(Err(e)) => Err(End::Io(e)),
-            Err(_) => Err(End::Timeout),
+            Some(Ok(Err(e))) => Err(End::Io(e)),
+            Some(Err(_)) => Err(End::Timeout),
         }
     }
 

@@ -8,6 +8,7 @@
 
 mod append;
 mod auth;
+mod catenate;
 mod conn;
 mod copy_move;
 mod fetch;
@@ -104,6 +105,7 @@ pub fn capabilities(
             "LIST-STATUS",
             "CREATE-SPECIAL-USE",
             "MULTIAPPEND",
+            "CATENATE",
             "OBJECTID",
             "UTF8=ACCEPT",
         ]
@@ -217,7 +219,7 @@ pub(crate) async fn run(inner: &Inner, stream: Stream, peer: SocketAddr) {
         Some(&format!("CAPABILITY {caps}")),
         &format!("{} Cairn IMAP ready", inner.options.hostname),
     );
-    let conn = Conn::new(stream, inner.options.max_line, Vec::new());
+    let conn = Conn::new(stream, inner.options.max_line, Vec::new(), inner.shutdown());
     drive(s, conn).await
 }
 
@@ -235,7 +237,12 @@ pub(crate) async fn resume(inner: &Inner, moved: Moved) {
     let mut s = Session::new(inner, peer, tls);
     s.enabled = enabled;
     s.logged_in(&tag, account);
-    let conn = Conn::new(stream.attach(), inner.options.max_line, pending);
+    let conn = Conn::new(
+        stream.attach(),
+        inner.options.max_line,
+        pending,
+        inner.shutdown(),
+    );
     drive(s, conn).await
 }
 
@@ -243,17 +250,22 @@ async fn drive(mut s: Session<'_>, mut conn: Conn) {
     s.inner.metrics.active.inc();
     let ended = s.serve(&mut conn).await;
     s.inner.metrics.active.dec();
-    match ended {
-        End::Timeout => {
-            response::untagged(&mut s.out, "BYE Autologout; idle for too long");
-            let _ = conn.flush(&mut s.out).await;
-        }
-        End::Closed => {
-            let _ = conn.flush(&mut s.out).await;
-        }
+    let bye = match ended {
+        End::Timeout => Some("BYE Autologout; idle for too long"),
+        // RFC 9051 §7.1.5: the server is closing the connection.
+        End::Shutdown => Some("BYE Server shutting down"),
+        End::Closed => None,
         End::Moved => return,
-        End::Io(e) => tracing::debug!(peer = %s.peer, error = %e, "imap: connection error"),
+        End::Io(e) => {
+            tracing::debug!(peer = %s.peer, error = %e, "imap: connection error");
+            s.out.clear();
+            None
+        }
+    };
+    if let Some(bye) = bye {
+        response::untagged(&mut s.out, bye);
     }
+    let _ = conn.flush(&mut s.out).await;
     if let Some(mut stream) = conn.stream.take() {
         let _ = futures_lite::AsyncWriteExt::close(&mut stream).await;
     }
