@@ -361,7 +361,7 @@ PY
 
 check "IMAP: OBJECTID (MAILBOXID kept by RENAME, EMAILID kept by COPY, SEARCH EMAILID/THREADID)" imap_py <<'PY'
 from imapcheck import *
-c = login("dave@example.org")
+c = login("frank@example.org")
 assert "OBJECTID" in c.capabilities, c.capabilities
 def mailboxid(data):
     return re.search(rb"MAILBOXID \(([A-Za-z0-9_-]{1,255})\)", b" ".join(data)).group(1)
@@ -409,7 +409,7 @@ def mutf7(name):
             run += ch
     return out
 name = "Récents/日本語"
-u = login("dave@example.org")
+u = login("frank@example.org")
 assert "UTF8=ACCEPT" in u.capabilities, u.capabilities
 ok(u.enable("UTF8=ACCEPT"), "enable")
 assert u.untagged_responses.get("ENABLED") == [b"UTF8=ACCEPT"], u.untagged_responses
@@ -430,7 +430,7 @@ while not (line := u.readline()).startswith(b"U1 "):
     pass
 assert line.startswith(b"U1 OK [APPENDUID"), line
 u.logout()
-legacy = login("dave@example.org")
+legacy = login("frank@example.org")
 lines = ok(legacy.list('""', '"R*"'), "list")
 assert any(l.endswith(f'"{mutf7(name)}"'.encode()) for l in lines), (mutf7(name), lines)
 data = ok(legacy.status(mutf7("Récents"), "(MESSAGES)"), "status")
@@ -440,7 +440,7 @@ PY
 
 check "IMAP: CATENATE puts a message together from new text and a stored one's sections (BADURL)" imap_py <<'PY'
 from imapcheck import *
-c = login("erin@example.org")
+c = login("gina@example.org")
 assert "CATENATE" in c.capabilities, c.capabilities
 src = (b"From: sender@remote.test\r\nSubject: forward me\r\nMIME-Version: 1.0\r\n"
        b"Content-Type: multipart/mixed; boundary=B\r\n\r\n--B\r\nContent-Type: text/plain\r\n\r\nthe text\r\n"
@@ -455,7 +455,7 @@ def raw(tag, payload):
         line = c.readline()
         if line.startswith(tag.encode() + b" "):
             return line
-head = (b"From: erin@example.org\r\nSubject: Fwd: forward me\r\nMIME-Version: 1.0\r\n"
+head = (b"From: gina@example.org\r\nSubject: Fwd: forward me\r\nMIME-Version: 1.0\r\n"
         b"Content-Type: multipart/mixed; boundary=N\r\n\r\n--N\r\nContent-Type: text/plain\r\n\r\nsee below\r\n--N\r\n")
 tail = b"\r\n--N--\r\n"
 # The forwarded part: its MIME header and its body, each by URL.
