@@ -6,6 +6,8 @@ pub mod appliance;
 pub mod imap_client;
 pub mod report;
 pub mod rr_protocol;
+pub mod rtc_load;
+pub mod sfu_peers;
 pub mod smtp_client;
 pub mod smtp_load;
 

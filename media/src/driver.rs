@@ -20,25 +20,62 @@ use glommio::net::UdpSocket;
 
 use crate::metrics::MediaMetrics;
 use crate::recording::FileOp;
-use crate::sfu::{Sfu, SfuStats};
+use crate::sfu::{Datagram, Sfu, SfuStats};
 
 /// Largest datagram read (above any path MTU).
 const MAX_DATAGRAM: usize = 2048;
 /// Longest the loop sleeps without a datagram or a timer.
 const IDLE_WAKE: Duration = Duration::from_millis(50);
 
-/// Binds the media socket of a shard at `addr`, without SO_REUSEPORT: a
+/// The media socket's kernel buffers: a burst to many subscribers must not
+/// overflow them between two turns of the loop.
+const SOCKET_BUFFER: usize = 8 * 1024 * 1024;
+/// Datagrams sent at once (each an io_uring operation in flight).
+const SEND_BATCH: usize = 64;
+
+/// Binds the media socket of a shard at `addr`, without SO_REUSEPORT (a
 /// second process on the same port fails here instead of taking half the
-/// datagrams.
+/// datagrams) and with large buffers (`SO_RCVBUFFORCE` where allowed,
+/// else as large as `net.core.rmem_max` lets).
 pub fn bind(addr: SocketAddr) -> std::io::Result<UdpSocket> {
-    cairn_shards::net::bind_udp_exclusive(addr)
+    use socket2::{Domain, Protocol, Socket, Type};
+    use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_cloexec(true)?;
+    for (force, plain) in [
+        (libc::SO_RCVBUFFORCE, libc::SO_RCVBUF),
+        (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF),
+    ] {
+        let size = SOCKET_BUFFER as libc::c_int;
+        for option in [force, plain] {
+            // SAFETY: a valid descriptor, and a c_int option of its size.
+            let done = unsafe {
+                libc::setsockopt(
+                    socket.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    option,
+                    (&size as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            if done == 0 {
+                break;
+            }
+        }
+    }
+    socket.bind(&addr.into())?;
+    // SAFETY: the descriptor is a bound UDP socket that we own and hand
+    // over whole.
+    Ok(unsafe { UdpSocket::from_raw_fd(socket.into_raw_fd()) })
 }
 
 /// How often the SFU's counters go to the metrics.
 const SAMPLE_EVERY: Duration = Duration::from_secs(1);
 
 /// Runs `sfu` (shard `shard`) on `socket` until `shutdown`, sampling its
-/// counters into `metrics`.
+/// counters into `metrics`. One task reads the socket without pause (a
+/// receive is never abandoned, so no datagram is lost between turns);
+/// this one drives the timers, the recordings and the metrics.
 pub async fn run(
     sfu: Rc<RefCell<Sfu>>,
     socket: UdpSocket,
@@ -53,7 +90,8 @@ pub async fn run(
             return;
         }
     };
-    let mut buf = vec![0u8; MAX_DATAGRAM];
+    let socket = Rc::new(socket);
+    let reader = cairn_shards::spawn(read(sfu.clone(), socket.clone(), local));
     let mut files = Files::default();
     let (mut sampled, mut last) = (None::<Instant>, SfuStats::default());
     while !shutdown.is_triggered() {
@@ -63,19 +101,9 @@ pub async fn run(
             let rooms = sfu.rooms().all().count();
             metrics.sample(shard, &sfu.stats(), &mut last, rooms, sfu.session_count());
         }
+        sfu.borrow_mut().tick(Instant::now());
         files.perform(&sfu);
-        loop {
-            let next = sfu.borrow_mut().transmit();
-            let Some(datagram) = next else {
-                break;
-            };
-            if let Err(e) = socket
-                .send_to(&datagram.contents, datagram.destination)
-                .await
-            {
-                tracing::debug!(error = %e, to = %datagram.destination, "media: send failed");
-            }
-        }
+        flush(&sfu, &socket).await;
         let now = Instant::now();
         let wait = sfu
             .borrow()
@@ -83,25 +111,57 @@ pub async fn run(
             .map(|t| t.saturating_duration_since(now))
             .unwrap_or(IDLE_WAKE)
             .clamp(Duration::from_millis(1), IDLE_WAKE);
-        let received =
-            futures_lite::future::or(async { Some(socket.recv_from(&mut buf).await) }, async {
-                futures_lite::future::or(cairn_shards::time::sleep(wait), shutdown.wait()).await;
-                None
-            })
-            .await;
-        match received {
-            Some(Ok((n, from))) => {
-                sfu.borrow_mut()
-                    .receive(Instant::now(), from, local, &buf[..n]);
-            }
-            Some(Err(e)) => tracing::debug!(error = %e, "media: receive failed"),
-            None => {}
-        }
-        sfu.borrow_mut().tick(Instant::now());
+        futures_lite::future::or(cairn_shards::time::sleep(wait), shutdown.wait()).await;
     }
+    drop(reader);
     sfu.borrow_mut().finish_recordings();
     files.perform(&sfu);
     files.close().await;
+}
+
+/// Reads datagrams into the SFU and sends what each one produced.
+async fn read(sfu: Rc<RefCell<Sfu>>, socket: Rc<UdpSocket>, local: SocketAddr) {
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    loop {
+        match socket.recv_from(&mut buf).await {
+            Ok((n, from)) => {
+                sfu.borrow_mut()
+                    .receive(Instant::now(), from, local, &buf[..n]);
+                flush(&sfu, &socket).await;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "media: receive failed");
+                cairn_shards::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+    }
+}
+
+/// Sends every datagram the SFU has ready, [`SEND_BATCH`] at a time.
+async fn flush(sfu: &RefCell<Sfu>, socket: &UdpSocket) {
+    loop {
+        let batch: Vec<Datagram> = {
+            let mut sfu = sfu.borrow_mut();
+            std::iter::from_fn(|| sfu.transmit())
+                .take(SEND_BATCH)
+                .collect()
+        };
+        if batch.is_empty() {
+            return;
+        }
+        let sends = batch
+            .iter()
+            .map(|d| socket.send_to(&d.contents, d.destination));
+        for (result, d) in futures_util::future::join_all(sends)
+            .await
+            .into_iter()
+            .zip(&batch)
+        {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, to = %d.destination, "media: send failed");
+            }
+        }
+    }
 }
 
 /// Longest the shutdown waits for recordings to be synced.

@@ -301,3 +301,57 @@ fn a_publishers_frames_reach_its_subscriber_and_stop_when_it_leaves() {
     simulate(&mut sfu, &mut endpoints, now, 10, |_, _| {});
     assert!(sfu.next_timeout().is_none(), "no session is left");
 }
+
+#[test]
+fn a_silent_peer_is_dropped_with_its_subscriptions_and_reported() {
+    let t0 = Instant::now();
+    let mut sfu = sfu_with_room(RoomLimits::default());
+    let (_, offer, _, _) = client("127.0.0.1:4000", t0, &publisher_lines());
+    let (pid, _) = sfu
+        .join("r", Role::Publisher, &offer, t0)
+        .expect("publisher");
+    let (_, sub, _, _) = client("127.0.0.1:4001", t0, &subscriber_lines());
+    let (sid, _) = sfu
+        .join("r", Role::Subscriber { publisher: pid }, &sub, t0)
+        .expect("subscriber");
+    sfu.tick(t0 + Duration::from_secs(5));
+    assert_eq!(sfu.sessions("r").expect("room").len(), 2, "not yet");
+    sfu.tick(t0 + IDLE + Duration::from_secs(1));
+    assert!(sfu.sessions("r").expect("room").is_empty());
+    assert!(sfu.stats().timed_out >= 1);
+    let (events, _) = sfu.events("r", 0).expect("events");
+    let left: Vec<SessionId> = events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            crate::events::RoomEvent::Left { session } => Some(*session),
+            _ => None,
+        })
+        .collect();
+    assert!(left.contains(&pid) && left.contains(&sid), "{events:?}");
+}
+
+#[test]
+fn recording_a_room_writes_a_file_per_publisher_and_finishes_it() {
+    let t0 = Instant::now();
+    let mut sfu = sfu_with_room(RoomLimits::default());
+    assert_eq!(
+        sfu.start_recording("r", t0, 1).err(),
+        Some(SfuError::NotRecording),
+        "no folder, no recording"
+    );
+    let mut sfu = sfu.with_recordings("/rec".into());
+    let (_, offer, _, _) = client("127.0.0.1:4000", t0, &publisher_lines());
+    let (pid, _) = sfu
+        .join("r", Role::Publisher, &offer, t0)
+        .expect("publisher");
+    let files = sfu.start_recording("r", t0, 100).expect("recording");
+    assert_eq!(files, vec![format!("r/{pid}-100.webm")]);
+    assert!(sfu.is_recording("r"));
+    assert!(matches!(sfu.file_op(), Some(FileOp::Create { .. })));
+    sfu.close_room("r").expect("close");
+    assert!(
+        matches!(sfu.file_op(), Some(FileOp::Finish { .. })),
+        "closing the room finishes its files"
+    );
+    assert!(!sfu.is_recording("r"));
+}
