@@ -91,7 +91,8 @@ pub async fn run(
         }
     };
     let socket = Rc::new(socket);
-    let reader = cairn_shards::spawn(read(sfu.clone(), socket.clone(), local));
+    let timer = Rc::new(Timer::default());
+    let reader = cairn_shards::spawn(read(sfu.clone(), socket.clone(), local, timer.clone()));
     let mut files = Files::default();
     let (mut sampled, mut last) = (None::<Instant>, SfuStats::default());
     while !shutdown.is_triggered() {
@@ -111,7 +112,12 @@ pub async fn run(
             .map(|t| t.saturating_duration_since(now))
             .unwrap_or(IDLE_WAKE)
             .clamp(Duration::from_millis(1), IDLE_WAKE);
-        futures_lite::future::or(cairn_shards::time::sleep(wait), shutdown.wait()).await;
+        timer.planned.set(Some(now + wait));
+        let woken = timer.wake.listen();
+        futures_lite::future::or(cairn_shards::time::sleep(wait), async {
+            futures_lite::future::or(woken, shutdown.wait()).await;
+        })
+        .await;
     }
     drop(reader);
     sfu.borrow_mut().finish_recordings();
@@ -119,14 +125,34 @@ pub async fn run(
     files.close().await;
 }
 
-/// Reads datagrams into the SFU and sends what each one produced.
-async fn read(sfu: Rc<RefCell<Sfu>>, socket: Rc<UdpSocket>, local: SocketAddr) {
+/// When the timer loop means to wake, and how to wake it sooner.
+#[derive(Default)]
+struct Timer {
+    planned: std::cell::Cell<Option<Instant>>,
+    wake: event_listener::Event,
+}
+
+/// Reads datagrams into the SFU and sends what each one produced; runs
+/// the timers that fell due meanwhile, and wakes the timer loop when a
+/// session now needs it before it planned to wake (a pacer releasing a
+/// forwarded frame in a millisecond must not wait out a long sleep).
+async fn read(sfu: Rc<RefCell<Sfu>>, socket: Rc<UdpSocket>, local: SocketAddr, timer: Rc<Timer>) {
     let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
         match socket.recv_from(&mut buf).await {
             Ok((n, from)) => {
-                sfu.borrow_mut()
-                    .receive(Instant::now(), from, local, &buf[..n]);
+                let now = Instant::now();
+                let next = {
+                    let mut sfu = sfu.borrow_mut();
+                    sfu.receive(now, from, local, &buf[..n]);
+                    if sfu.next_timeout().is_some_and(|t| t <= now) {
+                        sfu.tick(now);
+                    }
+                    sfu.next_timeout()
+                };
+                if next.is_some_and(|t| timer.planned.get().is_none_or(|p| t < p)) {
+                    timer.wake.notify(1);
+                }
                 flush(&sfu, &socket).await;
             }
             Err(e) => {

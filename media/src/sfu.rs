@@ -194,6 +194,8 @@ pub struct Sfu {
     /// Rooms being recorded, and the recorders of their publishers.
     recording: BTreeSet<RoomId>,
     recorders: Recorders,
+    /// The earliest timer of any session (see [`Sfu::next_timeout`]).
+    earliest: Option<Instant>,
     /// Each room's events and active-speaker detection.
     events: HashMap<RoomId, EventLog>,
     speakers: HashMap<RoomId, Speakers>,
@@ -222,6 +224,7 @@ impl Sfu {
             stats: SfuStats::default(),
             recording: BTreeSet::new(),
             recorders: Recorders::new(None),
+            earliest: None,
             events: HashMap::new(),
             speakers: HashMap::new(),
         }
@@ -661,6 +664,7 @@ impl Sfu {
             self.emit(&room, RoomEvent::ActiveSpeaker { session });
         }
         self.cap_publishers(now);
+        self.earliest = self.peers.values().map(|p| p.next_timeout).min();
     }
 
     /// Tells each publisher its room's bitrate cap now and then (REMB on
@@ -717,8 +721,10 @@ impl Sfu {
     }
 
     /// When [`Sfu::tick`] next has work (`None` without sessions).
+    /// Cheap: kept up to date as sessions are polled (it may be early,
+    /// never late; [`Sfu::tick`] makes it exact again).
     pub fn next_timeout(&self) -> Option<Instant> {
-        self.peers.values().map(|p| p.next_timeout).min()
+        self.earliest
     }
 
     /// The next datagram to send.
@@ -758,6 +764,9 @@ impl Sfu {
                     }
                 }
             }
+        }
+        if let Some(t) = self.peers.get(&id).map(|p| p.next_timeout) {
+            self.earliest = Some(self.earliest.map_or(t, |e| e.min(t)));
         }
         for event in events {
             self.on_event(id, event, now);

@@ -287,7 +287,7 @@ impl Runner {
             .iter()
             .map(|&i| message.recipients[i].address.clone())
             .collect();
-        if self.inner.options.smarthost.is_none() && self.is_local(&addresses[0]).await {
+        if self.is_local(&addresses[0]).await {
             let mut out = Vec::with_capacity(addresses.len());
             for address in &addresses {
                 out.push(
