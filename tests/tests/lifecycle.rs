@@ -124,9 +124,15 @@ fn first_start_prints_the_admin_credential_once() {
 #[test]
 fn a_busy_port_is_named_with_its_service() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let (path, config) = write_config(tmp.path(), "");
-    let held = std::net::TcpListener::bind(("127.0.0.1", config.port(Service::Https)))
-        .expect("hold the port");
+    // A port chosen free may be taken (by another test's outgoing
+    // connection) before this test holds it: choose again.
+    let (path, config, held) = (0..5)
+        .find_map(|_| {
+            let (path, config) = write_config(tmp.path(), "");
+            let held = std::net::TcpListener::bind(("127.0.0.1", config.port(Service::Https)));
+            held.ok().map(|held| (path, config, held))
+        })
+        .expect("hold a port");
     let (status, _, stderr) = run_cairn(&["run", "--config", path.to_str().expect("utf-8")]);
     drop(held);
     assert_eq!(status.code(), Some(1));
