@@ -68,6 +68,20 @@ pub fn page_limit(q: &HashMap<String, String>) -> usize {
         .clamp(1, MAX_PAGE)
 }
 
+/// Wraps a handler that authenticates for itself (the rooms' routes take
+/// an invite token as well as the admin's credentials).
+fn open<F, Fut>(
+    api: &Rc<Api>,
+    handler: F,
+) -> impl Fn(Request) -> std::pin::Pin<Box<dyn Future<Output = Reply>>>
+where
+    F: Fn(Rc<Api>, Request) -> Fut + Clone + 'static,
+    Fut: Future<Output = Reply> + 'static,
+{
+    let api = api.clone();
+    move |req| Box::pin(handler.clone()(api.clone(), req))
+}
+
 /// Wraps a handler: authentication first; the handler gets an [`Api`]
 /// whose directory audits its changes as the request's actor.
 fn guarded<F, Fut>(
@@ -78,10 +92,9 @@ where
     F: Fn(Rc<Api>, Request) -> Fut + Clone + 'static,
     Fut: Future<Output = Reply> + 'static,
 {
-    let api = api.clone();
-    move |req| {
-        let (api, handler) = (api.clone(), handler.clone());
-        Box::pin(async move {
+    open(api, move |api: Rc<Api>, req: Request| {
+        let handler = handler.clone();
+        async move {
             let actor = match api.auth.check(&req, &api.services.blocking).await {
                 Ok(actor) => actor,
                 Err(denied) => return denied,
@@ -95,22 +108,8 @@ where
                 max_body: api.max_body,
             });
             handler(scoped, req).await
-        })
-    }
-}
-
-/// Wraps a handler that authenticates for itself (the rooms' routes take
-/// an invite token as well as the admin's credentials).
-fn open<F, Fut>(
-    api: &Rc<Api>,
-    handler: F,
-) -> impl Fn(Request) -> std::pin::Pin<Box<dyn Future<Output = Reply>>>
-where
-    F: Fn(Rc<Api>, Request) -> Fut + Clone + 'static,
-    Fut: Future<Output = Reply> + 'static,
-{
-    let api = api.clone();
-    move |req| Box::pin(handler.clone()(api.clone(), req))
+        }
+    })
 }
 
 /// Adds the API's routes to `router`.
