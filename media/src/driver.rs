@@ -35,38 +35,9 @@ const SEND_BATCH: usize = 64;
 
 /// Binds the media socket of a shard at `addr`, without SO_REUSEPORT (a
 /// second process on the same port fails here instead of taking half the
-/// datagrams) and with large buffers (`SO_RCVBUFFORCE` where allowed,
-/// else as large as `net.core.rmem_max` lets).
+/// datagrams) and with [`SOCKET_BUFFER`]-sized kernel buffers.
 pub fn bind(addr: SocketAddr) -> std::io::Result<UdpSocket> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
-    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    socket.set_cloexec(true)?;
-    for (force, plain) in [
-        (libc::SO_RCVBUFFORCE, libc::SO_RCVBUF),
-        (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF),
-    ] {
-        let size = SOCKET_BUFFER as libc::c_int;
-        for option in [force, plain] {
-            // SAFETY: a valid descriptor, and a c_int option of its size.
-            let done = unsafe {
-                libc::setsockopt(
-                    socket.as_raw_fd(),
-                    libc::SOL_SOCKET,
-                    option,
-                    (&size as *const libc::c_int).cast(),
-                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-                )
-            };
-            if done == 0 {
-                break;
-            }
-        }
-    }
-    socket.bind(&addr.into())?;
-    // SAFETY: the descriptor is a bound UDP socket that we own and hand
-    // over whole.
-    Ok(unsafe { UdpSocket::from_raw_fd(socket.into_raw_fd()) })
+    cairn_shards::net::bind_udp_exclusive_buffered(addr, Some(SOCKET_BUFFER))
 }
 
 /// How often the SFU's counters go to the metrics.

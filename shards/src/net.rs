@@ -41,10 +41,43 @@ pub fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
 /// give the same ephemeral port to two sockets of one user, and a reply
 /// meant for one would reach the other.
 pub fn bind_udp_exclusive(addr: SocketAddr) -> io::Result<UdpSocket> {
+    bind_udp_exclusive_buffered(addr, None)
+}
+
+/// [`bind_udp_exclusive`] with kernel send and receive buffers of `bytes`
+/// each when given: `SO_RCVBUFFORCE`/`SO_SNDBUFFORCE` where allowed
+/// (root), else as large as `net.core.rmem_max`/`wmem_max` let.
+pub fn bind_udp_exclusive_buffered(
+    addr: SocketAddr,
+    bytes: Option<usize>,
+) -> io::Result<UdpSocket> {
     use socket2::{Domain, Protocol, Socket, Type};
-    use std::os::fd::{FromRawFd, IntoRawFd};
+    use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     socket.set_cloexec(true)?;
+    if let Some(bytes) = bytes {
+        let size = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+        for options in [
+            [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF],
+            [libc::SO_SNDBUFFORCE, libc::SO_SNDBUF],
+        ] {
+            for option in options {
+                // SAFETY: a valid descriptor, and a c_int option of its size.
+                let done = unsafe {
+                    libc::setsockopt(
+                        socket.as_raw_fd(),
+                        libc::SOL_SOCKET,
+                        option,
+                        (&size as *const libc::c_int).cast(),
+                        std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                    )
+                };
+                if done == 0 {
+                    break;
+                }
+            }
+        }
+    }
     socket.bind(&addr.into())?;
     // SAFETY: the descriptor is a bound UDP socket that we own and hand
     // over whole.
