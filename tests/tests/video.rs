@@ -6,19 +6,12 @@
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use cairn_tests::{Appliance, TestConfig};
+use cairn_tests::{AdminApi, Appliance, TestConfig};
 use str0m::media::{Direction, MediaKind};
 use str0m::net::Protocol;
 use str0m::{Candidate, Rtc};
 use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Message, WebSocket};
-
-fn client() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("client")
-}
 
 /// A str0m endpoint's offer with the given m-lines.
 fn offer(lines: &[(MediaKind, Direction)]) -> String {
@@ -68,28 +61,19 @@ fn rooms_sessions_trickle_and_events_over_a_websocket() {
     let path = tmp.path().join("appliance.toml");
     std::fs::write(&path, &config.text).expect("write config");
     let appliance = Appliance::start(&path, &config);
-    let admin = std::fs::read_to_string(data.join("api-token")).expect("api token");
-    let base = format!("http://{}/api/v1", appliance.http);
-    let http = client();
+    let api = AdminApi::new(&appliance, &data);
+    let (http, base) = (&api.client, &api.base);
 
-    let created = http
-        .post(format!("{base}/rooms"))
-        .bearer_auth(admin.trim())
-        .json(&serde_json::json!({ "id": "standup", "name": "Stand-up", "max_sessions": 3 }))
-        .send()
-        .expect("create");
-    assert_eq!(created.status(), 201);
-    let room: serde_json::Value = created.json().expect("json");
+    let (status, room) = api.post(
+        "/rooms",
+        &serde_json::json!({ "id": "standup", "name": "Stand-up", "max_sessions": 3 }),
+    );
+    assert_eq!(status, 201, "{room}");
     let invite = room["invite"].as_str().expect("invite").to_string();
     assert_eq!(room["limits"]["max_sessions"], 3);
 
-    let again = http
-        .post(format!("{base}/rooms"))
-        .bearer_auth(admin.trim())
-        .json(&serde_json::json!({ "id": "standup" }))
-        .send()
-        .expect("create twice");
-    assert_eq!(again.status(), 409);
+    let (again, _) = api.post("/rooms", &serde_json::json!({ "id": "standup" }));
+    assert_eq!(again, 409);
 
     let plain = http
         .get(format!("{base}/rooms/standup/events"))
@@ -198,13 +182,8 @@ fn rooms_sessions_trickle_and_events_over_a_websocket() {
     assert_eq!(subscribe(session), 201);
     assert_eq!(subscribe(session), 409, "max_sessions is 3");
 
-    let listed: serde_json::Value = http
-        .get(format!("{base}/rooms"))
-        .bearer_auth(admin.trim())
-        .send()
-        .expect("list")
-        .json()
-        .expect("json");
+    let (status, listed) = api.get("/rooms");
+    assert_eq!(status, 200);
     assert_eq!(listed["rooms"][0]["id"], "standup");
     assert_eq!(listed["rooms"][0]["sessions"], 3);
     assert_eq!(listed["shards"].as_array().map(Vec::len), Some(2));
@@ -223,12 +202,7 @@ fn rooms_sessions_trickle_and_events_over_a_websocket() {
         .send()
         .expect("close as guest");
     assert_eq!(by_invite.status(), 403, "only the admin closes a room");
-    let closed = http
-        .delete(format!("{base}/rooms/standup"))
-        .bearer_auth(admin.trim())
-        .send()
-        .expect("close");
-    assert_eq!(closed.status(), 204);
+    assert_eq!(api.delete("/rooms/standup"), 204);
     wait_for(&mut ws, "closed");
     let metrics = http
         .get(format!("http://{}/metrics", appliance.http))
