@@ -120,6 +120,41 @@ impl TestConfig {
     }
 }
 
+/// A test's own appliance setup: a temporary directory holding the data
+/// directory and `appliance.toml` written from a [`TestConfig`].
+pub struct Setup {
+    /// Removed (with everything in it) when the setup is dropped.
+    pub tmp: tempfile::TempDir,
+    /// The data directory named in the configuration.
+    pub data: PathBuf,
+    /// The configuration file.
+    pub path: PathBuf,
+    pub config: TestConfig,
+}
+
+impl Setup {
+    /// A fresh temporary directory and `TestConfig::new(data, extra)`
+    /// written to `appliance.toml` in it.
+    pub fn new(extra: &str) -> Self {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let data = tmp.path().join("data");
+        let config = TestConfig::new(&data, extra);
+        let path = tmp.path().join("appliance.toml");
+        std::fs::write(&path, &config.text).expect("write config");
+        Self {
+            tmp,
+            data,
+            path,
+            config,
+        }
+    }
+
+    /// Starts the appliance on this setup (again after a stop: same data).
+    pub fn start(&self) -> Appliance {
+        Appliance::start(&self.path, &self.config)
+    }
+}
+
 /// A running appliance. Killed (SIGKILL) on drop if still running.
 pub struct Appliance {
     child: Child,

@@ -8,17 +8,14 @@ use std::time::Duration;
 
 use cairn_config::Service;
 use cairn_tests::imap::Session;
-use cairn_tests::{AdminApi, Appliance, TestConfig};
+use cairn_tests::{AdminApi, Appliance, Setup};
 use serde_json::{json, Value};
 
 #[test]
 fn domains_and_accounts_through_the_api() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let data = tmp.path().join("data");
-    let config = TestConfig::new(&data, "[limits]\nmax_request_body = 2048\n");
-    let path = tmp.path().join("appliance.toml");
-    std::fs::write(&path, &config.text).expect("write config");
-    let appliance = Appliance::start(&path, &config);
+    let setup = Setup::new("[limits]\nmax_request_body = 2048\n");
+    let Setup { data, .. } = &setup;
+    let appliance = setup.start();
     let banner = appliance.banner.join("\n");
     let password = banner
         .split("with password \"")
@@ -216,7 +213,7 @@ fn domains_and_accounts_through_the_api() {
         .filter(|n| n.ends_with(".ckpt"))
         .collect();
     assert_eq!(checkpoints.len(), 1, "{checkpoints:?}");
-    let appliance = Appliance::start(&path, &config);
+    let appliance = setup.start();
     let s = AdminApi::new(&appliance, &data);
     let metrics = s
         .client
@@ -252,12 +249,9 @@ fn domains_and_accounts_through_the_api() {
 
 #[test]
 fn classes_of_service_and_app_passwords_through_the_api() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let data = tmp.path().join("data");
-    let config = TestConfig::new(&data, "");
-    let path = tmp.path().join("appliance.toml");
-    std::fs::write(&path, &config.text).expect("write config");
-    let appliance = Appliance::start(&path, &config);
+    let setup = Setup::new("");
+    let Setup { data, .. } = &setup;
+    let appliance = setup.start();
     let s = AdminApi::new(&appliance, &data);
     let doc: Value = s
         .client
@@ -480,12 +474,9 @@ fn classes_of_service_and_app_passwords_through_the_api() {
 
 #[test]
 fn audit_service_accounts_and_class_quotas_through_the_api() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let data = tmp.path().join("data");
-    let config = TestConfig::new(&data, "[mail_access]\nallow_plaintext_auth = true\n");
-    let path = tmp.path().join("appliance.toml");
-    std::fs::write(&path, &config.text).expect("write config");
-    let appliance = Appliance::start(&path, &config);
+    let setup = Setup::new("[mail_access]\nallow_plaintext_auth = true\n");
+    let Setup { data, config, .. } = &setup;
+    let appliance = setup.start();
     let s = AdminApi::new(&appliance, &data);
     let doc: Value = s
         .client

@@ -4,15 +4,13 @@
 
 use std::time::Duration;
 
-use cairn_tests::{run_cairn, run_cairn_with_input, Appliance, TestConfig};
+use cairn_tests::{run_cairn, run_cairn_with_input, Setup};
 
 #[test]
 fn domains_and_accounts_from_the_command_line() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let config = TestConfig::new(&tmp.path().join("data"), "");
-    let path = tmp.path().join("appliance.toml");
-    std::fs::write(&path, &config.text).expect("write config");
-    let appliance = Appliance::start(&path, &config);
+    let setup = Setup::new("");
+    let Setup { path, .. } = &setup;
+    let appliance = setup.start();
     let cfg = path.to_str().expect("utf-8");
     let admin = |args: &[&str]| {
         let mut all = vec!["admin", "--config", cfg];
@@ -126,7 +124,7 @@ fn domains_and_accounts_from_the_command_line() {
     let (st, _, err) = admin(&["--url", &url, "--token", "wrong", "domain", "list"]);
     assert_eq!(st.code(), Some(1));
     assert!(err.contains("401"), "{err}");
-    let token = std::fs::read_to_string(tmp.path().join("data/api-token")).expect("token");
+    let token = std::fs::read_to_string(setup.tmp.path().join("data/api-token")).expect("token");
     let (st, out, _) = run_cairn(&[
         "admin",
         "--url",
@@ -148,11 +146,9 @@ fn domains_and_accounts_from_the_command_line() {
 
 #[test]
 fn classes_of_service_and_app_passwords_from_the_command_line() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let config = TestConfig::new(&tmp.path().join("data"), "");
-    let path = tmp.path().join("appliance.toml");
-    std::fs::write(&path, &config.text).expect("write config");
-    let _appliance = Appliance::start(&path, &config);
+    let setup = Setup::new("");
+    let Setup { path, .. } = &setup;
+    let _appliance = setup.start();
     let cfg = path.to_str().expect("utf-8");
     let admin = |args: &[&str]| {
         let mut all = vec!["admin", "--config", cfg];
@@ -308,11 +304,9 @@ fn classes_of_service_and_app_passwords_from_the_command_line() {
 
 #[test]
 fn service_accounts_and_the_audit_trail_from_the_command_line() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let config = TestConfig::new(&tmp.path().join("data"), "");
-    let path = tmp.path().join("appliance.toml");
-    std::fs::write(&path, &config.text).expect("write config");
-    let _appliance = Appliance::start(&path, &config);
+    let setup = Setup::new("");
+    let Setup { path, .. } = &setup;
+    let _appliance = setup.start();
     let cfg = path.to_str().expect("utf-8");
     let admin = |args: &[&str]| {
         let mut all = vec!["admin", "--config", cfg];

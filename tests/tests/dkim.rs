@@ -6,7 +6,7 @@
 //! domain takes its key with it. (That the signatures verify with an
 //! independent verifier is checked in `cairn-smtp`'s `dkim_dkimpy` test.)
 
-use cairn_tests::{run_cairn, AdminApi, Appliance, TestConfig};
+use cairn_tests::{run_cairn, AdminApi, Setup};
 use serde_json::{json, Value};
 
 /// The character-strings of a zone line's TXT record, unquoted.
@@ -52,12 +52,9 @@ fn public_key(record: &str) -> Vec<u8> {
 
 #[test]
 fn dkim_keys_from_the_command_line_and_the_api() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let data = tmp.path().join("data");
-    let config = TestConfig::new(&data, "");
-    let path = tmp.path().join("appliance.toml");
-    std::fs::write(&path, &config.text).expect("write config");
-    let appliance = Appliance::start(&path, &config);
+    let setup = Setup::new("");
+    let Setup { data, path, .. } = &setup;
+    let appliance = setup.start();
     let cfg = path.to_str().expect("utf-8");
     let admin = |args: &[&str]| {
         let mut all = vec!["admin", "--config", cfg];

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use cairn_tests::{Appliance, TestConfig};
+use cairn_tests::Setup;
 
 fn client() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder()
@@ -14,11 +14,8 @@ fn client() -> reqwest::blocking::Client {
 
 #[test]
 fn healthz_metrics_and_errors_over_http_and_https() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let config = TestConfig::new(&tmp.path().join("data"), "");
-    let path = tmp.path().join("appliance.toml");
-    std::fs::write(&path, &config.text).expect("write config");
-    let appliance = Appliance::start(&path, &config);
+    let setup = Setup::new("");
+    let appliance = setup.start();
     let http = client();
 
     let health = http
@@ -96,11 +93,8 @@ fn healthz_metrics_and_errors_over_http_and_https() {
 #[test]
 fn a_failed_tls_handshake_is_counted_and_the_listener_survives() {
     use std::io::Write;
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let config = TestConfig::new(&tmp.path().join("data"), "");
-    let path = tmp.path().join("appliance.toml");
-    std::fs::write(&path, &config.text).expect("write config");
-    let appliance = Appliance::start(&path, &config);
+    let setup = Setup::new("");
+    let appliance = setup.start();
 
     let mut raw = std::net::TcpStream::connect(appliance.https).expect("connect");
     raw.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -138,14 +132,8 @@ fn a_failed_tls_handshake_is_counted_and_the_listener_survives() {
 #[test]
 fn connections_over_the_per_address_limit_get_429() {
     use std::io::Read;
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let config = TestConfig::new(
-        &tmp.path().join("data"),
-        "[limits]\nmax_connections_per_ip = 2\n",
-    );
-    let path = tmp.path().join("appliance.toml");
-    std::fs::write(&path, &config.text).expect("write config");
-    let appliance = Appliance::start(&path, &config);
+    let setup = Setup::new("[limits]\nmax_connections_per_ip = 2\n");
+    let appliance = setup.start();
 
     // Two shards: each admits one connection per address.
     let conns: Vec<std::net::TcpStream> = (0..6)

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use cairn_config::Service;
 use cairn_tests::imap::Session;
-use cairn_tests::{AdminApi, Appliance, TestConfig};
+use cairn_tests::{AdminApi, Setup};
 
 const ACCOUNTS: usize = 2;
 const CLIENTS: usize = 6;
@@ -59,14 +59,11 @@ fn client_loop(port: u16, client: usize, stop: Arc<AtomicBool>) -> Acked {
 
 #[test]
 fn every_acknowledged_append_and_flag_survives_sigkill() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let data = tmp.path().join("data");
-    let config = TestConfig::new(&data, "[mail_access]\nallow_plaintext_auth = true\n");
-    let path = tmp.path().join("appliance.toml");
-    std::fs::write(&path, &config.text).expect("write config");
+    let setup = Setup::new("[mail_access]\nallow_plaintext_auth = true\n");
+    let Setup { data, config, .. } = &setup;
     let imap = config.port(Service::Imap);
 
-    let appliance = Appliance::start(&path, &config);
+    let appliance = setup.start();
     let addresses: Vec<String> = (0..ACCOUNTS).map(account).collect();
     AdminApi::new(&appliance, &data).provision("example.org", &addresses, PASSWORD);
     let mut appliance = Some(appliance);
@@ -76,9 +73,7 @@ fn every_acknowledged_append_and_flag_survives_sigkill() {
         .map(|d| d.subsec_nanos() as u64)
         .unwrap_or(7);
     for round in 0..ROUNDS {
-        let running = appliance
-            .take()
-            .unwrap_or_else(|| Appliance::start(&path, &config));
+        let running = appliance.take().unwrap_or_else(|| setup.start());
         let stop = Arc::new(AtomicBool::new(false));
         let clients: Vec<_> = (0..CLIENTS)
             .map(|c| {
@@ -109,7 +104,7 @@ fn every_acknowledged_append_and_flag_survives_sigkill() {
             "nothing acknowledged in round {round}"
         );
 
-        let restarted = Appliance::start(&path, &config);
+        let restarted = setup.start();
         for i in 0..ACCOUNTS {
             let mut s = Session::connect(imap, &account(i), PASSWORD, 3).expect("reconnect");
             let view = s.settle().expect("the mailbox after restart");

@@ -13,7 +13,7 @@ use std::time::Duration;
 use async_imap::extensions::idle::IdleResponse;
 use async_imap::imap_proto::{Response, Status};
 use cairn_config::Service;
-use cairn_tests::{AdminApi, Appliance, TestConfig};
+use cairn_tests::{AdminApi, Setup};
 
 const ACCOUNT: &str = "stop@example.org";
 const PASSWORD: &str = "a long enough password";
@@ -106,12 +106,9 @@ async fn idle_until_bye(port: u16, idling: mpsc::Sender<()>) -> Result<String, S
 
 #[test]
 fn open_imap_and_pop3_sessions_are_told_at_shutdown() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let data = tmp.path().join("data");
-    let config = TestConfig::new(&data, "[mail_access]\nallow_plaintext_auth = true\n");
-    let path = tmp.path().join("appliance.toml");
-    std::fs::write(&path, &config.text).expect("write config");
-    let appliance = Appliance::start(&path, &config);
+    let setup = Setup::new("[mail_access]\nallow_plaintext_auth = true\n");
+    let Setup { data, config, .. } = &setup;
+    let appliance = setup.start();
     AdminApi::new(&appliance, &data).provision("example.org", &[ACCOUNT.into()], PASSWORD);
     let (imap, pop3) = (config.port(Service::Imap), config.port(Service::Pop3));
 

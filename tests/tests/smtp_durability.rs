@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use cairn_config::Service;
-use cairn_tests::{AdminApi, Appliance, TestConfig};
+use cairn_tests::{AdminApi, Setup};
 use lettre::{Message, SmtpTransport, Transport};
 
 const ACCOUNTS: usize = 4;
@@ -52,14 +52,11 @@ fn inbox_count(api: &AdminApi, account: &str) -> u64 {
 
 #[test]
 fn every_acknowledged_message_survives_sigkill() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let data = tmp.path().join("data");
-    let config = TestConfig::new(&data, "");
-    let path = tmp.path().join("appliance.toml");
-    std::fs::write(&path, &config.text).expect("write config");
+    let setup = Setup::new("");
+    let Setup { data, config, .. } = &setup;
     let smtp = config.port(Service::Smtp);
 
-    let appliance = Appliance::start(&path, &config);
+    let appliance = setup.start();
     let addresses: Vec<String> = (0..ACCOUNTS).map(account).collect();
     AdminApi::new(&appliance, &data).provision("example.org", &addresses, "a long enough password");
     let mut appliance = Some(appliance);
@@ -69,9 +66,7 @@ fn every_acknowledged_message_survives_sigkill() {
         .map(|d| d.subsec_nanos() as u64)
         .unwrap_or(7);
     for round in 0..ROUNDS {
-        let running = appliance
-            .take()
-            .unwrap_or_else(|| Appliance::start(&path, &config));
+        let running = appliance.take().unwrap_or_else(|| setup.start());
         let stop = Arc::new(AtomicBool::new(false));
         let clients: Vec<_> = (0..CLIENTS)
             .map(|c| {
@@ -100,7 +95,7 @@ fn every_acknowledged_message_survives_sigkill() {
             this_round > 0,
             "no message was acknowledged in round {round}"
         );
-        let restarted = Appliance::start(&path, &config);
+        let restarted = setup.start();
         let api = AdminApi::new(&restarted, &data);
         for (i, count) in acked.iter_mut().enumerate() {
             let (want, have) = (*count, inbox_count(&api, &account(i)));
