@@ -150,6 +150,7 @@ fn run_until_stopped(args: RunArgs) -> Result<(), String> {
         other: identity.server_config(&[])?,
     };
     let new_password = admin_credential::ensure(&data_dir)?;
+    crate::api::sessions::init_key(&data_dir)?;
     let credentials = Arc::new(admin_credential::load(&data_dir)?);
     let (planned, not_built) = plan_listeners(&config)?;
 

@@ -2,11 +2,14 @@
 //! invite tokens, limits and admission. [`crate::sfu::Sfu`] asks
 //! [`Rooms::admit`] before it accepts an offer, so a participant over a
 //! room's limits is refused before any ICE or DTLS state exists.
+//! [`Owners`] remembers which account opened each room and joined each
+//! session, for the media service's permission checks.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
 use serde::Serialize;
+use subtle::ConstantTimeEq;
 
 /// A room's id: 1..=64 of `A-Za-z0-9_-` (the API puts it in paths).
 pub type RoomId = String;
@@ -63,6 +66,9 @@ pub enum RoomError {
     NoSuchPublisher(SessionId),
     /// The invite token does not match.
     BadToken,
+    /// The room (or the session) belongs to another account: only its
+    /// owner or the admin may do this.
+    NotOwner,
 }
 
 impl fmt::Display for RoomError {
@@ -75,6 +81,7 @@ impl fmt::Display for RoomError {
             Self::TooManySessions(n) => write!(f, "the room has its limit of {n} participants"),
             Self::NoSuchPublisher(id) => write!(f, "publisher {id} is not in the room"),
             Self::BadToken => write!(f, "the room's invite token does not match"),
+            Self::NotOwner => write!(f, "only the owner or the admin may do this"),
         }
     }
 }
@@ -106,8 +113,7 @@ impl Room {
 
     /// Whether `token` is this room's invite (constant time).
     pub fn invited(&self, token: &str) -> bool {
-        let (a, b) = (self.invite.as_bytes(), token.as_bytes());
-        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        self.invite.as_bytes().ct_eq(token.as_bytes()).into()
     }
 }
 
@@ -213,6 +219,64 @@ impl Rooms {
             _ => true,
         });
         gone.into_iter().collect()
+    }
+}
+
+/// Who opened each room of a shard (an account; none when the admin did)
+/// and which account joined each of its sessions. The shard's media
+/// service keeps it beside [`Rooms`], told of every room opened, joined
+/// and closed.
+#[derive(Debug, Default)]
+pub struct Owners {
+    rooms: HashMap<RoomId, Owned>,
+}
+
+#[derive(Debug, Default)]
+struct Owned {
+    owner: Option<String>,
+    sessions: BTreeMap<SessionId, String>,
+}
+
+impl Owners {
+    /// Room `id` was opened by `owner` (`None`: the admin); whatever a
+    /// closed room of that id left is forgotten.
+    pub fn opened(&mut self, id: &str, owner: Option<String>) {
+        let owned = Owned {
+            owner,
+            sessions: BTreeMap::new(),
+        };
+        self.rooms.insert(id.to_string(), owned);
+    }
+
+    /// Room `id` was closed.
+    pub fn closed(&mut self, id: &str) {
+        self.rooms.remove(id);
+    }
+
+    /// The account that opened room `id` (`None` for the admin's rooms).
+    pub fn owner(&self, id: &str) -> Option<&str> {
+        self.rooms.get(id).and_then(|o| o.owner.as_deref())
+    }
+
+    /// Whether `account` opened room `id`.
+    pub fn owns(&self, id: &str, account: &str) -> bool {
+        self.owner(id) == Some(account)
+    }
+
+    /// `account` joined `room` as `session`; the sessions that have left
+    /// the room since are forgotten.
+    pub fn joined(&mut self, room: &Room, session: SessionId, account: &str) {
+        let owned = self.rooms.entry(room.id.clone()).or_default();
+        owned.sessions.retain(|s, _| room.sessions.contains_key(s));
+        owned.sessions.insert(session, account.to_string());
+    }
+
+    /// Whether `account` joined room `id` as `session`.
+    pub fn joined_by(&self, id: &str, session: SessionId, account: &str) -> bool {
+        self.rooms
+            .get(id)
+            .and_then(|o| o.sessions.get(&session))
+            .is_some_and(|a| a == account)
     }
 }
 
@@ -326,5 +390,26 @@ mod tests {
         assert!(!room.invited("secre"));
         assert!(!room.invited("secret2"));
         assert!(!room.invited(""));
+    }
+
+    #[test]
+    fn owners_follow_rooms_and_sessions() {
+        let mut rooms = rooms_with(RoomLimits::default());
+        let mut owners = Owners::default();
+        owners.opened("r1", Some("ann@example.com".into()));
+        assert!(owners.owns("r1", "ann@example.com"));
+        assert!(!owners.owns("r1", "bob@example.com"));
+        rooms.join("r1", 1, Role::Publisher).expect("p1");
+        owners.joined(rooms.get("r1").expect("room"), 1, "bob@example.com");
+        assert!(owners.joined_by("r1", 1, "bob@example.com"));
+        assert!(!owners.joined_by("r1", 1, "ann@example.com"));
+        rooms.leave("r1", 1);
+        rooms.join("r1", 2, Role::Publisher).expect("p2");
+        owners.joined(rooms.get("r1").expect("room"), 2, "ann@example.com");
+        assert!(!owners.joined_by("r1", 1, "bob@example.com"), "gone");
+        owners.closed("r1");
+        assert!(!owners.owns("r1", "ann@example.com"));
+        owners.opened("r1", None);
+        assert!(!owners.owns("r1", "ann@example.com"), "the admin's room");
     }
 }

@@ -3,6 +3,10 @@
 //! moved), and every request about it — create, join with an offer,
 //! leave, list, close — is a mesh call to that shard, whose [`Sfu`]
 //! answers. The HTTP API calls this from whichever shard took the request.
+//!
+//! Who may do what ([`Caller`]): the admin everything; an account opens
+//! rooms, joins any room (its own sessions only for trickle and leave)
+//! and closes and records the rooms it opened; an invitee joins its room.
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
@@ -16,15 +20,27 @@ use rand::Rng;
 use serde::Serialize;
 
 use crate::events::RoomEvent;
-use crate::room::{Role, RoomError, RoomLimits, SessionId};
+use crate::room::{Owners, Role, RoomError, RoomLimits, SessionId};
 use crate::sfu::{SessionInfo, Sfu, SfuError, SfuStats};
 
-/// Who asks to join or look: the API's admin, or a holder of the room's
-/// invite token.
+/// Who asks: the API's admin, a logged-in account (its address), or a
+/// holder of the room's invite token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {
     Admin,
+    Account(String),
     Invited(String),
+}
+
+/// What a caller asks of a room.
+#[derive(Debug, Clone, Copy)]
+enum Access {
+    /// To join it or look at it.
+    Join,
+    /// To act on one of its sessions (trickle, leave).
+    Session(SessionId),
+    /// To close or record it.
+    Own,
 }
 
 /// A request for the shard that owns a room.
@@ -35,6 +51,8 @@ pub enum MediaRequest {
         name: String,
         invite: String,
         limits: RoomLimits,
+        /// The account opening it; `None` for the admin.
+        owner: Option<String>,
     },
     Join {
         room: String,
@@ -53,6 +71,7 @@ pub enum MediaRequest {
     },
     Close {
         room: String,
+        caller: Caller,
     },
     /// Events of a room numbered above `after`.
     Events {
@@ -82,6 +101,8 @@ pub struct RoomSummary {
     pub id: String,
     pub name: String,
     pub shard: ShardId,
+    /// The account that opened it; `None` for the admin.
+    pub owner: Option<String>,
     pub limits: RoomLimits,
     pub sessions: usize,
     pub publishers: usize,
@@ -95,6 +116,8 @@ pub struct CreatedRoom {
     pub name: String,
     pub shard: ShardId,
     pub invite: String,
+    /// The account that opened it; `None` for the admin.
+    pub owner: Option<String>,
     pub limits: RoomLimits,
 }
 
@@ -152,60 +175,103 @@ fn random_hex(bytes: usize) -> String {
         .collect()
 }
 
-fn check(sfu: &Sfu, room: &str, caller: &Caller) -> Result<(), SfuError> {
+/// Whether `caller` may have `access` to room `room`.
+fn check(
+    sfu: &Sfu,
+    owners: &Owners,
+    room: &str,
+    caller: &Caller,
+    access: Access,
+) -> Result<(), SfuError> {
     let room = sfu.rooms().get(room)?;
-    match caller {
-        Caller::Admin => Ok(()),
-        Caller::Invited(token) if room.invited(token) => Ok(()),
-        Caller::Invited(_) => Err(SfuError::Room(RoomError::BadToken)),
+    let allowed = match (caller, access) {
+        (Caller::Admin, _) => true,
+        (Caller::Invited(token), _) if !room.invited(token) => {
+            return Err(SfuError::Room(RoomError::BadToken))
+        }
+        (Caller::Invited(_), access) => !matches!(access, Access::Own),
+        (Caller::Account(_), Access::Join) => true,
+        (Caller::Account(account), Access::Session(session)) => {
+            owners.joined_by(&room.id, session, account)
+        }
+        (Caller::Account(account), Access::Own) => owners.owns(&room.id, account),
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(SfuError::Room(RoomError::NotOwner))
     }
 }
 
-fn handle(sfu: &RefCell<Sfu>, shard: ShardId, req: MediaRequest) -> MediaReply {
+fn handle(
+    sfu: &RefCell<Sfu>,
+    owners: &RefCell<Owners>,
+    shard: ShardId,
+    req: MediaRequest,
+) -> MediaReply {
     let mut sfu = sfu.borrow_mut();
+    let mut owners = owners.borrow_mut();
     match req {
         MediaRequest::Create {
             id,
             name,
             invite,
             limits,
-        } => MediaReply::Done(sfu.create_room(&id, &name, invite, limits)),
+            owner,
+        } => MediaReply::Done(
+            sfu.create_room(&id, &name, invite, limits)
+                .map(|()| owners.opened(&id, owner)),
+        ),
         MediaRequest::Join {
             room,
             caller,
             role,
             offer,
         } => MediaReply::Joined(
-            check(&sfu, &room, &caller)
-                .and_then(|()| sfu.join(&room, role, &offer, Instant::now())),
+            check(&sfu, &owners, &room, &caller, Access::Join)
+                .and_then(|()| sfu.join(&room, role, &offer, Instant::now()))
+                .inspect(|(session, _)| {
+                    if let (Caller::Account(account), Ok(r)) = (&caller, sfu.rooms().get(&room)) {
+                        owners.joined(r, *session, account);
+                    }
+                }),
         ),
         MediaRequest::Leave {
             room,
             caller,
             session,
-        } => MediaReply::Done(check(&sfu, &room, &caller).and_then(|()| sfu.leave(&room, session))),
-        MediaRequest::Sessions { room, caller } => {
-            MediaReply::Sessions(check(&sfu, &room, &caller).and_then(|()| sfu.sessions(&room)))
-        }
-        MediaRequest::Close { room } => MediaReply::Done(sfu.close_room(&room)),
+        } => MediaReply::Done(
+            check(&sfu, &owners, &room, &caller, Access::Session(session))
+                .and_then(|()| sfu.leave(&room, session)),
+        ),
+        MediaRequest::Sessions { room, caller } => MediaReply::Sessions(
+            check(&sfu, &owners, &room, &caller, Access::Join).and_then(|()| sfu.sessions(&room)),
+        ),
+        MediaRequest::Close { room, caller } => MediaReply::Done(
+            check(&sfu, &owners, &room, &caller, Access::Own)
+                .and_then(|()| sfu.close_room(&room))
+                .map(|()| owners.closed(&room)),
+        ),
         MediaRequest::Events {
             room,
             caller,
             after,
-        } => {
-            MediaReply::Events(check(&sfu, &room, &caller).and_then(|()| sfu.events(&room, after)))
-        }
+        } => MediaReply::Events(
+            check(&sfu, &owners, &room, &caller, Access::Join)
+                .and_then(|()| sfu.events(&room, after)),
+        ),
         MediaRequest::Candidates {
             room,
             caller,
             session,
             fragment,
         } => MediaReply::Added(
-            check(&sfu, &room, &caller)
+            check(&sfu, &owners, &room, &caller, Access::Session(session))
                 .and_then(|()| sfu.add_candidates(&room, session, &fragment)),
         ),
         MediaRequest::Record { room, caller, on } => {
-            MediaReply::Recording(check(&sfu, &room, &caller).and_then(|()| {
+            let allowed = check(&sfu, &owners, &room, &caller, Access::Own);
+            MediaReply::Recording(allowed.and_then(|()| {
                 if on {
                     let wall = std::time::SystemTime::now()
                         .duration_since(std::time::UNIX_EPOCH)
@@ -224,6 +290,7 @@ fn handle(sfu: &RefCell<Sfu>, shard: ShardId, req: MediaRequest) -> MediaReply {
                     id: r.id.clone(),
                     name: r.name.clone(),
                     shard,
+                    owner: owners.owner(&r.id).map(str::to_string),
                     limits: r.limits,
                     sessions: r.sessions().count(),
                     publishers: r.publishers(),
@@ -252,8 +319,9 @@ impl MediaService {
         recordings: PathBuf,
     ) -> Result<Self, MeshError> {
         let endpoint = mesh.join(shard).await?;
+        let owners = RefCell::new(Owners::default());
         endpoint.serve(move |_from, req| {
-            let reply = handle(&sfu, shard, req);
+            let reply = handle(&sfu, &owners, shard, req);
             async move { reply }
         })?;
         Ok(Self {
@@ -330,12 +398,13 @@ impl MediaService {
     }
 
     /// Opens a room (a random id when `id` is `None`) with a new invite
-    /// token.
+    /// token, for `owner` (an account; `None` for the admin).
     pub async fn create(
         &self,
         id: Option<String>,
         name: String,
         limits: RoomLimits,
+        owner: Option<String>,
     ) -> Result<CreatedRoom, MediaError> {
         let id = id.unwrap_or_else(|| random_hex(8));
         let invite = random_hex(24);
@@ -344,6 +413,7 @@ impl MediaService {
             name: name.clone(),
             invite: invite.clone(),
             limits,
+            owner: owner.clone(),
         };
         match self.call(&id, req).await? {
             MediaReply::Done(Ok(())) => Ok(CreatedRoom {
@@ -351,6 +421,7 @@ impl MediaService {
                 id,
                 name,
                 invite,
+                owner,
                 limits,
             }),
             MediaReply::Done(Err(e)) => Err(MediaError::Refused(e)),
@@ -395,9 +466,10 @@ impl MediaService {
     }
 
     /// Closes a room and ends its sessions.
-    pub async fn close(&self, room: &str) -> Result<(), MediaError> {
+    pub async fn close(&self, room: &str, caller: Caller) -> Result<(), MediaError> {
         let req = MediaRequest::Close {
             room: room.to_string(),
+            caller,
         };
         self.done(room, req).await
     }

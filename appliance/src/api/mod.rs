@@ -18,6 +18,7 @@ mod lists;
 mod queue;
 mod rooms;
 mod service_accounts;
+pub mod sessions;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -175,7 +176,14 @@ pub fn routes(router: Router, api: Rc<Api>) -> Router {
             guarded(&api, service_accounts::delete),
         )
         .route(Method::GET, "/api/v1/rooms", guarded(&api, rooms::list))
-        .route(Method::POST, "/api/v1/rooms", guarded(&api, rooms::create))
+        .route(Method::POST, "/api/v1/rooms", open(&api, rooms::create))
+        .route(Method::POST, "/api/v1/session", open(&api, sessions::login))
+        .route(Method::GET, "/api/v1/session", open(&api, sessions::show))
+        .route(
+            Method::DELETE,
+            "/api/v1/session",
+            open(&api, sessions::logout),
+        )
         .route(
             Method::GET,
             "/api/v1/recordings",

@@ -1,10 +1,12 @@
 //! Video rooms over the API (signalling in the style of WHIP/WHEP):
 //!
-//! - `POST /api/v1/rooms` (admin): opens a room; JSON `{id?, name?,
-//!   max_publishers?, max_sessions?, max_bitrate_kbps?}`; answers the room
-//!   with its invite token.
+//! - `POST /api/v1/rooms` (admin or account): opens a room; JSON `{id?,
+//!   name?, max_publishers?, max_sessions?, max_bitrate_kbps?}`; answers
+//!   the room with its invite token and its owner (the account, `null`
+//!   for the admin).
 //! - `GET /api/v1/rooms` (admin): every room and each shard's counters.
-//! - `GET /api/v1/rooms/{id}`: its sessions; `DELETE` (admin) closes it.
+//! - `GET /api/v1/rooms/{id}`: its sessions; `DELETE` (its owner or the
+//!   admin) closes it.
 //! - `POST /api/v1/rooms/{id}/publish` with an SDP offer
 //!   (`application/sdp`): `201` with the SDP answer and `Location:
 //!   /api/v1/rooms/{id}/sessions/{session}`.
@@ -18,14 +20,17 @@
 //!   `active_speaker`, `recording`; `missed` when the reader fell behind,
 //!   `closed` when the room closes), each with its `seq`; `?after=N`
 //!   resumes after event N.
-//! - `POST /api/v1/rooms/{id}/recording`: records each publisher to WebM
-//!   (`201` with the files); `DELETE` stops and finishes the files.
+//! - `POST /api/v1/rooms/{id}/recording` (its owner or the admin):
+//!   records each publisher to WebM (`201` with the files); `DELETE`
+//!   stops and finishes the files.
 //! - `GET /api/v1/recordings` (admin): every recording, also of closed
 //!   rooms (`{room, file, size}`, `file` below `DATA/recordings`).
 //!
-//! Joining and looking need the admin's credentials or the room's invite
-//! token as `Authorization: Bearer` (or `?token=`, for browsers'
-//! WebSockets).
+//! Joining and looking need the admin's credentials, an account's session
+//! token ([`super::sessions`]) or the room's invite token, as
+//! `Authorization: Bearer` (or `?token=`, for browsers' WebSockets). An
+//! account trickles to and leaves only the sessions it joined; an invitee
+//! only joins (see [`Caller`]).
 
 use std::rc::Rc;
 
@@ -40,7 +45,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::{header, Method, Response, StatusCode};
 use serde::Deserialize;
 
-use super::Api;
+use super::{sessions, Api};
 
 /// The prefix of one room's routes.
 pub const ONE: &str = "/api/v1/rooms/";
@@ -67,6 +72,7 @@ fn error(e: MediaError) -> Reply {
                 (StatusCode::CONFLICT, "room_full")
             }
             RoomError::BadToken => (StatusCode::FORBIDDEN, "bad_invite"),
+            RoomError::NotOwner => (StatusCode::FORBIDDEN, "not_owner"),
         },
         MediaError::Refused(SfuError::BadOffer(_)) => (StatusCode::BAD_REQUEST, "bad_offer"),
         MediaError::Refused(SfuError::NoSuchSession) => (StatusCode::NOT_FOUND, "not_found"),
@@ -82,6 +88,16 @@ fn error(e: MediaError) -> Reply {
 
 /// `POST /api/v1/rooms`.
 pub async fn create(api: Rc<Api>, req: Request) -> Reply {
+    let owner = match caller(&api, &req).await {
+        Ok(Caller::Admin) => None,
+        Ok(Caller::Account(account)) => Some(account),
+        Ok(Caller::Invited(_)) => {
+            return sessions::unauthorized(
+                "opening a room needs an account's session or the admin's credentials",
+            )
+        }
+        Err(denied) => return denied,
+    };
     let body: NewRoom = match cairn_http::json::read_json(req, api.max_body).await {
         Ok(body) => body,
         Err(reply) => return reply,
@@ -95,7 +111,7 @@ pub async fn create(api: Rc<Api>, req: Request) -> Reply {
             .map_or(defaults.max_bitrate_bps, |k| k.saturating_mul(1000)),
     };
     let name = body.name.unwrap_or_default();
-    match api.media.create(body.id, name, limits).await {
+    match api.media.create(body.id, name, limits, owner).await {
         Ok(room) => json_reply(StatusCode::CREATED, &room),
         Err(e) => error(e),
     }
@@ -171,20 +187,22 @@ pub async fn recordings(api: Rc<Api>, _req: Request) -> Reply {
     }
 }
 
-/// Who is calling: the admin (Bearer API token or Basic), else the bearer
-/// of a token that the room's shard checks as its invite.
+/// Who is calling: an account, for a session token (a bearer token or
+/// `?token=` starting with [`sessions::PREFIX`], refused unless valid);
+/// the admin (Bearer API token or Basic); else the bearer of a token that
+/// the room's shard checks as its invite.
 async fn caller(api: &Api, req: &Request) -> Result<Caller, Reply> {
+    let token = sessions::bearer(req)
+        .map(str::to_string)
+        .or_else(|| super::query(req).remove("token"));
+    if let Some(session) = token.as_deref().filter(|t| t.starts_with(sessions::PREFIX)) {
+        return sessions::verify(api, session)
+            .await
+            .map(|claims| Caller::Account(claims.account));
+    }
     match api.auth.check(req, &api.services.blocking).await {
         Ok(_) => Ok(Caller::Admin),
-        Err(denied) => req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(|t| t.trim().to_string())
-            .or_else(|| super::query(req).remove("token"))
-            .map(Caller::Invited)
-            .ok_or(denied),
+        Err(denied) => token.map(Caller::Invited).ok_or(denied),
     }
 }
 
@@ -291,13 +309,6 @@ pub async fn one(api: Rc<Api>, req: Request) -> Reply {
         Ok(caller) => caller,
         Err(denied) => return denied,
     };
-    let admin_only = || {
-        json_error(
-            StatusCode::FORBIDDEN,
-            "admin_only",
-            "this needs the admin's credentials, not an invite",
-        )
-    };
     let result = match (&method, parts.as_slice()) {
         (&Method::GET, [room, "events"]) => {
             let after = super::query(&req)
@@ -340,10 +351,7 @@ pub async fn one(api: Rc<Api>, req: Request) -> Reply {
             )),
             Err(e) => Err(e),
         },
-        (&Method::DELETE, [room]) if caller == Caller::Admin => {
-            api.media.close(room).await.map(|()| no_content())
-        }
-        (&Method::DELETE, [_]) => return admin_only(),
+        (&Method::DELETE, [room]) => api.media.close(room, caller).await.map(|()| no_content()),
         (&Method::POST, [room, "publish"]) => {
             let sdp = match offer(req).await {
                 Ok(sdp) => sdp,

@@ -2,6 +2,7 @@
 //! per-request observer (for metrics) and graceful close on shutdown.
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -29,9 +30,11 @@ pub struct ConnectionOptions {
 }
 
 /// Serves HTTP/1.1 on `io` until the peer closes, an error occurs, or the
-/// shutdown signal closes it gracefully.
+/// shutdown signal closes it gracefully. Every request carries the peer's
+/// address as an extension (`req.extensions().get::<SocketAddr>()`).
 pub async fn serve_connection<T>(
     io: T,
+    peer: SocketAddr,
     router: Rc<Router>,
     options: ConnectionOptions,
 ) -> Result<(), hyper::Error>
@@ -39,7 +42,8 @@ where
     T: AsyncRead + AsyncWrite + Unpin + 'static,
 {
     let observer = options.observer.clone();
-    let service = hyper::service::service_fn(move |req| {
+    let service = hyper::service::service_fn(move |mut req: hyper::Request<_>| {
+        req.extensions_mut().insert(peer);
         let router = router.clone();
         let observer = observer.clone();
         async move {

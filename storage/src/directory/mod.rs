@@ -29,6 +29,7 @@ pub mod records;
 pub mod sasl;
 pub mod service;
 pub mod service_accounts;
+pub mod sessions;
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;

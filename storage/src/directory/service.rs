@@ -12,6 +12,7 @@ use super::audit::{AuditPage, AuditQuery};
 use super::auth::{AuthError, Authenticator, Principal};
 use super::dkim::DkimKey;
 use super::service_accounts::ServiceAccount;
+use super::sessions::Revoked;
 use std::sync::Arc;
 
 use super::{
@@ -113,6 +114,8 @@ pub enum DirectoryRequest {
     },
     DkimKey(String),
     RemoveDkimKey(String),
+    RevokeSession(Revoked),
+    SessionRevoked(String),
 }
 
 /// Changes to an account; `None` leaves a field as it is.
@@ -219,6 +222,7 @@ pub enum DirectoryReply {
     MaybeServiceAccount(Result<Option<ServiceAccount>, DirectoryError>),
     ServiceAccounts(Result<Vec<ServiceAccount>, DirectoryError>),
     DkimKey(Result<Option<DkimKey>, DirectoryError>),
+    Revoked(bool),
 }
 
 /// The mesh that carries directory requests.
@@ -334,6 +338,8 @@ async fn handle_one(dir: Directory, auth: Authenticator, req: DirectoryRequest) 
         Q::SetDkimKey { domain, key } => DirectoryReply::Done(dir.set_dkim_key(&domain, key).await),
         Q::DkimKey(domain) => DirectoryReply::DkimKey(dir.dkim_key(&domain)),
         Q::RemoveDkimKey(domain) => DirectoryReply::Done(dir.remove_dkim_key(&domain).await),
+        Q::RevokeSession(revoked) => DirectoryReply::Done(dir.revoke_session(revoked).await),
+        Q::SessionRevoked(id) => DirectoryReply::Revoked(dir.session_revoked(&id)),
     }
 }
 
@@ -371,7 +377,7 @@ impl DirectoryService {
         }
     }
 
-    async fn call(&self, req: DirectoryRequest) -> Result<DirectoryReply, CallError> {
+    pub(super) async fn call(&self, req: DirectoryRequest) -> Result<DirectoryReply, CallError> {
         let req = match &self.actor {
             Some(actor) => DirectoryRequest::Acting {
                 actor: actor.to_string(),
