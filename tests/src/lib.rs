@@ -15,6 +15,7 @@ use cairn_config::Service;
 mod admin_api;
 pub mod imap;
 pub mod peers;
+pub mod webrtc;
 pub use admin_api::AdminApi;
 
 /// The `cairn` binary of this workspace, built on first use.

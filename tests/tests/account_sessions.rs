@@ -5,30 +5,25 @@
 //! admin API, logout, tampering, and a restart on the same data directory
 //! (an unrevoked token still works, a revoked one still does not).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine;
 
-use cairn_tests::{AdminApi, Appliance, TestConfig};
+use cairn_tests::webrtc::offer;
+use cairn_tests::{AdminApi, Appliance, Setup};
 use reqwest::blocking::{Client, Response};
 use reqwest::Method;
 use serde_json::{json, Value};
 use str0m::media::{Direction, MediaKind};
-use str0m::net::Protocol;
-use str0m::{Candidate, Rtc};
 
 const PASSWORD: &str = "correct horse battery";
 
-/// A str0m endpoint's offer to publish audio and video.
+/// An offer to publish audio and video.
 fn publish_offer() -> String {
-    let mut rtc = Rtc::builder().build(Instant::now());
-    let addr = "127.0.0.1:40000".parse().expect("address");
-    rtc.add_local_candidate(Candidate::host(addr, Protocol::Udp).expect("candidate"));
-    let mut change = rtc.sdp_api();
-    change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
-    change.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
-    let (offer, _) = change.apply().expect("an offer");
-    offer.to_sdp_string()
+    offer(&[
+        (MediaKind::Audio, Direction::SendOnly),
+        (MediaKind::Video, Direction::SendOnly),
+    ])
 }
 
 /// The API as an account (or anyone) sees it: no admin token.
@@ -117,12 +112,9 @@ fn error_code(r: Response) -> (u16, Value) {
 
 #[test]
 fn account_sessions_open_rooms_and_survive_a_restart() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let data = tmp.path().join("data");
-    let config = TestConfig::new(&data, "");
-    let path = tmp.path().join("appliance.toml");
-    std::fs::write(&path, &config.text).expect("write config");
-    let appliance = Appliance::start(&path, &config);
+    let setup = Setup::new("");
+    let data = &setup.data;
+    let appliance = setup.start();
     let admin = AdminApi::new(&appliance, &data);
     let (ann, bob) = ("ann@example.com", "bob@example.com");
     admin.provision("example.com", &[ann.into(), bob.into()], PASSWORD);
@@ -274,7 +266,7 @@ fn account_sessions_open_rooms_and_survive_a_restart() {
         .stop(libc::SIGTERM, Duration::from_secs(15))
         .expect("stops");
     assert!(status.success(), "{status:?}");
-    let appliance = Appliance::start(&path, &config);
+    let appliance = setup.start();
     let c = AccountClient::new(&appliance);
     let (status, body) = c.session(&ann_token);
     assert_eq!(status, 200, "{body}");

@@ -3,28 +3,14 @@
 //! (The media path itself is exercised with aiortc in the conformance
 //! suite, `.ci/conformance.d/60-video.sh`.)
 
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use cairn_tests::{AdminApi, Appliance, TestConfig};
+use cairn_tests::webrtc::offer;
+use cairn_tests::{AdminApi, Setup};
 use str0m::media::{Direction, MediaKind};
-use str0m::net::Protocol;
-use str0m::{Candidate, Rtc};
 use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Message, WebSocket};
-
-/// A str0m endpoint's offer with the given m-lines.
-fn offer(lines: &[(MediaKind, Direction)]) -> String {
-    let mut rtc = Rtc::builder().build(Instant::now());
-    let addr: SocketAddr = "127.0.0.1:40000".parse().expect("address");
-    rtc.add_local_candidate(Candidate::host(addr, Protocol::Udp).expect("candidate"));
-    let mut change = rtc.sdp_api();
-    for (kind, dir) in lines {
-        change.add_media(*kind, *dir, None, None, None);
-    }
-    let (offer, _) = change.apply().expect("an offer");
-    offer.to_sdp_string()
-}
 
 /// The next JSON event, or `None` after `within`.
 fn next_event(
@@ -55,12 +41,9 @@ fn wait_for(ws: &mut WebSocket<MaybeTlsStream<TcpStream>>, kind: &str) -> serde_
 
 #[test]
 fn rooms_sessions_trickle_and_events_over_a_websocket() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let data = tmp.path().join("data");
-    let config = TestConfig::new(&data, "");
-    let path = tmp.path().join("appliance.toml");
-    std::fs::write(&path, &config.text).expect("write config");
-    let appliance = Appliance::start(&path, &config);
+    let setup = Setup::new("");
+    let data = &setup.data;
+    let appliance = setup.start();
     let api = AdminApi::new(&appliance, &data);
     let (http, base) = (&api.client, &api.base);
 
