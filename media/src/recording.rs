@@ -1,10 +1,12 @@
 //! Recordings of the rooms of one shard, sans-IO: each publisher of a
 //! room being recorded gets a WebM file (`DIR/ROOM/SESSION-UNIXTIME.webm`)
-//! fed its VP8 and Opus frames; what to do to the files comes out as
-//! [`FileOp`]s, which the shard's driver performs through io_uring in
-//! order. A file is finished (last cluster, size and duration filled in,
-//! fdatasync) when recording stops, the publisher leaves or the room
-//! closes, so a recording outlives its room.
+//! fed its VP8 and Opus frames (the SFU leaves out what this WebM cannot
+//! hold, such as H.264; a publisher with nothing it can hold gets no
+//! file); what to do to the files comes out as [`FileOp`]s, which the
+//! shard's driver performs through io_uring in order. A file is finished
+//! (last cluster, size and duration filled in, fdatasync) when recording
+//! stops, the publisher leaves or the room closes, so a recording
+//! outlives its room.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;

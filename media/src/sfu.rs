@@ -12,6 +12,23 @@
 //! and a recording gets whole frames. Keyframes: a subscriber's PLI/FIR is
 //! relayed to its publisher, a new subscriber gets one asked for as soon
 //! as it connects, and a gap in a publisher's stream asks for one too.
+//!
+//! How a frame is forwarded (`Sfu::forward`): a publisher's frame
+//! (`Event::MediaData`) updates its layer's bitrate meter, feeds the
+//! recording and the active-speaker detection, then goes to the
+//! publisher's subscribers only, from the per-publisher list kept as
+//! sessions join and end (never a scan of the shard's sessions). For each
+//! connected subscriber, the track bound to the frame's source track
+//! takes it; with simulcast, [`layers::choose`] picks the layer from that
+//! subscriber's bandwidth estimate (TWCC or REMB), frames of other layers
+//! are skipped, and a switch waits for the new layer's keyframe (asked
+//! for) — that keyframe is sent just after the old layer's last frame if
+//! it is of the same instant. The frame is written with the subscriber's
+//! payload type for the same codec (VP8, H.264, Opus …), so each
+//! subscriber negotiates its own; a publisher's several video tracks
+//! (camera, screen share) are bound to the subscriber's video tracks in
+//! offer order. A recording (WebM) keeps the first VP8 video track and the
+//! first Opus audio track, and leaves the others out.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fmt;
@@ -23,7 +40,7 @@ use str0m::bwe::BweKind;
 use str0m::change::SdpOffer;
 use str0m::config::CryptoProvider;
 use str0m::format::Codec;
-use str0m::media::{Direction, KeyframeRequestKind, MediaData, MediaKind, Mid, Rid};
+use str0m::media::{Direction, KeyframeRequestKind, MediaData, MediaKind, MediaTime, Mid, Rid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 
@@ -108,6 +125,8 @@ pub struct SfuStats {
 struct TrackIn {
     mid: Mid,
     kind: MediaKind,
+    /// The codecs negotiated for it (what the publisher may send).
+    codecs: Vec<Codec>,
     /// Bitrate by simulcast layer (`None`: no simulcast).
     layers: Vec<(Option<Rid>, RateMeter)>,
     last_keyframe_request: Option<Instant>,
@@ -123,6 +142,8 @@ struct TrackOut {
     /// next keyframe.
     current: Option<Rid>,
     target: Option<Rid>,
+    /// The media time of the last frame written.
+    last_time: Option<MediaTime>,
 }
 
 struct Peer {
@@ -180,10 +201,29 @@ fn media_lines(sdp: &str) -> Vec<(Mid, MediaKind, Direction)> {
     lines
 }
 
+/// The publisher's track of `kind` that its recording takes: the first
+/// one negotiated with WebM's codec for that kind (VP8, Opus). Any other
+/// track (H.264, a second camera, a screen share) is left out of the
+/// file rather than mixed into it.
+fn recorded_track(tracks: &[TrackIn], kind: MediaKind) -> Option<Mid> {
+    let codec = match kind {
+        MediaKind::Video => Codec::Vp8,
+        MediaKind::Audio => Codec::Opus,
+    };
+    tracks
+        .iter()
+        .find(|t| t.kind == kind && t.codecs.contains(&codec))
+        .map(|t| t.mid)
+}
+
 /// One shard's SFU.
 pub struct Sfu {
     rooms: Rooms,
     peers: HashMap<SessionId, Peer>,
+    /// Each publisher's subscribers, in the order they joined: what
+    /// [`Sfu::forward`] walks for a frame (kept by [`Sfu::join`] and
+    /// [`Sfu::end`], which every way out of the SFU goes through).
+    subscribers: HashMap<SessionId, Vec<SessionId>>,
     /// Last session each remote address was delivered to.
     routes: HashMap<SocketAddr, SessionId>,
     candidate: SocketAddr,
@@ -216,6 +256,7 @@ impl Sfu {
         Self {
             rooms: Rooms::default(),
             peers: HashMap::new(),
+            subscribers: HashMap::new(),
             routes: HashMap::new(),
             candidate,
             crypto: Arc::new(str0m::crypto::from_feature_flags()),
@@ -346,18 +387,17 @@ impl Sfu {
         wall_secs: u64,
     ) -> Option<String> {
         let peer = self.peers.get(&publisher)?;
-        let has = |kind| peer.tracks_in.iter().any(|t| t.kind == kind);
-        let tracks = (has(MediaKind::Video), has(MediaKind::Audio));
-        let video: Vec<Mid> = peer
-            .tracks_in
-            .iter()
-            .filter(|t| t.kind == MediaKind::Video)
-            .map(|t| t.mid)
-            .collect();
+        let video = recorded_track(&peer.tracks_in, MediaKind::Video);
+        let audio = recorded_track(&peer.tracks_in, MediaKind::Audio);
+        if video.is_none() && audio.is_none() {
+            tracing::info!(session = publisher, %room, "media: publisher not recorded: no VP8 or Opus track for WebM");
+            return None;
+        }
+        let tracks = (video.is_some(), audio.is_some());
         let name = self
             .recorders
             .start(room, publisher, tracks, now, wall_secs)?;
-        for mid in video {
+        if let Some(mid) = video {
             self.request_keyframe(publisher, mid, None, now, true);
         }
         Some(name)
@@ -463,6 +503,10 @@ impl Sfu {
             .map(|&(mid, kind, _)| TrackIn {
                 mid,
                 kind,
+                codecs: rtc
+                    .writer(mid)
+                    .map(|w| w.payload_params().map(|p| p.spec().codec).collect())
+                    .unwrap_or_default(),
                 layers: Vec::new(),
                 last_keyframe_request: None,
             })
@@ -476,6 +520,7 @@ impl Sfu {
                 source: None,
                 current: None,
                 target: None,
+                last_time: None,
             })
             .collect();
         if tracks_in.is_empty() && tracks_out.is_empty() {
@@ -513,7 +558,10 @@ impl Sfu {
             self.emit(room, RoomEvent::TrackAdded { session: id, kind });
         }
         match role {
-            Role::Subscriber { publisher } => self.bind(id, publisher),
+            Role::Subscriber { publisher } => {
+                self.subscribers.entry(publisher).or_default().push(id);
+                self.bind(id, publisher);
+            }
             Role::Publisher if self.recording.contains(room) => {
                 let wall = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
@@ -552,8 +600,14 @@ impl Sfu {
 
     fn end(&mut self, session: SessionId) {
         self.recorders.stop(session);
+        self.subscribers.remove(&session);
         if let Some(mut peer) = self.peers.remove(&session) {
             peer.rtc.disconnect();
+            if let Role::Subscriber { publisher } = peer.role {
+                if let Some(list) = self.subscribers.get_mut(&publisher) {
+                    list.retain(|s| *s != session);
+                }
+            }
         }
         self.routes.retain(|_, s| *s != session);
     }
@@ -895,31 +949,30 @@ impl Sfu {
                 speakers.observe(publisher, level);
             }
         }
-        if self.recorders.is_recording(publisher) {
+        let recorded = self.recorders.is_recording(publisher)
+            && (data.rid.is_none() || data.rid == simulcast.first().map(|l| l.rid));
+        if let (true, Some(peer)) = (recorded, self.peers.get(&publisher)) {
             let media = match data.params.spec().codec {
-                Codec::Vp8
-                    if data.rid.is_none() || data.rid == simulcast.first().map(|l| l.rid) =>
-                {
-                    Some(Media::Video)
-                }
-                Codec::Opus => Some(Media::Audio),
+                Codec::Vp8 => Some((MediaKind::Video, Media::Video)),
+                Codec::Opus => Some((MediaKind::Audio, Media::Audio)),
                 _ => None,
-            };
+            }
+            .filter(|(kind, _)| recorded_track(&peer.tracks_in, *kind) == Some(data.mid))
+            .map(|(_, media)| media);
             if let Some(media) = media {
                 let key = data.is_keyframe();
                 self.recorders
                     .frame(publisher, media, data.network_time, key, &data.data);
             }
         }
-        let subscribers: Vec<SessionId> = self
-            .peers
-            .iter()
-            .filter(|(_, p)| p.role == Role::Subscriber { publisher } && p.connected)
-            .map(|(id, _)| *id)
-            .collect();
+        let subscribers = self
+            .subscribers
+            .get(&publisher)
+            .cloned()
+            .unwrap_or_default();
         let mut switches = Vec::new();
         for sid in subscribers {
-            let Some(sub) = self.peers.get_mut(&sid) else {
+            let Some(sub) = self.peers.get_mut(&sid).filter(|p| p.connected) else {
                 continue;
             };
             let estimate = sub.estimate_bps.unwrap_or(u64::MAX);
@@ -930,11 +983,13 @@ impl Sfu {
             else {
                 continue;
             };
+            let mut switched = false;
             if data.rid.is_some() {
                 out.target = layers::choose(&simulcast, estimate, out.current.as_ref());
                 if out.target != out.current {
                     if data.rid == out.target && data.is_keyframe() {
                         out.current = out.target;
+                        switched = true;
                     } else {
                         switches.push(out.target);
                     }
@@ -943,15 +998,24 @@ impl Sfu {
                     continue;
                 }
             }
-            let mid = out.mid;
-            let Some(writer) = sub.rtc.writer(mid) else {
+            // The new layer's keyframe may be of an instant already sent
+            // on the old one: it goes out just after, so that the
+            // subscriber's timeline never stands still or steps back.
+            let time = match out.last_time {
+                Some(last) if switched && data.time <= last => {
+                    last + MediaTime::new(1, last.frequency())
+                }
+                _ => data.time,
+            };
+            out.last_time = Some(time);
+            let Some(writer) = sub.rtc.writer(out.mid) else {
                 continue;
             };
             let Some(pt) = writer.match_params(data.params) else {
                 continue;
             };
             if writer
-                .write(pt, data.network_time, data.time, data.data.clone())
+                .write(pt, data.network_time, time, data.data.clone())
                 .is_err()
             {
                 sub.rtc.disconnect();
