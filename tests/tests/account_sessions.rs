@@ -43,6 +43,16 @@ impl AccountClient {
         }
     }
 
+    /// `POST /rooms` with `body`, as the bearer of `token`.
+    fn create_room(&self, body: &Value, token: &str) -> Response {
+        self.http
+            .post(format!("{}/rooms", self.base))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .expect("create a room")
+    }
+
     /// `POST /session`: the status and the JSON body.
     fn login(&self, user: &str, password: &str) -> (u16, Value) {
         let r = self
@@ -176,13 +186,7 @@ fn account_sessions_open_rooms_and_survive_a_restart() {
     }
 
     // Ann opens a room and publishes into it.
-    let r = c
-        .http
-        .post(format!("{}/rooms", c.base))
-        .bearer_auth(&ann_token)
-        .json(&json!({ "id": "anns-room", "name": "Ann's" }))
-        .send()
-        .expect("create");
+    let r = c.create_room(&json!({ "id": "anns-room", "name": "Ann's" }), &ann_token);
     assert_eq!(r.status(), 201);
     let room: Value = r.json().expect("json");
     assert_eq!(room["owner"], ann);
@@ -275,20 +279,29 @@ fn account_sessions_open_rooms_and_survive_a_restart() {
     assert_eq!(c.session(&bob_again).0, 200);
 
     // Ann owns the rooms she opens (rooms live in memory: a new one).
-    let r = c
-        .http
-        .post(format!("{}/rooms", c.base))
-        .bearer_auth(&ann_token)
-        .json(&json!({ "id": "again" }))
-        .send()
-        .expect("create");
+    let r = c.create_room(&json!({ "id": "again" }), &ann_token);
     assert_eq!(r.status(), 201);
     assert_eq!(c.status(Method::DELETE, "/rooms/again", &bob_again), 403);
     assert_eq!(c.status(Method::DELETE, "/rooms/again", &ann_token), 204);
 
+    // A class of service without video: its accounts' tokens open no room.
+    let admin = AdminApi::new(&appliance, &data);
+    let (status, body) = admin.post(
+        "/classes",
+        &json!({ "name": "no-video", "features": { "video": false } }),
+    );
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = admin.patch(
+        &format!("/accounts/{bob}"),
+        &json!({ "class_of_service": "no-video" }),
+    );
+    assert_eq!(status, 200, "{body}");
+    let r = c.create_room(&json!({ "id": "bobs" }), &bob_again);
+    let (status, code) = error_code(r);
+    assert_eq!((status, code.as_str()), (403, Some("feature_disabled")));
+
     // A disabled account's sessions end.
-    let (status, body) = AdminApi::new(&appliance, &data)
-        .patch(&format!("/accounts/{ann}"), &json!({ "status": "Locked" }));
+    let (status, body) = admin.patch(&format!("/accounts/{ann}"), &json!({ "status": "Locked" }));
     assert_eq!(status, 200, "{body}");
     assert_eq!(c.session(&ann_token).0, 401, "a locked account");
 }

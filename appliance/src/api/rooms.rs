@@ -196,9 +196,16 @@ async fn caller(api: &Api, req: &Request) -> Result<Caller, Reply> {
         .map(str::to_string)
         .or_else(|| super::query(req).remove("token"));
     if let Some(session) = token.as_deref().filter(|t| t.starts_with(sessions::PREFIX)) {
-        return sessions::verify(api, session)
-            .await
-            .map(|claims| Caller::Account(claims.account));
+        let account = sessions::verify(api, session).await?.account;
+        return match api.services.directory.class_of(account.clone()).await {
+            Ok(class) if class.features.video => Ok(Caller::Account(account)),
+            Ok(_) => Err(json_error(
+                StatusCode::FORBIDDEN,
+                "feature_disabled",
+                "video is not enabled for this account's class of service",
+            )),
+            Err(e) => Err(super::errors::directory(e)),
+        };
     }
     match api.auth.check(req, &api.services.blocking).await {
         Ok(_) => Ok(Caller::Admin),

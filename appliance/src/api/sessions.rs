@@ -209,9 +209,8 @@ async fn session_of(api: &Api, req: &Request) -> Result<Claims, Reply> {
     }
 }
 
-/// The address the request came from. cairn-http does not hand it to
-/// handlers yet: until it adds the peer's `SocketAddr` to the request's
-/// extensions, every HTTP client counts as one address for the lockout.
+/// The address the request came from (cairn-http puts the peer's
+/// `SocketAddr` in every request's extensions).
 fn peer_ip(req: &Request) -> IpAddr {
     req.extensions()
         .get::<SocketAddr>()
