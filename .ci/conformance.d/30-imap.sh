@@ -435,6 +435,12 @@ lines = ok(legacy.list('""', '"R*"'), "list")
 assert any(l.endswith(f'"{mutf7(name)}"'.encode()) for l in lines), (mutf7(name), lines)
 data = ok(legacy.status(mutf7("Récents"), "(MESSAGES)"), "status")
 assert b"MESSAGES 1" in data[0], data
+# Names are kept in NFC: "Re\u0301cents" (combining accent) is the same mailbox.
+import unicodedata
+decomposed = unicodedata.normalize("NFD", "Récents")
+assert decomposed != "Récents"
+data = ok(legacy.status(mutf7(decomposed), "(MESSAGES)"), "status of the NFD name")
+assert b"MESSAGES 1" in data[0], data
 legacy.logout()
 PY
 

@@ -51,6 +51,16 @@ pub fn decode(name: &str) -> Result<String, BadName> {
     Ok(out)
 }
 
+/// `name` in Unicode Normalization Form C (RFC 5198), as names are kept:
+/// "Café" typed with a combining accent names the same mailbox as with
+/// the precomposed "é".
+pub fn nfc(name: String) -> String {
+    match icu_normalizer::ComposingNormalizerBorrowed::new_nfc().normalize(&name) {
+        std::borrow::Cow::Borrowed(_) => name,
+        std::borrow::Cow::Owned(normalized) => normalized,
+    }
+}
+
 /// Encodes a name for the wire.
 pub fn encode(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
@@ -85,6 +95,16 @@ pub fn encode(name: &str) -> String {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn names_are_kept_composed() {
+        let decomposed = "Cafe\u{301}/Tag".to_string();
+        assert_eq!(nfc(decomposed), "Caf\u{e9}/Tag");
+        assert_eq!(nfc("Caf\u{e9}".into()), "Caf\u{e9}");
+        // Modified UTF-7 of a decomposed name decodes to the same mailbox.
+        let wire = encode("Cafe\u{301}");
+        assert_eq!(decode(&wire).map(nfc).as_deref(), Ok("Caf\u{e9}"));
+    }
 
     #[test]
     fn rfc_examples() {

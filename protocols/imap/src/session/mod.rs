@@ -837,14 +837,17 @@ impl<'a> Session<'a> {
         self.enabled.utf8 || self.enabled.rev2
     }
 
-    /// A mailbox name or pattern from the wire, as UTF-8 text.
+    /// A mailbox name or pattern from the wire, as UTF-8 text in
+    /// Normalization Form C (RFC 9051 §5.1 names are Net-Unicode, RFC 5198:
+    /// a name a client sends decomposed finds the same mailbox).
     fn wire_name(&self, raw: &[u8]) -> Result<String, Reply> {
         let text = std::str::from_utf8(raw).map_err(|_| Reply::bad("Mailbox name is not valid"))?;
-        if self.utf8_names() {
-            Ok(text.to_string())
+        let name = if self.utf8_names() {
+            text.to_string()
         } else {
-            utf7::decode(text).map_err(|e| Reply::bad(e.to_string()))
-        }
+            utf7::decode(text).map_err(|e| Reply::bad(e.to_string()))?
+        };
+        Ok(utf7::nfc(name))
     }
 
     /// A mailbox name as the wire writes it: an IMAP string.
