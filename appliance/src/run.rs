@@ -396,6 +396,7 @@ impl ShardMain {
         &self,
         ctx: &ShardContext,
         services: &Services,
+        tracker: &ConnectionTracker,
     ) -> Result<(Option<ImapServer>, Option<Pop3Server>), String> {
         let has = |a: Service, b: Service| {
             self.planned
@@ -423,7 +424,7 @@ impl ShardMain {
                 server
                     .await
                     .map_err(|e| format!("shard {}: IMAP: {e}", ctx.id()))?
-                    .with_shutdown(ctx.shutdown().clone()),
+                    .with_shutdown(ctx.shutdown().clone(), tracker.clone()),
             )
         } else {
             None
@@ -441,7 +442,7 @@ impl ShardMain {
                 server
                     .await
                     .map_err(|e| format!("shard {}: POP3: {e}", ctx.id()))?
-                    .with_shutdown(ctx.shutdown().clone()),
+                    .with_shutdown(ctx.shutdown().clone(), tracker.clone()),
             )
         } else {
             None
@@ -513,7 +514,8 @@ impl ShardMain {
                 return;
             }
         };
-        let (imap, pop3) = match self.mail_access(&ctx, &services).await {
+        let tracker = ConnectionTracker::default();
+        let (imap, pop3) = match self.mail_access(&ctx, &services, &tracker).await {
             Ok(access) => access,
             Err(message) => {
                 let _ = self.ready.send(Err(message));
@@ -521,7 +523,6 @@ impl ShardMain {
                 return;
             }
         };
-        let tracker = ConnectionTracker::default();
         let limits = &self.config.limits;
         let shared = Shared {
             router: Rc::new(http_service::router(

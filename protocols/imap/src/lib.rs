@@ -24,7 +24,7 @@ use std::time::Duration;
 use cairn_shards::mesh::{Mesh, MeshEndpoint, MeshError};
 use cairn_shards::metrics::ServiceMetrics;
 use cairn_shards::stream::{MovedStream, Stream};
-use cairn_shards::Shutdown;
+use cairn_shards::{ConnectionTracker, Shutdown};
 use cairn_storage::services::Services;
 
 /// A session on its way to the shard that owns its account.
@@ -102,6 +102,9 @@ pub(crate) struct Inner {
     pub(crate) summaries: session::summaries::Summaries,
     /// The appliance's stop, which ends sessions waiting for a command.
     shutdown: std::cell::RefCell<Option<Shutdown>>,
+    /// The shard's live connections, which sessions moved here join (so
+    /// that the shard's stop waits for them too).
+    tracker: std::cell::RefCell<Option<ConnectionTracker>>,
 }
 
 impl Inner {
@@ -137,6 +140,7 @@ impl ImapServer {
             recent: session::recent::Recent::default(),
             summaries: session::summaries::Summaries::new(session::summaries::DEFAULT_CAPACITY),
             shutdown: Default::default(),
+            tracker: Default::default(),
         });
         let weak = Rc::downgrade(&inner);
         inner.mesh.serve(move |_from, moved: Moved| {
@@ -144,8 +148,10 @@ impl ImapServer {
             async move {
                 match inner {
                     Some(inner) => {
+                        let guard = inner.tracker.borrow().as_ref().map(ConnectionTracker::enter);
                         cairn_shards::spawn_detached(async move {
-                            session::resume(&inner, moved).await
+                            session::resume(&inner, moved).await;
+                            drop(guard);
                         });
                     }
                     None => drop(moved),
@@ -157,9 +163,11 @@ impl ImapServer {
 
     /// Sessions waiting for a command (or in IDLE) when `shutdown` is
     /// raised get `* BYE Server shutting down` and are closed; one sending
-    /// a command finishes it first.
-    pub fn with_shutdown(self, shutdown: Shutdown) -> Self {
+    /// a command finishes it first. Sessions moved here from another shard
+    /// count in `tracker`, the connections this shard's stop waits for.
+    pub fn with_shutdown(self, shutdown: Shutdown, tracker: ConnectionTracker) -> Self {
         *self.inner.shutdown.borrow_mut() = Some(shutdown);
+        *self.inner.tracker.borrow_mut() = Some(tracker);
         self
     }
 

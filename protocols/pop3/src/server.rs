@@ -21,7 +21,7 @@ use cairn_shards::mesh::{MeshEndpoint, MeshError};
 use cairn_shards::metrics::{Outcome, ServiceMetrics};
 use cairn_shards::stream::{MovedStream, Stream};
 use cairn_shards::time::timeout;
-use cairn_shards::Shutdown;
+use cairn_shards::{ConnectionTracker, Shutdown};
 use cairn_storage::directory::sasl::Credentials;
 use cairn_storage::mailbox::flags::DELETED;
 use cairn_storage::mailbox::{BlobRef, FlagAction, Flags};
@@ -69,6 +69,8 @@ struct Inner {
     endpoint: Rc<MeshEndpoint<Moved, ()>>,
     /// The appliance's stop, which ends sessions waiting for a command.
     shutdown: std::cell::RefCell<Option<Shutdown>>,
+    /// The shard's live connections, which sessions moved here join.
+    tracker: std::cell::RefCell<Option<ConnectionTracker>>,
 }
 
 impl Inner {
@@ -111,13 +113,20 @@ impl Pop3Server {
             locks: Locks::new(),
             endpoint: endpoint.clone(),
             shutdown: Default::default(),
+            tracker: Default::default(),
         });
         let weak: Weak<Inner> = Rc::downgrade(&inner);
         endpoint.serve(move |from, moved: Moved| {
             let weak = weak.clone();
             async move {
                 match weak.upgrade() {
-                    Some(inner) => cairn_shards::spawn_detached(resume(inner, moved)),
+                    Some(inner) => {
+                        let guard = inner.tracker.borrow().as_ref().map(ConnectionTracker::enter);
+                        cairn_shards::spawn_detached(async move {
+                            resume(inner, moved).await;
+                            drop(guard);
+                        })
+                    }
                     None => {
                         tracing::warn!(from, ?moved, "pop3: a session moved to a stopped server")
                     }
@@ -139,9 +148,12 @@ impl Pop3Server {
     }
 
     /// Sessions waiting for a command when `shutdown` is raised get
-    /// `-ERR [SYS/TEMP] server shutting down` and are closed.
-    pub fn with_shutdown(self, shutdown: Shutdown) -> Self {
+    /// `-ERR [SYS/TEMP] server shutting down` and are closed. Sessions
+    /// moved here from another shard count in `tracker`, the connections
+    /// this shard's stop waits for.
+    pub fn with_shutdown(self, shutdown: Shutdown, tracker: ConnectionTracker) -> Self {
         *self.inner.shutdown.borrow_mut() = Some(shutdown);
+        *self.inner.tracker.borrow_mut() = Some(tracker);
         self
     }
 
