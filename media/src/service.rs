@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use cairn_shards::mesh::{Mesh, MeshEndpoint, MeshError};
 use cairn_shards::placement::PlacementKey;
-use cairn_shards::ShardId;
+use cairn_shards::{expect_reply, ShardId};
 use rand::Rng;
 use serde::Serialize;
 
@@ -150,6 +150,12 @@ impl std::fmt::Display for MediaError {
             Self::Mesh(e) => write!(f, "the room's shard did not answer: {e:?}"),
             Self::Mismatch => write!(f, "the room's shard answered out of turn"),
         }
+    }
+}
+
+impl From<SfuError> for MediaError {
+    fn from(e: SfuError) -> Self {
+        Self::Refused(e)
     }
 }
 
@@ -348,10 +354,11 @@ impl MediaService {
             caller,
             after,
         };
-        match self.call(room, req).await? {
-            MediaReply::Events(r) => r.map_err(MediaError::Refused),
-            _ => Err(MediaError::Mismatch),
-        }
+        expect_reply!(
+            self.call(room, req).await?,
+            MediaReply::Events,
+            MediaError::Mismatch
+        )
     }
 
     /// Adds trickled ICE candidates to a session; how many.
@@ -368,10 +375,11 @@ impl MediaService {
             session,
             fragment,
         };
-        match self.call(room, req).await? {
-            MediaReply::Added(r) => r.map_err(MediaError::Refused),
-            _ => Err(MediaError::Mismatch),
-        }
+        expect_reply!(
+            self.call(room, req).await?,
+            MediaReply::Added,
+            MediaError::Mismatch
+        )
     }
 
     /// Starts (`on`) or stops recording a room; the files started.
@@ -386,10 +394,11 @@ impl MediaService {
             caller,
             on,
         };
-        match self.call(room, req).await? {
-            MediaReply::Recording(r) => r.map_err(MediaError::Refused),
-            _ => Err(MediaError::Mismatch),
-        }
+        expect_reply!(
+            self.call(room, req).await?,
+            MediaReply::Recording,
+            MediaError::Mismatch
+        )
     }
 
     async fn call(&self, room: &str, req: MediaRequest) -> Result<MediaReply, MediaError> {
@@ -444,10 +453,11 @@ impl MediaService {
             role,
             offer,
         };
-        match self.call(room, req).await? {
-            MediaReply::Joined(r) => r.map_err(MediaError::Refused),
-            _ => Err(MediaError::Mismatch),
-        }
+        expect_reply!(
+            self.call(room, req).await?,
+            MediaReply::Joined,
+            MediaError::Mismatch
+        )
     }
 
     /// Ends a session (a publisher's subscriptions with it).
@@ -475,10 +485,11 @@ impl MediaService {
     }
 
     async fn done(&self, room: &str, req: MediaRequest) -> Result<(), MediaError> {
-        match self.call(room, req).await? {
-            MediaReply::Done(r) => r.map_err(MediaError::Refused),
-            _ => Err(MediaError::Mismatch),
-        }
+        expect_reply!(
+            self.call(room, req).await?,
+            MediaReply::Done,
+            MediaError::Mismatch
+        )
     }
 
     /// The sessions of a room.
@@ -491,10 +502,11 @@ impl MediaService {
             room: room.to_string(),
             caller,
         };
-        match self.call(room, req).await? {
-            MediaReply::Sessions(r) => r.map_err(MediaError::Refused),
-            _ => Err(MediaError::Mismatch),
-        }
+        expect_reply!(
+            self.call(room, req).await?,
+            MediaReply::Sessions,
+            MediaError::Mismatch
+        )
     }
 
     /// Every shard's rooms, and each shard's SFU counters.

@@ -38,6 +38,20 @@ use glommio::channels::shared_channel::{
 };
 use glommio::sync::Semaphore;
 
+/// The payload of a mesh call's reply when it is the variant expected,
+/// its error converted with `?`: `expect_reply!(reply, Reply::Variant,
+/// mismatch)` is `Ok(payload?)` for `Reply::Variant(Ok(payload))` and
+/// `Err(mismatch)` for any other variant (a shard answering out of turn).
+#[macro_export]
+macro_rules! expect_reply {
+    ($reply:expr, $reply_enum:ident::$variant:ident, $mismatch:expr) => {
+        match $reply {
+            $reply_enum::$variant(r) => Ok(r?),
+            _ => Err($mismatch),
+        }
+    };
+}
+
 use crate::{ShardId, Shutdown, Task};
 
 /// Why a cross-shard request did not get its reply.

@@ -6,17 +6,10 @@
 //! [`shard_store`] opens them together. [`DataDir`] is the appliance's data
 //! directory, locked so that two appliances never share one.
 
-/// Takes the expected variant out of a cross-shard reply (`Enum::Variant`
-/// holding a `Result`), or fails with `mismatch`: shared by the services
-/// that route calls to another shard.
-macro_rules! expect_reply {
-    ($reply:expr, $reply_enum:ident::$variant:ident, $mismatch:expr) => {
-        match $reply {
-            $reply_enum::$variant(r) => Ok(r?),
-            _ => Err($mismatch),
-        }
-    };
-}
+// `expect_reply!` (cairn_shards::mesh) for the services that route calls
+// to another shard.
+#[macro_use]
+extern crate cairn_shards;
 
 pub mod bayes;
 pub mod checkpoint;
