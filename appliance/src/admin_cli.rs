@@ -386,6 +386,19 @@ fn execute(args: &AdminArgs) -> Result<(), String> {
                     )
                 });
             }
+            AccountCommand::Move { address, shard } => {
+                let path = format!("/accounts/{}/move", encode(address));
+                let moved = t.send(
+                    t.request(Method::POST, &path)
+                        .json(&json!({ "shard": shard })),
+                )?;
+                out(&moved, &|m| {
+                    println!(
+                        "moved {address} from shard {} to shard {shard}",
+                        m["from"].as_u64().unwrap_or_default()
+                    )
+                });
+            }
             AccountCommand::AppPassword(cmd) => app_password(&t, cmd, &out)?,
         },
         AdminCommand::Cos(cmd) => match cmd {

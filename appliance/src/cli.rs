@@ -333,6 +333,13 @@ pub enum AccountCommand {
     AppPassword(AppPasswordCommand),
     /// Delete an account and its mail.
     Delete { address: String },
+    /// Move an account and its mail to another shard.
+    Move {
+        address: String,
+        /// The shard to move it to (0 ..= shards.count - 1).
+        #[arg(long)]
+        shard: usize,
+    },
 }
 
 #[derive(Subcommand)]

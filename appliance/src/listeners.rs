@@ -44,7 +44,9 @@ impl Server {
     async fn serve(&self, stream: Stream, peer: SocketAddr) {
         match self {
             Server::Http { router, options } => {
-                if let Err(e) = serve_connection(stream, peer, router.clone(), options.clone()).await {
+                if let Err(e) =
+                    serve_connection(stream, peer, router.clone(), options.clone()).await
+                {
                     tracing::debug!(%peer, error = %e, "HTTP connection ended with an error");
                 }
             }

@@ -164,7 +164,10 @@ fn run_until_stopped(args: RunArgs) -> Result<(), String> {
     let on_disk = shards_on_disk(data_dir.path());
     if on_disk > shards {
         return Err(format!(
-            "the data directory {} holds {on_disk} shards but {shards} are configured;              moving accounts between shards is not built yet, so run with shards.count = {on_disk}",
+            "the data directory {} holds {on_disk} shards but {shards} are configured; \
+             run with shards.count = {on_disk}: fewer shards are not supported yet (even once \
+             the accounts are moved off the last shards with `cairn admin account move`, \
+             their queues and default placements stay there)",
             data_dir.path().display()
         ));
     }
@@ -182,6 +185,7 @@ fn run_until_stopped(args: RunArgs) -> Result<(), String> {
     let outbound = crate::outbound::options(&config, resolver, outbound_metrics)?;
     let storage_metrics = Arc::new(StorageMetrics::new(&metrics));
     let meshes = Meshes::new(shards)
+        .with_shards_on_disk(on_disk)
         .with_auth_metrics(AuthMetrics::new(&metrics))
         .with_bayes_metrics(BayesMetrics::new(&metrics));
     // The meshes that carry IMAP and POP3 sessions to their account's shard.
@@ -462,6 +466,7 @@ impl ShardMain {
                     checkpoint = ?report.checkpoint,
                     "storage recovered"
                 );
+                store.mail.digest_with(cairn_imap::DIGESTER);
                 (store, report.records)
             }
             Err(e) => {
@@ -560,18 +565,21 @@ impl ShardMain {
                 self.config.limits.max_connections_per_ip,
             ));
         }
-        let (metrics, storage_metrics, log, id) = (
+        let (metrics, storage_metrics, log, mail, id) = (
             self.metrics.clone(),
             self.storage_metrics.clone(),
             store.log.clone(),
+            store.mail.clone(),
             ctx.id(),
         );
         cairn_shards::spawn_detached(async move {
             let mut last = ShardSample::default();
             let mut last_log = Default::default();
+            let mut last_reads = Default::default();
             loop {
                 metrics.sample_shard(id, &mut last);
                 storage_metrics.sample(id, log.stats(), &mut last_log);
+                storage_metrics.sample_reads(id, mail.reads(), &mut last_reads);
                 cairn_shards::time::sleep(Duration::from_secs(1)).await;
             }
         });

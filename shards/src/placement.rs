@@ -1,8 +1,11 @@
 //! The placement table: which shard owns each account and each media room.
 //!
 //! Explicit entries (assigned or moved) win; a key never placed falls to a
-//! stable default, FNV-1a of the key modulo the shard count, the same on
-//! every run, machine and Rust version. Each shard keeps its own replica,
+//! stable default, FNV-1a of the key modulo the *base* shard count (the
+//! count the node first ran with), the same on every run, machine and Rust
+//! version: growing the shard count moves no default placement, and keys
+//! placed after a growth get an explicit entry ([`PlacementTable::home_of_new`]).
+//! Each shard keeps its own replica,
 //! no state is shared: a change is a [`PlacementUpdate`] that the changing
 //! shard broadcasts (over a [`crate::mesh::Mesh`]) and every replica
 //! [`apply`](PlacementTable::apply)s. The last writer wins by
@@ -86,6 +89,28 @@ pub enum PlacementError {
     NoSuchShard { shard: ShardId, shards: usize },
     #[error("{key:?} is already placed on shard {shard}; move it instead")]
     AlreadyPlaced { key: PlacementKey, shard: ShardId },
+    #[error(
+        "default placement is over {base} shards but only {shards} run; move the accounts off the last shards first"
+    )]
+    BaseAboveShards { base: usize, shards: usize },
+}
+
+/// Where a new key goes (see [`PlacementTable::home_of_new`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Home {
+    /// It already has an entry, or its default is right: nothing to write.
+    Placed(ShardId),
+    /// It needs an explicit entry on this shard.
+    Assign(ShardId),
+}
+
+impl Home {
+    /// The shard the key goes to.
+    pub fn shard(self) -> ShardId {
+        match self {
+            Self::Placed(shard) | Self::Assign(shard) => shard,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -98,6 +123,7 @@ struct Entry {
 #[derive(Debug, Clone)]
 pub struct PlacementTable {
     shards: usize,
+    base: usize,
     replica: ShardId,
     version: u64,
     entries: BTreeMap<PlacementKey, Entry>,
@@ -105,19 +131,44 @@ pub struct PlacementTable {
 
 impl PlacementTable {
     /// An empty table over `shards` shards (at least one), kept by shard
-    /// `replica` (which stamps its own changes).
+    /// `replica` (which stamps its own changes), whose default placement is
+    /// over all of them.
     pub fn new(shards: usize, replica: ShardId) -> Self {
+        let shards = shards.max(1);
         Self {
-            shards: shards.max(1),
+            shards,
+            base: shards,
             replica,
             version: 0,
             entries: BTreeMap::new(),
         }
     }
 
+    /// An empty table over `shards` shards whose default placement is over
+    /// the first `base` of them (at least one): the count the node first
+    /// ran with. A base above `shards` is refused: keys would default to
+    /// shards that do not run.
+    pub fn with_base(shards: usize, base: usize, replica: ShardId) -> Result<Self, PlacementError> {
+        let mut table = Self::new(shards, replica);
+        let base = base.max(1);
+        if base > table.shards {
+            return Err(PlacementError::BaseAboveShards {
+                base,
+                shards: table.shards,
+            });
+        }
+        table.base = base;
+        Ok(table)
+    }
+
     /// The shard count placements are made over.
     pub fn shards(&self) -> usize {
         self.shards
+    }
+
+    /// The shard count default placement is over.
+    pub fn base(&self) -> usize {
+        self.base
     }
 
     /// A Lamport clock: every change made here increments it, and applying
@@ -131,8 +182,40 @@ impl PlacementTable {
     pub fn shard_of(&self, key: &PlacementKey) -> ShardId {
         match self.entries.get(key) {
             Some(entry) => entry.shard,
-            None => (key.stable_hash() % self.shards as u64) as ShardId,
+            None => (key.stable_hash() % self.base as u64) as ShardId,
         }
+    }
+
+    /// Where a key that is being created (a new account) goes: where its
+    /// entry says if it has one; its default while the shard count is the
+    /// base; after a growth, the stable hash over the current count, as an
+    /// explicit entry (so that the new shards take their share of new keys
+    /// without moving any old one).
+    pub fn home_of_new(&self, key: &PlacementKey) -> Home {
+        match self.entries.get(key) {
+            Some(entry) => Home::Placed(entry.shard),
+            None if self.base == self.shards => Home::Placed(self.shard_of(key)),
+            None => Home::Assign((key.stable_hash() % self.shards as u64) as ShardId),
+        }
+    }
+
+    /// The update that would place `key` on `shard`, stamped after
+    /// everything this replica has seen, without applying it: for a writer
+    /// that persists an update before [`apply`](Self::apply)ing it.
+    pub fn prepare(
+        &self,
+        key: PlacementKey,
+        shard: ShardId,
+    ) -> Result<PlacementUpdate, PlacementError> {
+        self.check_shard(shard)?;
+        Ok(PlacementUpdate {
+            key,
+            shard,
+            stamp: Stamp {
+                version: self.version + 1,
+                origin: self.replica,
+            },
+        })
     }
 
     /// Places a key that has no explicit entry yet (e.g. a new account) on
@@ -208,13 +291,23 @@ impl PlacementTable {
 
     /// Records a change made on this replica under a fresh stamp.
     fn write(&mut self, key: PlacementKey, shard: ShardId) -> PlacementUpdate {
-        self.version += 1;
-        let stamp = Stamp {
-            version: self.version,
-            origin: self.replica,
+        let update = PlacementUpdate {
+            key,
+            shard,
+            stamp: Stamp {
+                version: self.version + 1,
+                origin: self.replica,
+            },
         };
-        self.entries.insert(key.clone(), Entry { shard, stamp });
-        PlacementUpdate { key, shard, stamp }
+        self.version = update.stamp.version;
+        self.entries.insert(
+            update.key.clone(),
+            Entry {
+                shard,
+                stamp: update.stamp,
+            },
+        );
+        update
     }
 }
 
@@ -343,6 +436,50 @@ mod tests {
             rebuilt.entries().collect::<Vec<_>>(),
             t.entries().collect::<Vec<_>>()
         );
+    }
+
+    #[test]
+    fn growing_keeps_defaults_on_the_base_and_places_new_keys_over_all() {
+        let grown = PlacementTable::with_base(4, 2, 0).expect("base");
+        let same = PlacementTable::new(2, 0);
+        assert_eq!((grown.shards(), grown.base()), (4, 2));
+        let mut assigned = [0usize; 4];
+        for i in 0..200 {
+            let key = PlacementKey::account(format!("user{i}@example.com"));
+            // Every key placed before the growth stays where it was.
+            assert_eq!(grown.shard_of(&key), same.shard_of(&key));
+            assert_eq!(same.home_of_new(&key), Home::Placed(same.shard_of(&key)));
+            // A new key gets an entry over the current count.
+            let home = grown.home_of_new(&key);
+            assert_eq!(home, Home::Assign((key.stable_hash() % 4) as usize));
+            assigned[home.shard()] += 1;
+        }
+        assert!(assigned.iter().all(|&n| n > 0), "{assigned:?}");
+        // A key with an entry stays on it.
+        let mut t = grown;
+        let key = PlacementKey::account("placed");
+        let up = t.prepare(key.clone(), 3).expect("prepare");
+        assert_eq!(t.version(), 0, "prepare changes nothing");
+        assert_eq!(t.entries().count(), 0);
+        assert!(t.apply(&up).expect("apply"));
+        assert_eq!(t.home_of_new(&key), Home::Placed(3));
+        assert_eq!(t.version(), 1);
+        assert_eq!(
+            t.prepare(key.clone(), 4),
+            Err(PlacementError::NoSuchShard {
+                shard: 4,
+                shards: 4
+            })
+        );
+    }
+
+    #[test]
+    fn a_base_above_the_shard_count_is_refused() {
+        assert_eq!(
+            PlacementTable::with_base(2, 4, 0).map(|t| t.base()),
+            Err(PlacementError::BaseAboveShards { base: 4, shards: 2 })
+        );
+        assert_eq!(PlacementTable::with_base(2, 0, 0).map(|t| t.base()), Ok(1));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Checkpoints of a shard's in-memory state, so that opening a shard reads
 //! the newest checkpoint and replays only the log after it.
 //!
-//! A checkpoint file holds the mail state, the blob index and the tables'
+//! A checkpoint file holds the mail state, the blob and digest indexes and the tables'
 //! contents as they were after the log's record `seq`, and the log position
 //! where the log goes on after it. On disk: a 32-byte header (magic, format
 //! version, CRC32C and length of the archive) and an rkyv archive, read
@@ -12,6 +12,7 @@
 //! `checkpoint-<seq>.ckpt`, and the directory fsync'd; the newest
 //! [`KEEP`] are kept. A checkpoint that does not read back intact is
 //! reported and skipped: the previous one, or a full replay, is used.
+//! Format 1 (before digests) is still read, with no digests.
 
 use std::fs::File;
 use std::io::Write;
@@ -19,14 +20,16 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::log::Position;
-use crate::mailbox::{BlobRef, State};
+use crate::mailbox::{BlobRef, DigestRef, State};
 use crate::table::TableData;
 
 /// How many checkpoints are kept.
 pub const KEEP: usize = 2;
 
 const MAGIC: &[u8; 8] = b"CAIRNCKP";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
+/// The format before digests, still read.
+const VERSION_1: u32 = 1;
 /// The header's length; a multiple of the archive's alignment.
 const HEADER_LEN: usize = 32;
 const SUFFIX: &str = ".ckpt";
@@ -47,6 +50,33 @@ pub struct Image {
     pub blobs: Vec<BlobRef>,
     /// The tables.
     pub tables: TableData,
+    /// Every stored digest.
+    pub digests: Vec<DigestRef>,
+}
+
+/// An [`Image`] of format 1 (no digests).
+#[derive(rkyv::Archive, rkyv::Deserialize)]
+struct ImageV1 {
+    seq: u64,
+    segment: u64,
+    offset: u64,
+    state: State,
+    blobs: Vec<BlobRef>,
+    tables: TableData,
+}
+
+impl From<ImageV1> for Image {
+    fn from(v1: ImageV1) -> Self {
+        Self {
+            seq: v1.seq,
+            segment: v1.segment,
+            offset: v1.offset,
+            state: v1.state,
+            blobs: v1.blobs,
+            tables: v1.tables,
+            digests: Vec::new(),
+        }
+    }
 }
 
 impl Image {
@@ -57,6 +87,19 @@ impl Image {
             segment: self.segment,
             offset: self.offset,
         }
+    }
+
+    /// The segments its bodies and digests lie in, sorted, each once.
+    pub fn segments(&self) -> Vec<u64> {
+        let mut used: Vec<u64> = self
+            .blobs
+            .iter()
+            .map(|b| b.segment)
+            .chain(self.digests.iter().map(|d| d.segment))
+            .collect();
+        used.sort_unstable();
+        used.dedup();
+        used
     }
 }
 
@@ -165,7 +208,7 @@ pub fn decode(bytes: &[u8]) -> Result<Image, String> {
         return Err("bad magic".into());
     }
     let version = le_u32(bytes, 8).ok_or("short header")?;
-    if version != VERSION {
+    if version != VERSION && version != VERSION_1 {
         return Err(format!("format version {version}, expected {VERSION}"));
     }
     let crc = le_u32(bytes, 12).ok_or("short header")?;
@@ -180,9 +223,22 @@ pub fn decode(bytes: &[u8]) -> Result<Image, String> {
     if crc32c::crc32c(archive) != crc {
         return Err("CRC mismatch".into());
     }
-    let archived = rkyv::access::<ArchivedImage, rkyv::rancor::Error>(archive)
+    if version == VERSION_1 {
+        return read_archive::<ImageV1>(archive).map(Image::from);
+    }
+    read_archive::<Image>(archive)
+}
+
+/// Validates an archive of `T` and deserialises it.
+fn read_archive<T>(archive: &[u8]) -> Result<T, String>
+where
+    T: rkyv::Archive,
+    T::Archived: for<'a> rkyv::bytecheck::CheckBytes<rkyv::api::high::HighValidator<'a, rkyv::rancor::Error>>
+        + rkyv::Deserialize<T, rkyv::api::high::HighDeserializer<rkyv::rancor::Error>>,
+{
+    let archived = rkyv::access::<T::Archived, rkyv::rancor::Error>(archive)
         .map_err(|e| format!("archive does not validate: {e}"))?;
-    rkyv::deserialize::<Image, rkyv::rancor::Error>(archived)
+    rkyv::deserialize::<T, rkyv::rancor::Error>(archived)
         .map_err(|e| format!("archive does not deserialise: {e}"))
 }
 

@@ -8,3 +8,5 @@ pub const TABLE_BATCH: u8 = 2;
 pub const BLOB: u8 = 3;
 /// A mailbox operation (`mailbox`).
 pub const MAILBOX_OP: u8 = 4;
+/// A body's digest (`mailbox::digests`), queued right before its body.
+pub const BLOB_DIGEST: u8 = 5;

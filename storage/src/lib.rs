@@ -20,6 +20,7 @@ pub mod log;
 pub mod mailbox;
 pub mod metrics;
 pub mod notify;
+pub mod placement;
 pub mod queue;
 pub mod record;
 pub mod service;

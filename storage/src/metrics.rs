@@ -1,5 +1,6 @@
 //! Storage's metric families: what each shard's log has written (and
-//! compaction removed), what recovery found at start, how logins went,
+//! compaction removed), what recovery found at start, how many bodies and
+//! digests were read back, how logins went,
 //! and what the accounts' Bayes classifiers learned and said.
 
 use cairn_shards::metrics::Metrics;
@@ -9,6 +10,7 @@ use prometheus::{IntCounterVec, Opts};
 use crate::bayes::{Class, Classification};
 use crate::directory::auth::{AuthError, Principal};
 use crate::log::{LogStats, RecoveryReport};
+use crate::mailbox::Reads;
 
 /// The storage families, registered with the appliance's metrics.
 pub struct StorageMetrics {
@@ -21,6 +23,9 @@ pub struct StorageMetrics {
     torn: IntCounterVec,
     compacted_segments: IntCounterVec,
     compacted_bytes: IntCounterVec,
+    body_reads: IntCounterVec,
+    digest_reads: IntCounterVec,
+    digests_rejected: IntCounterVec,
 }
 
 fn family(name: &str, help: &str) -> IntCounterVec {
@@ -62,6 +67,18 @@ impl StorageMetrics {
                 "cairn_storage_compaction_bytes_reclaimed_total",
                 "Bytes of the segment files removed by compaction.",
             ),
+            body_reads: family(
+                "cairn_storage_body_reads_total",
+                "Message bodies read back from the log.",
+            ),
+            digest_reads: family(
+                "cairn_storage_digest_reads_total",
+                "Message digests (parse caches) read back from the log instead of a body.",
+            ),
+            digests_rejected: family(
+                "cairn_storage_digests_rejected_total",
+                "Digests read back that their reader could not decode (it parsed the body instead).",
+            ),
         };
         for f in [
             &m.commits,
@@ -73,6 +90,9 @@ impl StorageMetrics {
             &m.torn,
             &m.compacted_segments,
             &m.compacted_bytes,
+            &m.body_reads,
+            &m.digest_reads,
+            &m.digests_rejected,
         ] {
             metrics.register(f);
         }
@@ -114,6 +134,21 @@ impl StorageMetrics {
         self.compacted_bytes
             .with_label_values(&[&s])
             .inc_by(now.bytes_reclaimed - last.bytes_reclaimed);
+        *last = now;
+    }
+
+    /// Adds the mailstore's reads since the last sample.
+    pub fn sample_reads(&self, shard: ShardId, now: Reads, last: &mut Reads) {
+        let s = shard.to_string();
+        self.body_reads
+            .with_label_values(&[&s])
+            .inc_by(now.bodies - last.bodies);
+        self.digest_reads
+            .with_label_values(&[&s])
+            .inc_by(now.digests - last.digests);
+        self.digests_rejected
+            .with_label_values(&[&s])
+            .inc_by(now.rejected_digests - last.rejected_digests);
         *last = now;
     }
 }

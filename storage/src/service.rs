@@ -9,14 +9,15 @@
 //! owning shard instead and use its [`MailStore`] directly.
 
 use std::cell::RefCell;
-use std::rc::Rc;
+use std::collections::HashMap;
+use std::rc::{Rc, Weak};
 use std::sync::Arc;
 
 use cairn_shards::mesh::{Mesh, MeshEndpoint, MeshError};
 use cairn_shards::placement::{PlacementKey, PlacementTable};
 use cairn_shards::ShardId;
 
-use crate::mailbox::{BlobRef, Delivered, MailError, MailStore, Message, Status};
+use crate::mailbox::{BlobRef, Delivered, Export, Frozen, MailError, MailStore, Message, Status};
 use crate::queue::QueueError;
 
 /// A request for the shard that owns the account(s) in it.
@@ -55,6 +56,28 @@ pub enum MailRequest {
     Quota {
         account: String,
     },
+    /// To the shard an account is moving from: hold it still (deliveries
+    /// to it are refused at once, other writes wait) and answer what the
+    /// move carries.
+    Freeze {
+        account: String,
+    },
+    /// To the shard an account is moving from: end the hold; with
+    /// `remove` (it moved), delete the account there first.
+    Thaw {
+        account: String,
+        remove: bool,
+    },
+    /// To the shard an account is moving to: copy it from shard `from`
+    /// (held still there until a `Thaw`).
+    MoveIn {
+        account: String,
+        from: ShardId,
+    },
+    /// To a shard: delete its copy of an account that did not move there.
+    Discard {
+        account: String,
+    },
 }
 
 /// The owning shard's answer.
@@ -66,6 +89,7 @@ pub enum MailReply {
     Messages(Result<Vec<Message>, MailError>),
     Body(Result<Vec<u8>, MailError>),
     Quota(Result<(u64, u64, u64, u64), MailError>),
+    Frozen(Result<Box<Export>, MailError>),
 }
 
 /// The mesh that carries mail requests; made before the shards start.
@@ -155,8 +179,129 @@ pub struct MailService {
     placement: Rc<RefCell<PlacementTable>>,
 }
 
-async fn handle(store: MailStore, req: MailRequest) -> MailReply {
+/// One shard's part in moving accounts: the accounts it holds still,
+/// and its way to the shard an account moves from.
+struct Moves {
+    frozen: RefCell<HashMap<String, Frozen>>,
+    endpoint: Weak<MeshEndpoint<MailRequest, MailReply>>,
+}
+
+fn mesh_failure(e: MeshError) -> MailError {
+    MailError::Corrupt(format!("a move lost its way: {e}"))
+}
+
+impl Moves {
+    async fn freeze(&self, store: &MailStore, account: String) -> Result<Box<Export>, MailError> {
+        let (frozen, export) = store.freeze(&account).await?;
+        self.frozen.borrow_mut().insert(account, frozen);
+        Ok(Box::new(export))
+    }
+
+    async fn thaw(&self, store: &MailStore, account: &str, remove: bool) -> Result<(), MailError> {
+        let frozen = self.frozen.borrow_mut().remove(account);
+        match frozen {
+            Some(frozen) => store.thaw(frozen, remove).await,
+            None => Err(MailError::Corrupt(format!("{account} is not moving"))),
+        }
+    }
+
+    async fn call(&self, to: ShardId, req: MailRequest) -> Result<MailReply, MailError> {
+        let endpoint = self
+            .endpoint
+            .upgrade()
+            .ok_or(mesh_failure(MeshError::Closed))?;
+        endpoint.call(to, req).await.map_err(mesh_failure)
+    }
+
+    /// Delivers to `recipients`, but refuses at once those whose account
+    /// is held for a move: with the error a write that waited for the move
+    /// gets (the account is leaving this shard), which the sender takes as
+    /// temporary and retries, reaching the account's new shard.
+    async fn deliver(
+        &self,
+        store: &MailStore,
+        recipients: &[(String, String)],
+        body: &[u8],
+        internal_date: i64,
+    ) -> Vec<Result<Delivered, MailError>> {
+        let moving: Vec<bool> = {
+            let frozen = self.frozen.borrow();
+            recipients
+                .iter()
+                .map(|(account, _)| frozen.contains_key(account))
+                .collect()
+        };
+        if !moving.contains(&true) {
+            return store.deliver(recipients, body, internal_date).await;
+        }
+        let staying: Vec<(String, String)> = recipients
+            .iter()
+            .zip(&moving)
+            .filter(|(_, moving)| !**moving)
+            .map(|(r, _)| r.clone())
+            .collect();
+        let mut delivered = if staying.is_empty() {
+            Vec::new()
+        } else {
+            store.deliver(&staying, body, internal_date).await
+        }
+        .into_iter();
+        recipients
+            .iter()
+            .zip(moving)
+            .map(|((account, _), moving)| match moving {
+                true => Err(MailError::NoSuchAccount(account.clone())),
+                false => delivered
+                    .next()
+                    .unwrap_or_else(|| Err(MailError::Corrupt("a delivery went missing".into()))),
+            })
+            .collect()
+    }
+
+    /// Holds the account still on `from`, copies it into `store`, and
+    /// leaves it held; if the copy fails, lets it go.
+    async fn move_in(
+        &self,
+        store: &MailStore,
+        account: String,
+        from: ShardId,
+    ) -> Result<(), MailError> {
+        let req = MailRequest::Freeze {
+            account: account.clone(),
+        };
+        let mismatch = || MailError::Corrupt("a move got a different answer".into());
+        let export = expect_reply!(self.call(from, req).await?, MailReply::Frozen, mismatch())?;
+        let body = |blob| async move {
+            expect_reply!(
+                self.call(from, MailRequest::Body { blob }).await?,
+                MailReply::Body,
+                mismatch()
+            )
+        };
+        let copied = store.import(&account, &export, body).await;
+        if copied.is_err() {
+            let thaw = MailRequest::Thaw {
+                account: account.clone(),
+                remove: false,
+            };
+            if let Err(error) = self.call(from, thaw).await {
+                tracing::error!(%account, %error, "cannot let go of an account whose move failed");
+            }
+        }
+        copied
+    }
+}
+
+async fn handle(store: MailStore, moves: Rc<Moves>, req: MailRequest) -> MailReply {
     match req {
+        MailRequest::Freeze { account } => MailReply::Frozen(moves.freeze(&store, account).await),
+        MailRequest::Thaw { account, remove } => {
+            MailReply::Done(moves.thaw(&store, &account, remove).await)
+        }
+        MailRequest::MoveIn { account, from } => {
+            MailReply::Done(moves.move_in(&store, account, from).await)
+        }
+        MailRequest::Discard { account } => MailReply::Done(store.discard(&account).await),
         MailRequest::CreateAccount {
             account,
             quota_bytes,
@@ -178,7 +323,11 @@ async fn handle(store: MailStore, req: MailRequest) -> MailReply {
             recipients,
             body,
             internal_date,
-        } => MailReply::Delivered(store.deliver(&recipients, &body, internal_date).await),
+        } => MailReply::Delivered(
+            moves
+                .deliver(&store, &recipients, &body, internal_date)
+                .await,
+        ),
         MailRequest::Status { account, mailbox } => {
             MailReply::Status(store.status(&account, &mailbox))
         }
@@ -199,10 +348,14 @@ impl MailService {
         store: MailStore,
         placement: Rc<RefCell<PlacementTable>>,
     ) -> Result<Self, MeshError> {
-        let endpoint = mesh.join(shard).await?;
-        endpoint.serve(move |_from, req| handle(store.clone(), req))?;
+        let endpoint = Rc::new(mesh.join(shard).await?);
+        let moves = Rc::new(Moves {
+            frozen: RefCell::default(),
+            endpoint: Rc::downgrade(&endpoint),
+        });
+        endpoint.serve(move |_from, req| handle(store.clone(), moves.clone(), req))?;
         Ok(Self {
-            endpoint: Rc::new(endpoint),
+            endpoint,
             placement,
         })
     }
@@ -316,6 +469,52 @@ impl MailService {
         expect_reply!(
             self.call(account, MailRequest::Body { blob }).await?,
             MailReply::Body,
+            ServiceError::Mismatch
+        )
+    }
+
+    /// Copies `account` from shard `from` to shard `to`, holding it still
+    /// on `from` until [`MailService::thaw`] (also when this fails: the
+    /// hold is then let go).
+    pub async fn move_in(
+        &self,
+        account: &str,
+        from: ShardId,
+        to: ShardId,
+    ) -> Result<(), ServiceError> {
+        let req = MailRequest::MoveIn {
+            account: account.to_string(),
+            from,
+        };
+        expect_reply!(
+            self.endpoint.call(to, req).await?,
+            MailReply::Done,
+            ServiceError::Mismatch
+        )
+    }
+
+    /// Ends the hold on `account` on shard `on`; with `remove`, deletes it
+    /// there first (it moved).
+    pub async fn thaw(&self, account: &str, on: ShardId, remove: bool) -> Result<(), ServiceError> {
+        let req = MailRequest::Thaw {
+            account: account.to_string(),
+            remove,
+        };
+        expect_reply!(
+            self.endpoint.call(on, req).await?,
+            MailReply::Done,
+            ServiceError::Mismatch
+        )
+    }
+
+    /// Deletes shard `on`'s copy of `account` (a move that did not finish).
+    pub async fn discard(&self, account: &str, on: ShardId) -> Result<(), ServiceError> {
+        let req = MailRequest::Discard {
+            account: account.to_string(),
+        };
+        expect_reply!(
+            self.endpoint.call(on, req).await?,
+            MailReply::Done,
             ServiceError::Mismatch
         )
     }

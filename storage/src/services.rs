@@ -5,13 +5,9 @@
 //! Provisioning an account (directory entry and mailboxes together) lives
 //! here so that every caller does it the same way.
 
-use std::cell::RefCell;
-use std::rc::Rc;
-
 use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
 use argon2::Argon2;
 use cairn_shards::mesh::MeshError;
-use cairn_shards::placement::PlacementTable;
 use cairn_shards::{BlockingPool, ShardContext, ShardId};
 
 use crate::bayes::{BayesMesh, BayesService};
@@ -21,6 +17,7 @@ use crate::directory::service::{CallError, DirectoryMesh, DirectoryService, DIRE
 use crate::directory::{names, Account, Directory, NewAccount};
 use crate::mailbox::MailStore;
 use crate::metrics::{AuthMetrics, BayesMetrics};
+use crate::placement::{PlacementFailure, PlacementMesh, PlacementService};
 use crate::queue::{QueueMesh, QueueService};
 use crate::service::{MailMesh, MailService, ServiceError};
 use crate::shard_store::ShardStore;
@@ -36,6 +33,7 @@ pub struct Meshes {
     pub directory: DirectoryMesh,
     pub queue: QueueMesh,
     pub bayes: BayesMesh,
+    pub placement: PlacementMesh,
     pub auth_metrics: Option<AuthMetrics>,
     pub bayes_metrics: Option<BayesMetrics>,
 }
@@ -47,9 +45,18 @@ impl Meshes {
             directory: DirectoryMesh::new(shards, MESH_QUEUE),
             queue: QueueMesh::new(shards, MESH_QUEUE),
             bayes: BayesMesh::new(shards, MESH_QUEUE),
+            placement: PlacementMesh::new(shards, MESH_QUEUE),
             auth_metrics: None,
             bayes_metrics: None,
         }
+    }
+
+    /// Records `shards` as the base of default placement if the node has
+    /// none recorded yet (a data directory from before it was kept: pass
+    /// the number of shards it holds).
+    pub fn with_shards_on_disk(mut self, shards: usize) -> Self {
+        self.placement = self.placement.with_first_base(shards);
+        self
     }
 
     /// Counts logins in `metrics` (`cairn_auth_attempts_total`).
@@ -74,6 +81,17 @@ pub enum ProvisionError {
     Directory(#[from] CallError),
     #[error(transparent)]
     Mail(#[from] ServiceError),
+    #[error(transparent)]
+    Placement(#[from] PlacementFailure),
+}
+
+/// Why a shard's services did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Mesh(#[from] MeshError),
+    #[error("cannot load the placement table: {0}")]
+    Placement(#[from] PlacementFailure),
 }
 
 /// The services as seen from one shard. Cheap to clone.
@@ -89,6 +107,8 @@ pub struct Services {
     pub queue: QueueService,
     /// Every shard's Bayes classifiers.
     pub bayes: BayesService,
+    /// Which shard owns each account, and the way to change it.
+    pub placement: PlacementService,
     pub blocking: BlockingPool,
 }
 
@@ -100,8 +120,11 @@ impl Services {
         store: &ShardStore,
         meshes: &Meshes,
         policy: Policy,
-    ) -> Result<Self, MeshError> {
-        let placement = Rc::new(RefCell::new(PlacementTable::new(ctx.count(), ctx.id())));
+    ) -> Result<Self, StartError> {
+        let placement_service =
+            PlacementService::start(&meshes.placement, ctx.id(), ctx.count(), &store.tables)
+                .await?;
+        let placement = placement_service.table();
         let mail = MailService::start(
             &meshes.mail,
             ctx.id(),
@@ -127,6 +150,7 @@ impl Services {
             mailstore: store.mail.clone(),
             queue,
             bayes,
+            placement: placement_service,
             blocking: ctx.blocking().clone(),
         })
     }
@@ -153,21 +177,31 @@ impl Services {
     /// makes its mailboxes on the shard that will own them; if the mail
     /// side fails the directory entry is taken back, so that no account
     /// exists without mail. The address is normalized and `new.shard` set
-    /// here.
+    /// here; an account that needs an explicit placement (made after a
+    /// growth of the shard count) gets it, durably, once the directory
+    /// took the address and before its mailboxes are made.
     pub async fn add_account(&self, mut new: NewAccount) -> Result<Account, ProvisionError> {
         new.address = names::address(&new.address)
             .map_err(CallError::Directory)?
             .0;
-        new.shard = self.mail.owner(&new.address) as u32;
+        new.shard = self.placement.home_of_new_account(&new.address) as u32;
         let address = new.address.clone();
         // The directory resolves a quota of 0 to the class's.
         let created = self.directory.add_account(new).await?;
         let quota = created.quota_bytes;
-        if let Err(e) = self.mail.create_account(&created.address, quota, 0).await {
+        let made = match self.placement.place_new_account(&address).await {
+            Ok(_) => self
+                .mail
+                .create_account(&created.address, quota, 0)
+                .await
+                .map_err(ProvisionError::from),
+            Err(e) => Err(e.into()),
+        };
+        if let Err(e) = made {
             if let Err(undo) = self.directory.delete_account(address.clone()).await {
                 tracing::error!(%address, error = %undo, "cannot undo a half-created account");
             }
-            return Err(e.into());
+            return Err(e);
         }
         Ok(created)
     }

@@ -152,7 +152,7 @@ impl Start {
         Self {
             checkpoint: Some(path),
             after,
-            mail: MailRecovery::from_checkpoint(image.state, image.blobs),
+            mail: MailRecovery::from_checkpoint(image.state, image.blobs, image.digests),
             tables: image.tables,
         }
     }
@@ -249,9 +249,8 @@ impl ShardStore {
                 }
             };
             let missing = image
-                .blobs
-                .iter()
-                .map(|b| b.segment)
+                .segments()
+                .into_iter()
                 .find(|s| segments.binary_search(s).is_err())
                 .or_else(|| gap_after(&segments, image.segment));
             if let Some(segment) = missing {
@@ -286,10 +285,10 @@ impl ShardStore {
     }
 
     /// Writes a checkpoint; returns its path, the log position it covers
-    /// and the segments its blob index refers to.
+    /// and the segments its blob and digest indexes refer to.
     async fn write_checkpoint(&self) -> Result<(PathBuf, Position, Vec<u64>), CheckpointError> {
         let position = self.log.settled_position().await;
-        let (state, blobs) = self.mail.checkpoint_parts();
+        let (state, blobs, digests) = self.mail.checkpoint_parts();
         let image = Image {
             seq: position.seq,
             segment: position.segment,
@@ -297,10 +296,9 @@ impl ShardStore {
             state,
             blobs,
             tables: self.tables.data(),
+            digests,
         };
-        let mut used: Vec<u64> = image.blobs.iter().map(|b| b.segment).collect();
-        used.sort_unstable();
-        used.dedup();
+        let used = image.segments();
         let dir = self
             .log
             .dir()

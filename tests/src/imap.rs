@@ -119,8 +119,12 @@ impl Session {
         }
     }
 
-    /// Applies one untagged response to the view.
+    /// Applies one untagged response to the view; a BYE ends the session
+    /// (its line is the error).
     fn untagged(&mut self, line: &str) -> Result<(), String> {
+        if line.starts_with("* BYE") {
+            return Err(line.to_string());
+        }
         let mut words = line.splitn(4, ' ');
         let (Some("*"), Some(n), Some(kind)) = (words.next(), words.next(), words.next()) else {
             return Ok(());

@@ -6,15 +6,18 @@
 //! and a new account's default quota come from its class of service; an
 //! account given no quota of its own follows its class's quota when the
 //! account changes class or the class's quota changes (applied to its
-//! mailstore on its shard by [`apply_quotas`]).
+//! mailstore on its shard by [`apply_quotas`]). `POST …/{address}/move
+//! {"shard": N}` moves an account and its mail to shard N.
 
 use std::rc::Rc;
 
 use cairn_http::json::{json_reply, no_content, read_json};
 use cairn_http::{Reply, Request};
+use cairn_shards::placement::PlacementError;
 use cairn_storage::directory::service::AccountChanges;
 use cairn_storage::directory::{names, Account, ClassOfService, NewAccount, Status};
 use cairn_storage::mailbox::MailError;
+use cairn_storage::placement::{MoveError, PlacementFailure};
 use cairn_storage::service::ServiceError;
 use cairn_storage::services::ProvisionError;
 use hyper::StatusCode;
@@ -69,9 +72,12 @@ struct View {
     aliases: Vec<String>,
 }
 
-impl From<Account> for View {
-    fn from(a: Account) -> Self {
+impl View {
+    /// `a` as shown, with the shard that owns it now (the placement table:
+    /// moves change it).
+    fn of(api: &Api, a: Account) -> Self {
         View {
+            shard: api.services.placement.owner(&a.address) as u32,
             address: a.address,
             display_name: a.display_name,
             given_name: a.given_name,
@@ -82,7 +88,6 @@ impl From<Account> for View {
             class_of_service: a
                 .class_of_service
                 .unwrap_or_else(|| ClassOfService::DEFAULT.to_string()),
-            shard: a.shard,
             aliases: a.aliases,
         }
     }
@@ -180,10 +185,10 @@ pub async fn patch(api: Rc<Api>, req: Request) -> Reply {
         .await
     {
         Ok(a) if class_changed => match apply_quotas(&api, std::slice::from_ref(&a)).await {
-            Ok(()) => json_reply(StatusCode::OK, &View::from(a)),
+            Ok(()) => json_reply(StatusCode::OK, &View::of(&api, a)),
             Err(reply) => reply,
         },
-        Ok(a) => json_reply(StatusCode::OK, &View::from(a)),
+        Ok(a) => json_reply(StatusCode::OK, &View::of(&api, a)),
         Err(e) => errors::directory(e),
     }
 }
@@ -220,7 +225,7 @@ pub async fn list(api: Rc<Api>, req: Request) -> Reply {
         .await;
     match found {
         Ok(items) => {
-            let items: Vec<View> = items.into_iter().map(View::from).collect();
+            let items: Vec<View> = items.into_iter().map(|a| View::of(&api, a)).collect();
             json_reply(StatusCode::OK, &serde_json::json!({ "items": items }))
         }
         Err(e) => errors::directory(e),
@@ -269,8 +274,16 @@ pub async fn add(api: Rc<Api>, req: Request) -> Reply {
                 None,
             )
         }
+        Err(e @ ProvisionError::Placement(_)) => {
+            return errors::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "placement",
+                &e.to_string(),
+                None,
+            )
+        }
     };
-    json_reply(StatusCode::CREATED, &View::from(created))
+    json_reply(StatusCode::CREATED, &View::of(&api, created))
 }
 
 pub async fn show(api: Rc<Api>, req: Request) -> Reply {
@@ -285,7 +298,7 @@ pub async fn show(api: Rc<Api>, req: Request) -> Reply {
         };
     }
     match api.services.directory.account(address.clone()).await {
-        Ok(Some(a)) => json_reply(StatusCode::OK, &View::from(a)),
+        Ok(Some(a)) => json_reply(StatusCode::OK, &View::of(&api, a)),
         Ok(None) => errors::error(
             StatusCode::NOT_FOUND,
             "not_found",
@@ -362,6 +375,72 @@ fn no_such_resource() -> Reply {
     errors::error(StatusCode::NOT_FOUND, "not_found", "no such resource", None)
 }
 
+/// The segment below an account that moves it.
+const MOVE: &str = "move";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MoveTo {
+    shard: usize,
+}
+
+/// Where a moved account was and is.
+#[derive(Serialize)]
+struct Moved {
+    address: String,
+    from: usize,
+    shard: usize,
+}
+
+/// `POST /api/v1/accounts/{address}/move {"shard": N}`: moves the account
+/// and its mail to shard N (see `PlacementService::move_account`);
+/// meanwhile deliveries to it are refused with a temporary error and other
+/// writes wait, then fail the same way, so that the client's retry reaches
+/// the new shard. 200 with where it
+/// was, 400 for a shard that does not run, 404 for no such account, 503
+/// when the move failed (the account stays where it was).
+async fn move_account(api: &Api, address: String, req: Request) -> Reply {
+    let to: MoveTo = match read_json(req, api.max_body).await {
+        Ok(v) => v,
+        Err(reply) => return reply,
+    };
+    let primary = match api.services.directory.account(address.clone()).await {
+        Ok(Some(a)) => a.address,
+        Ok(None) => return errors::not_found_account(&address),
+        Err(e) => return errors::directory(e),
+    };
+    let services = &api.services;
+    match services
+        .placement
+        .move_account(&services.mail, &primary, to.shard)
+        .await
+    {
+        Ok(from) => json_reply(
+            StatusCode::OK,
+            &Moved {
+                address: primary,
+                from,
+                shard: to.shard,
+            },
+        ),
+        Err(MoveError::Placement(PlacementFailure::Placement(
+            e @ PlacementError::NoSuchShard { .. },
+        ))) => errors::error(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            &e.to_string(),
+            Some("shard"),
+        ),
+        Err(MoveError::Mail(e)) => errors::mail(e),
+        Err(e @ MoveError::Placement(_)) => errors::error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "placement",
+            &e.to_string(),
+            None,
+        ),
+    }
+}
+
 /// `POST /api/v1/accounts/{address}/aliases {"alias": …}`, and
 /// `POST …/app-passwords {"name": …}`.
 pub async fn add_alias(api: Rc<Api>, req: Request) -> Reply {
@@ -371,6 +450,7 @@ pub async fn add_alias(api: Rc<Api>, req: Request) -> Reply {
         (address, Some(app_passwords::SEGMENT)) => {
             return app_passwords::add(&api, address.to_string(), req).await
         }
+        (address, Some(MOVE)) => return move_account(&api, address.to_string(), req).await,
         _ => return no_such_resource(),
     };
     let new: NewAlias = match read_json(req, api.max_body).await {
@@ -386,7 +466,7 @@ pub async fn add_alias(api: Rc<Api>, req: Request) -> Reply {
         return errors::directory(e);
     }
     match api.services.directory.account(address).await {
-        Ok(Some(a)) => json_reply(StatusCode::CREATED, &View::from(a)),
+        Ok(Some(a)) => json_reply(StatusCode::CREATED, &View::of(&api, a)),
         Ok(None) => errors::error(
             StatusCode::NOT_FOUND,
             "not_found",

@@ -31,10 +31,10 @@ use cairn_storage::directory::auth::AuthError;
 use cairn_storage::directory::sessions::Revoked;
 use cairn_storage::directory::Status;
 use cairn_storage::DataDir;
+use hmac::{Hmac, Mac};
 use hyper::{header, StatusCode};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
-use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 

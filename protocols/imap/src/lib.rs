@@ -26,6 +26,7 @@ use cairn_shards::metrics::ServiceMetrics;
 use cairn_shards::stream::{MovedStream, Stream};
 use cairn_shards::{ConnectionTracker, Shutdown};
 use cairn_storage::services::Services;
+pub use session::summaries::DIGESTER;
 
 /// A session on its way to the shard that owns its account.
 pub struct Moved {
@@ -148,7 +149,11 @@ impl ImapServer {
             async move {
                 match inner {
                     Some(inner) => {
-                        let guard = inner.tracker.borrow().as_ref().map(ConnectionTracker::enter);
+                        let guard = inner
+                            .tracker
+                            .borrow()
+                            .as_ref()
+                            .map(ConnectionTracker::enter);
                         cairn_shards::spawn_detached(async move {
                             session::resume(&inner, moved).await;
                             drop(guard);

@@ -121,7 +121,11 @@ impl Pop3Server {
             async move {
                 match weak.upgrade() {
                     Some(inner) => {
-                        let guard = inner.tracker.borrow().as_ref().map(ConnectionTracker::enter);
+                        let guard = inner
+                            .tracker
+                            .borrow()
+                            .as_ref()
+                            .map(ConnectionTracker::enter);
                         cairn_shards::spawn_detached(async move {
                             resume(inner, moved).await;
                             drop(guard);

@@ -464,5 +464,74 @@ impl BayesStore {
     }
 }
 
+/// Everything one account's classifier learned, to carry it to another
+/// shard ([`BayesStore::export`], [`BayesStore::import`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BayesExport {
+    pub totals: Option<Trained>,
+    pub tokens: Vec<(u64, Counts)>,
+    pub lessons: Vec<(u64, Class)>,
+}
+
+impl BayesStore {
+    /// A copy of what `account`'s classifier learned.
+    pub fn export(&self, account: &str) -> Result<BayesExport, TableError> {
+        let tables = &self.inner.tables;
+        let account = account.to_string();
+        let mut out = BayesExport {
+            totals: tables.get::<Totals>(&account)?,
+            ..BayesExport::default()
+        };
+        let mut after = None;
+        loop {
+            let page =
+                tables.scan_prefix::<Tokens, String>(&account, after.as_ref(), FORGET_BATCH)?;
+            let Some((last, _)) = page.last() else { break };
+            after = Some(last.clone());
+            out.tokens
+                .extend(page.into_iter().map(|((_, t), c)| (t, c)));
+        }
+        let mut after = None;
+        loop {
+            let page =
+                tables.scan_prefix::<Lessons, String>(&account, after.as_ref(), FORGET_BATCH)?;
+            let Some((last, _)) = page.last() else { break };
+            after = Some(last.clone());
+            out.lessons
+                .extend(page.into_iter().map(|((_, m), c)| (m, c)));
+        }
+        Ok(out)
+    }
+
+    /// Writes `learned` as `account`'s classifier, durably, in commits of
+    /// a bounded size (the account has learned nothing here: it is moving
+    /// in).
+    pub async fn import(&self, account: &str, learned: &BayesExport) -> Result<(), TableError> {
+        let _writing = self.inner.writing.lock().await;
+        let tables = &self.inner.tables;
+        let account = account.to_string();
+        for chunk in learned.tokens.chunks(FORGET_BATCH) {
+            let mut batch = Batch::new();
+            for (token, counts) in chunk {
+                batch.put::<Tokens>(&(account.clone(), *token), counts);
+            }
+            tables.commit(batch).await?;
+        }
+        for chunk in learned.lessons.chunks(FORGET_BATCH) {
+            let mut batch = Batch::new();
+            for (message, class) in chunk {
+                batch.put::<Lessons>(&(account.clone(), *message), class);
+            }
+            tables.commit(batch).await?;
+        }
+        if let Some(totals) = &learned.totals {
+            let mut batch = Batch::new();
+            batch.put::<Totals>(&account, totals);
+            tables.commit(batch).await?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests;

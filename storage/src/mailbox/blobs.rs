@@ -20,6 +20,11 @@
 //! group commit (the log makes a record durable only with every earlier
 //! one). Such an operation carries a pending [`BlobRef`] (hash only); it is
 //! resolved to the body's location when applied, and by hash at replay.
+//!
+//! With a [`Digester`], a new body's digest is staged with it, its record
+//! queued right before the body's (see `digests`); the index of digests
+//! (hash → log location and version) is kept here beside the bodies', and
+//! moved and forgotten with them.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -27,10 +32,11 @@ use std::rc::Rc;
 
 use sha2::{Digest, Sha256};
 
+use super::digests::{self, DigestRef, Digester};
 use super::ops::BlobRef;
 use super::MailError;
 use crate::kinds;
-use crate::log::{Appending, Location, SegmentLog};
+use crate::log::{Appending, Location, LogError, SegmentLog};
 
 /// The blob index of one shard, with the reference counts and pins.
 #[derive(Default)]
@@ -40,6 +46,20 @@ pub struct Blobs {
     counts: RefCell<HashMap<[u8; 32], u64>>,
     /// Operations in flight that will refer to each body (absent: none).
     pins: Rc<RefCell<HashMap<[u8; 32], u64>>>,
+    /// Where each body's digest lies (absent: none).
+    digests: RefCell<HashMap<[u8; 32], DigestRef>>,
+    /// What digests new bodies (none: no digests are made).
+    digester: Cell<Option<Digester>>,
+    reads: Cell<Reads>,
+}
+
+/// Reads of bodies and of digests since the store opened, and digests
+/// their reader could not decode (it parsed the body instead).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Reads {
+    pub bodies: u64,
+    pub digests: u64,
+    pub rejected_digests: u64,
 }
 
 /// Keeps a body live (see [`Blobs::is_live`]) while it is held: taken when
@@ -81,6 +101,37 @@ impl Blobs {
             .ok_or_else(|| MailError::Corrupt("blob record shorter than its hash".into()))?;
         self.index.borrow_mut().insert(hash, to_ref(hash, at));
         Ok(())
+    }
+
+    /// Records a digest found by recovery (the newest record of a body's
+    /// digest wins, as for bodies).
+    pub fn replay_digest(&self, at: Location, payload: &[u8]) -> Result<(), MailError> {
+        let (hash, version, _) = digests::decode(payload)
+            .ok_or_else(|| MailError::Corrupt("digest record shorter than its header".into()))?;
+        self.record_digest(DigestRef::new(hash, version, at));
+        Ok(())
+    }
+
+    fn record_digest(&self, digest: DigestRef) {
+        self.digests.borrow_mut().insert(digest.hash, digest);
+    }
+
+    /// Digests the bodies stored from now on with `digester`; only digests
+    /// of its version are read back.
+    pub fn digest_with(&self, digester: Digester) {
+        self.digester.set(Some(digester));
+    }
+
+    /// Counts reads (see [`Reads`]).
+    pub fn count_read(&self, count: impl FnOnce(&mut Reads)) {
+        let mut reads = self.reads.get();
+        count(&mut reads);
+        self.reads.set(reads);
+    }
+
+    /// The reads so far.
+    pub fn reads(&self) -> Reads {
+        self.reads.get()
     }
 
     /// The stored body with `hash`, if any.
@@ -150,26 +201,80 @@ impl Blobs {
         found
     }
 
-    /// Frame bytes of the live bodies, per segment.
+    /// The digests stored in `segment`, in their order there.
+    pub fn digests_in_segment(&self, segment: u64) -> Vec<DigestRef> {
+        let mut found: Vec<DigestRef> = self
+            .digests
+            .borrow()
+            .values()
+            .filter(|d| d.segment == segment)
+            .copied()
+            .collect();
+        found.sort_unstable_by_key(|d| d.offset);
+        found
+    }
+
+    /// Frame bytes of the live bodies and their digests, per segment.
     pub fn live_bytes(&self) -> HashMap<u64, u64> {
         let mut out = HashMap::new();
-        for b in self.index.borrow().values() {
-            if self.is_live(&b.hash) {
-                *out.entry(b.segment).or_insert(0) +=
-                    crate::record::encoded_len(b.len as usize) as u64;
+        let places = self
+            .index
+            .borrow()
+            .values()
+            .map(|b| (b.hash, b.segment, b.len))
+            .chain(
+                self.digests
+                    .borrow()
+                    .values()
+                    .map(|d| (d.hash, d.segment, d.len)),
+            )
+            .collect::<Vec<_>>();
+        for (hash, segment, len) in places {
+            if self.is_live(&hash) {
+                *out.entry(segment).or_insert(0) += crate::record::encoded_len(len as usize) as u64;
             }
         }
         out
     }
 
-    /// Forgets a dead body lying at `at` (compaction). Returns false (and
-    /// changes nothing) if the index holds it elsewhere, or it is live.
+    /// Forgets a dead body lying at `at`, and its digest (compaction).
+    /// Returns false (and changes nothing) if the index holds it elsewhere,
+    /// or it is live.
     pub(super) fn forget(&self, at: &BlobRef) -> bool {
         let mut index = self.index.borrow_mut();
         if index.get(&at.hash) != Some(at) || self.is_live(&at.hash) {
             return false;
         }
         index.remove(&at.hash);
+        self.digests.borrow_mut().remove(&at.hash);
+        true
+    }
+
+    /// Forgets the digest at `at` if its body is dead or it was made by
+    /// another version than the digester's (compaction). Returns false (and
+    /// changes nothing) if the index holds it elsewhere, or it is kept.
+    pub(super) fn forget_digest(&self, at: &DigestRef) -> bool {
+        let stale = self.digester.get().is_some_and(|d| d.version != at.version);
+        let mut digests = self.digests.borrow_mut();
+        if digests.get(&at.hash) != Some(at) || (self.is_live(&at.hash) && !stale) {
+            return false;
+        }
+        digests.remove(&at.hash);
+        true
+    }
+
+    /// Whether the index still holds the digest at `at`.
+    pub(super) fn holds_digest(&self, at: &DigestRef) -> bool {
+        self.digests.borrow().get(&at.hash) == Some(at)
+    }
+
+    /// Records that the digest at `from` was copied to `to` (compaction).
+    pub(super) fn moved_digest(&self, from: &DigestRef, to: Location) -> bool {
+        let mut digests = self.digests.borrow_mut();
+        if digests.get(&from.hash) != Some(from) {
+            return false;
+        }
+        digests.insert(from.hash, DigestRef::new(from.hash, from.version, to));
         true
     }
 
@@ -196,6 +301,11 @@ impl Blobs {
         if let Some(found) = self.find(&hash) {
             return Staged::Stored(found);
         }
+        // Queued first: durable whenever the body is.
+        let digest = self.digester.get().map(|d| {
+            let payload = digests::encode(&hash, d.version, &(d.digest)(body));
+            (d.version, log.start_append(kinds::BLOB_DIGEST, &payload))
+        });
         let mut payload = Vec::with_capacity(32 + body.len());
         payload.extend_from_slice(&hash);
         payload.extend_from_slice(body);
@@ -205,6 +315,7 @@ impl Blobs {
             hash,
             failures,
             appending: RefCell::new(Some(appending)),
+            digest: RefCell::new(digest),
             outcome: RefCell::new(None),
             taking: Cell::new(false),
         }))
@@ -220,6 +331,7 @@ impl Blobs {
     /// it against its hash. A body moved by compaction while it was read is
     /// read again from its new place.
     pub async fn get(&self, log: &SegmentLog, blob: &BlobRef) -> Result<Vec<u8>, MailError> {
+        self.count_read(|r| r.bodies += 1);
         let first = self.resolve(blob)?;
         match self.get_at(log, &first).await {
             Err(e) => match self.resolve(blob) {
@@ -231,13 +343,7 @@ impl Blobs {
     }
 
     async fn get_at(&self, log: &SegmentLog, blob: &BlobRef) -> Result<Vec<u8>, MailError> {
-        let at = Location {
-            seq: blob.seq,
-            segment: blob.segment,
-            offset: blob.offset,
-            len: blob.len,
-        };
-        let mut payload = log.read(at).await?;
+        let mut payload = log.read(blob.location()).await?;
         if payload.get(..32) != Some(&blob.hash[..]) {
             return Err(MailError::Corrupt("blob hash does not match".into()));
         }
@@ -251,15 +357,63 @@ impl Blobs {
         Ok(body)
     }
 
-    /// Every stored body's reference (for a checkpoint).
-    pub(super) fn refs(&self) -> Vec<BlobRef> {
-        self.index.borrow().values().copied().collect()
+    /// The digest of the body `hash` made by the digester's version, read
+    /// from disk (its record only, never the body); `None` when there is
+    /// no such digest. A digest moved by compaction while it was read is
+    /// read again from its new place.
+    pub async fn digest(
+        &self,
+        log: &SegmentLog,
+        hash: &[u8; 32],
+    ) -> Result<Option<Vec<u8>>, MailError> {
+        let Some(digester) = self.digester.get() else {
+            return Ok(None);
+        };
+        let current = || {
+            self.digests
+                .borrow()
+                .get(hash)
+                .filter(|d| d.version == digester.version)
+                .copied()
+        };
+        let Some(first) = current() else {
+            return Ok(None);
+        };
+        self.count_read(|r| r.digests += 1);
+        match self.digest_at(log, &first).await {
+            Err(e) => match current() {
+                Some(now) if now != first => self.digest_at(log, &now).await.map(Some),
+                _ => Err(e),
+            },
+            done => done.map(Some),
+        }
+    }
+
+    async fn digest_at(&self, log: &SegmentLog, at: &DigestRef) -> Result<Vec<u8>, MailError> {
+        let payload = log.read(at.location()).await?;
+        match digests::decode(&payload) {
+            Some((hash, version, digest)) if hash == at.hash && version == at.version => {
+                Ok(digest.to_vec())
+            }
+            _ => Err(MailError::Corrupt(
+                "digest record does not match its index entry".into(),
+            )),
+        }
+    }
+
+    /// Every stored body's and digest's reference (for a checkpoint).
+    pub(super) fn refs(&self) -> (Vec<BlobRef>, Vec<DigestRef>) {
+        (
+            self.index.borrow().values().copied().collect(),
+            self.digests.borrow().values().copied().collect(),
+        )
     }
 
     /// The index of these references (loaded from a checkpoint).
-    pub(super) fn from_refs(refs: Vec<BlobRef>) -> Self {
+    pub(super) fn from_refs(refs: Vec<BlobRef>, digests: Vec<DigestRef>) -> Self {
         Self {
             index: RefCell::new(refs.into_iter().map(|b| (b.hash, b)).collect()),
+            digests: RefCell::new(digests.into_iter().map(|d| (d.hash, d)).collect()),
             ..Self::default()
         }
     }
@@ -286,6 +440,8 @@ pub struct PendingBlob {
     /// The log's failed commits when the record was queued.
     failures: u64,
     appending: RefCell<Option<Appending>>,
+    /// The digest's record (queued before the body's) and its version.
+    digest: RefCell<Option<(u16, Appending)>>,
     outcome: RefCell<Option<Result<BlobRef, MailError>>>,
     /// Someone waits in [`PendingBlob::finish`].
     taking: Cell<bool>,
@@ -299,11 +455,27 @@ impl PendingBlob {
             return Some(done.clone());
         }
         let answer = self.appending.borrow_mut().as_mut()?.try_take()?;
+        Some(self.answered(blobs, answer))
+    }
+
+    /// Takes the body's answer: records the body, and its digest, in the
+    /// index once durable.
+    fn answered(
+        &self,
+        blobs: &Blobs,
+        answer: Result<Location, LogError>,
+    ) -> Result<BlobRef, MailError> {
         let done = answer
             .map(|at| blobs.record(self.hash, at))
             .map_err(MailError::from);
+        // The digest's record lies before the body's: its answer is in.
+        if let Some((version, mut appending)) = self.digest.borrow_mut().take() {
+            if let (Ok(_), Some(Ok(at))) = (&done, appending.try_take()) {
+                blobs.record_digest(DigestRef::new(self.hash, version, at));
+            }
+        }
         *self.outcome.borrow_mut() = Some(done.clone());
-        Some(done)
+        done
     }
 
     /// What an operation appended now should carry: the body's location if
@@ -333,12 +505,7 @@ impl PendingBlob {
             return Err(MailError::Corrupt("a body's record was lost".into()));
         };
         self.taking.set(true);
-        let done = appending
-            .wait()
-            .await
-            .map(|at| blobs.record(self.hash, at))
-            .map_err(MailError::from);
-        *self.outcome.borrow_mut() = Some(done.clone());
-        done
+        let answer = appending.wait().await;
+        self.answered(blobs, answer)
     }
 }

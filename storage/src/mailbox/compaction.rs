@@ -11,13 +11,17 @@
 //! start). Nothing here deletes a file: the caller removes the segment once
 //! a durable checkpoint no longer refers to it (`shard_store`).
 //!
+//! A body's digest (`digests`) is a record of its own: it is copied the
+//! same way while its body is live, and forgotten with it.
+//!
 //! Work goes in bounded batches (a batch of reads, then one batch of
 //! appends waited for together), with no lock held: writers keep appending
 //! and share the group commits.
 
+use super::digests::DigestRef;
 use super::{MailError, MailStore};
 use crate::kinds;
-use crate::log::Appending;
+use crate::log::{Appending, Location};
 
 /// What emptying one segment did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -39,69 +43,81 @@ impl MailStore {
         self.inner.blobs.live_bytes()
     }
 
-    /// Moves the live bodies out of `segment` (sealed: nothing is appended
-    /// to it any more) and forgets the dead ones, in batches of about
-    /// `batch_bytes`. Afterwards the index holds nothing in `segment`
+    /// Moves the live bodies and their digests out of `segment` (sealed:
+    /// nothing is appended to it any more) and forgets the dead ones (and
+    /// digests of another version than the digester's), in batches of
+    /// about `batch_bytes`. Afterwards the index holds nothing in `segment`
     /// unless [`Evacuated::left`] says otherwise.
     pub async fn evacuate(&self, segment: u64, batch_bytes: usize) -> Result<Evacuated, MailError> {
         let blobs = &self.inner.blobs;
-        let log = &self.inner.log;
         let mut done = Evacuated::default();
         let found = blobs.in_segment(segment);
-        let mut rest = found.as_slice();
-        while !rest.is_empty() {
-            let mut take = 0;
-            let mut bytes = 0usize;
-            while let Some(b) = rest.get(take) {
-                if take > 0 && bytes + b.len as usize > batch_bytes {
-                    break;
-                }
-                bytes += b.len as usize;
-                take += 1;
-            }
-            let (batch, after) = rest.split_at(take);
-            rest = after;
-            let mut copies = Vec::new();
+        for batch in batches(&found, |b| b.len, batch_bytes) {
+            let mut keep = Vec::new();
             for b in batch {
                 if blobs.forget(b) {
                     done.forgotten += 1;
-                    continue;
+                } else if blobs.find(&b.hash) == Some(*b) {
+                    // Pinned for the copy, so that it is not forgotten meanwhile.
+                    keep.push((*b, blobs.pin(b.hash)));
                 }
-                if blobs.find(&b.hash) != Some(*b) {
-                    continue;
-                }
-                // Pinned for the copy, so that it is not forgotten meanwhile.
-                let pin = blobs.pin(b.hash);
-                let payload = log
-                    .read(crate::log::Location {
-                        seq: b.seq,
-                        segment: b.segment,
-                        offset: b.offset,
-                        len: b.len,
-                    })
-                    .await?;
-                if payload.get(..32) != Some(&b.hash[..]) {
-                    return Err(MailError::Corrupt(format!(
-                        "the body at segment {} offset {} does not carry its hash",
-                        b.segment, b.offset
-                    )));
-                }
-                copies.push((*b, pin, payload));
             }
-            let appending: Vec<(_, Appending)> = copies
-                .iter()
-                .map(|(b, _, payload)| (b, log.start_append(kinds::BLOB, payload)))
-                .collect();
-            for (b, append) in appending {
-                let at = append.wait().await?;
+            let places = keep.iter().map(|(b, _)| (b.hash, b.location()));
+            let copies = self.copy_records(kinds::BLOB, places).await?;
+            for ((b, _pin), at) in keep.iter().zip(copies) {
                 if blobs.moved(b, at) {
                     done.moved += 1;
                     done.moved_bytes += u64::from(b.len);
                 }
             }
         }
-        done.left = blobs.in_segment(segment).len() as u64;
+        let digests = blobs.digests_in_segment(segment);
+        for batch in batches(&digests, |d| d.len, batch_bytes) {
+            let keep: Vec<DigestRef> = batch
+                .iter()
+                .filter(|d| !blobs.forget_digest(d) && blobs.holds_digest(d))
+                .copied()
+                .collect();
+            let places = keep.iter().map(|d| (d.hash, d.location()));
+            let copies = self.copy_records(kinds::BLOB_DIGEST, places).await?;
+            for (d, at) in keep.iter().zip(copies) {
+                blobs.moved_digest(d, at);
+            }
+        }
+        done.left =
+            (blobs.in_segment(segment).len() + blobs.digests_in_segment(segment).len()) as u64;
         Ok(done)
+    }
+
+    /// Reads the records at `places` (each starting with its body's hash)
+    /// and appends copies of them as `kind`, waited for together; returns
+    /// the copies' places, in order.
+    async fn copy_records(
+        &self,
+        kind: u8,
+        places: impl Iterator<Item = ([u8; 32], Location)>,
+    ) -> Result<Vec<Location>, MailError> {
+        let log = &self.inner.log;
+        let mut payloads = Vec::new();
+        for (hash, at) in places {
+            let payload = log.read(at).await?;
+            if payload.get(..32) != Some(&hash[..]) {
+                return Err(MailError::Corrupt(format!(
+                    "the record at segment {} offset {} does not carry its body's hash",
+                    at.segment, at.offset
+                )));
+            }
+            payloads.push(payload);
+        }
+        let appending: Vec<Appending> = payloads
+            .iter()
+            .map(|payload| log.start_append(kind, payload))
+            .collect();
+        let mut copies = Vec::with_capacity(appending.len());
+        for append in appending {
+            copies.push(append.wait().await?);
+        }
+        Ok(copies)
     }
 
     /// Points every message at its body's place now (after bodies moved),
@@ -114,4 +130,27 @@ impl MailStore {
             .borrow_mut()
             .relink(&|hash| blobs.find(hash))
     }
+}
+
+/// `items` cut into runs of about `batch_bytes` (by `len`), each holding
+/// at least one item.
+fn batches<T>(items: &[T], len: impl Fn(&T) -> u32, batch_bytes: usize) -> Vec<&[T]> {
+    let mut out = Vec::new();
+    let mut rest = items;
+    while !rest.is_empty() {
+        let mut take = 0;
+        let mut bytes = 0usize;
+        while let Some(item) = rest.get(take) {
+            let n = len(item) as usize;
+            if take > 0 && bytes + n > batch_bytes {
+                break;
+            }
+            bytes += n;
+            take += 1;
+        }
+        let (batch, after) = rest.split_at(take);
+        out.push(batch);
+        rest = after;
+    }
+    out
 }

@@ -31,10 +31,12 @@
 
 mod blobs;
 mod compaction;
+mod digests;
 pub mod flags;
 pub mod learn;
 mod model;
 mod ops;
+mod transfer;
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
@@ -49,14 +51,17 @@ use futures_channel::oneshot;
 use crate::bayes::BayesStore;
 use crate::kinds;
 use crate::log::{Location, SegmentLog};
+pub use blobs::Reads;
 use blobs::{Blobs, PendingBlob, Pin, Staged};
 pub use compaction::Evacuated;
+pub use digests::{DigestRef, Digester};
 pub use flags::{FlagAction, Flags};
 pub use model::{
     canonical, validate_name, Account, MailError, Mailbox, Message, State, Status,
     DEFAULT_MAILBOXES, SEPARATOR,
 };
 pub use ops::{BlobRef, MailOp, Role};
+pub use transfer::{Export, Frozen};
 
 /// Where a delivered or appended message went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,8 +104,8 @@ impl MailRecovery {
 
     /// The state a checkpoint holds, to replay the rest of the log onto
     /// (the bodies' reference counts are rebuilt from it).
-    pub fn from_checkpoint(state: State, blobs: Vec<BlobRef>) -> Self {
-        let blobs = Blobs::from_refs(blobs);
+    pub fn from_checkpoint(state: State, blobs: Vec<BlobRef>, digests: Vec<DigestRef>) -> Self {
+        let blobs = Blobs::from_refs(blobs, digests);
         state.each_reference(&mut |hash, n| blobs.count(hash, n));
         Self { state, blobs }
     }
@@ -110,6 +115,7 @@ impl MailRecovery {
     pub fn replay(&mut self, kind: u8, at: Location, payload: &[u8]) -> Result<(), MailError> {
         match kind {
             kinds::BLOB => self.blobs.replay(at, payload),
+            kinds::BLOB_DIGEST => self.blobs.replay_digest(at, payload),
             kinds::MAILBOX_OP => {
                 let mut op = MailOp::decode(payload).map_err(MailError::Corrupt)?;
                 if let MailOp::Append { blob, .. } = &mut op {
@@ -400,9 +406,11 @@ impl MailStore {
         self.inner.state.borrow().clone()
     }
 
-    /// Copies of the state and of the blob index, for a checkpoint.
-    pub fn checkpoint_parts(&self) -> (State, Vec<BlobRef>) {
-        (self.snapshot(), self.inner.blobs.refs())
+    /// Copies of the state and of the blob and digest indexes, for a
+    /// checkpoint.
+    pub fn checkpoint_parts(&self) -> (State, Vec<BlobRef>, Vec<DigestRef>) {
+        let (blobs, digests) = self.inner.blobs.refs();
+        (self.snapshot(), blobs, digests)
     }
 
     /// Creates an account with the default mailboxes (quota 0 = unlimited).
@@ -802,6 +810,31 @@ impl MailStore {
     /// Reads a message body.
     pub async fn body(&self, blob: &BlobRef) -> Result<Vec<u8>, MailError> {
         self.inner.blobs.get(&self.inner.log, blob).await
+    }
+
+    /// Digests the bodies stored from now on with `digester` (before that:
+    /// none); only digests of its version are handed back by
+    /// [`MailStore::digest`]. Set once, when the shard's services are built.
+    pub fn digest_with(&self, digester: Digester) {
+        self.inner.blobs.digest_with(digester);
+    }
+
+    /// The digest of a message body, reading only the digest from disk;
+    /// `None` when the body has none of the digester's version (the caller
+    /// reads the body instead).
+    pub async fn digest(&self, blob: &BlobRef) -> Result<Option<Vec<u8>>, MailError> {
+        self.inner.blobs.digest(&self.inner.log, &blob.hash).await
+    }
+
+    /// Counts a digest its reader could not decode (it read the body
+    /// instead).
+    pub fn digest_rejected(&self) {
+        self.inner.blobs.count_read(|r| r.rejected_digests += 1);
+    }
+
+    /// Bodies and digests read since the store opened.
+    pub fn reads(&self) -> Reads {
+        self.inner.blobs.reads()
     }
 
     /// Queues `body`'s record (unless the same bytes are stored already)

@@ -166,6 +166,16 @@ impl BlobRef {
     pub fn is_pending(&self) -> bool {
         self.segment == u64::MAX
     }
+
+    /// Its record's place in the log.
+    pub fn location(&self) -> crate::log::Location {
+        crate::log::Location {
+            seq: self.seq,
+            segment: self.segment,
+            offset: self.offset,
+            len: self.len,
+        }
+    }
 }
 
 impl MailOp {

@@ -16,7 +16,7 @@ mod subject;
 mod thread;
 
 #[cfg(test)]
-mod fixtures;
+pub(crate) mod fixtures;
 #[cfg(test)]
 mod tests;
 

@@ -1,6 +1,7 @@
 //! FETCH and UID FETCH: message attributes from the index; ENVELOPE, BODY
-//! and BODYSTRUCTURE from the shard's summaries (the message is read and
-//! parsed once, then not again); sections and BINARY from the parsed
+//! and BODYSTRUCTURE from the shard's summaries, or from the digest made
+//! when the body was stored (the message is read and parsed only when it
+//! has neither, then not again); sections and BINARY from the parsed
 //! message, read only when asked; `BODY[…]` without PEEK sets `\Seen` durably first; CHANGEDSINCE
 //! and VANISHED (RFC 7162); EMAILID from the index and THREADID from the
 //! summaries (RFC 8474, see [`crate::codec::objectid`]).
@@ -218,7 +219,11 @@ impl Session<'_> {
         let with_summary = names.iter().any(is_summary) || objects.threadid;
         let summaries = &self.inner.summaries;
         for (seq, m) in messages {
-            let mut summary = with_summary.then(|| summaries.get(&m.blob.hash)).flatten();
+            let mut summary = if with_summary {
+                self.stored_summary(&m.blob).await
+            } else {
+                None
+            };
             let raw = if with_body || (with_summary && summary.is_none()) {
                 match store.body(&m.blob).await {
                     Ok(raw) => Some(raw),

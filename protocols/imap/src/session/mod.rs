@@ -400,6 +400,13 @@ impl<'a> Session<'a> {
 
     async fn command(&mut self, bytes: &[u8], conn: &mut Conn) -> Next {
         let started = Instant::now();
+        if self.moved_away() {
+            response::untagged(
+                &mut self.out,
+                "BYE [UNAVAILABLE] This mailbox has moved; please reconnect",
+            );
+            return Next::Close;
+        }
         // `$` (RFC 5182) and the object id search keys (RFC 8474) become
         // their sets of messages before anything decodes.
         let filled = match self.fill_slots(bytes).await {
@@ -444,6 +451,16 @@ impl<'a> Session<'a> {
         let tag = cmd.tag.inner().to_string();
         let (reply, next) = self.dispatch(cmd, conn, FetchObjects::default()).await;
         self.finish(&tag, reply, next, started)
+    }
+
+    /// Whether the logged-in account is now owned by another shard (an
+    /// administrator moved it while this session was open): its mail is
+    /// no longer here, and a new connection finds it.
+    fn moved_away(&self) -> bool {
+        let services = &self.inner.services;
+        self.account
+            .as_deref()
+            .is_some_and(|account| services.mail.owner(account) != services.shard)
     }
 
     /// Sends a command's tagged reply, counting it.

@@ -2,8 +2,8 @@
 //! is decoded: `$` (RFC 5182) as the saved result, and the search keys
 //! `EMAILID id` and `THREADID id` (RFC 8474 §6) as `UID set` of the
 //! selected mailbox's messages with that id. EMAILIDs come from the
-//! index; THREADIDs from the summaries, reading the messages not
-//! summarized yet (as a SEARCH on a header would).
+//! index; THREADIDs from the summaries (cached, or the bodies' digests),
+//! reading the messages with neither (as a SEARCH on a header would).
 
 use std::ops::Range;
 use std::rc::Rc;
@@ -127,14 +127,43 @@ impl Session<'_> {
         Ok(out)
     }
 
-    /// The summary of the message whose body is `blob`: from the shard's
-    /// cache, or read, parsed and kept there.
-    async fn summary(&self, blob: &BlobRef) -> Result<Rc<Summary>, MailError> {
+    /// The summary of the message whose body is `blob` if it costs no
+    /// body read: from the shard's cache, or from the body's digest (then
+    /// kept in the cache). `None`: the body must be read and parsed (no
+    /// digest, or one that does not read back or decode: counted).
+    pub(super) async fn stored_summary(&self, blob: &BlobRef) -> Option<Rc<Summary>> {
         let summaries = &self.inner.summaries;
         if let Some(summary) = summaries.get(&blob.hash) {
+            return Some(summary);
+        }
+        let store = &self.inner.services.mailstore;
+        let digest = match store.digest(blob).await {
+            Ok(digest) => digest?,
+            Err(error) => {
+                tracing::warn!(%error, "a message's digest did not read back; parsing the message");
+                return None;
+            }
+        };
+        match Summary::from_digest(&digest) {
+            Some(summary) => Some(summaries.insert(blob.hash, summary)),
+            None => {
+                store.digest_rejected();
+                tracing::warn!("a message's digest did not decode; parsing the message");
+                None
+            }
+        }
+    }
+
+    /// The summary of the message whose body is `blob`: stored (see
+    /// [`Session::stored_summary`]), or read, parsed and kept in the cache.
+    async fn summary(&self, blob: &BlobRef) -> Result<Rc<Summary>, MailError> {
+        if let Some(summary) = self.stored_summary(blob).await {
             return Ok(summary);
         }
         let raw = self.inner.services.mailstore.body(blob).await?;
-        Ok(summaries.insert(blob.hash, Summary::of(&Parsed::parse(&raw))))
+        Ok(self
+            .inner
+            .summaries
+            .insert(blob.hash, Summary::of(&Parsed::parse(&raw))))
     }
 }

@@ -4,13 +4,20 @@
 //! the body's hash (bodies never change, and a body delivered to many
 //! mailboxes is one entry). A client listing a mailbox reads each message
 //! once, then from here. Bounded by entries; the oldest go first.
+//!
+//! A summary is also made once when a body is first stored on the shard
+//! and kept on disk beside it ([`DIGESTER`], storage's digests): after a
+//! restart a summary missing here is read from there, and the body is read
+//! and parsed only when there is none (or it does not decode).
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 
+use cairn_storage::mailbox::Digester;
 use imap_types::body::BodyStructure;
 use imap_types::envelope::Envelope;
+use serde::{Deserialize, Serialize};
 
 use crate::codec::objectid;
 use crate::message::{thread_root, Parsed};
@@ -18,8 +25,27 @@ use crate::message::{thread_root, Parsed};
 /// Entries kept by default (a summary is typically under 2 KiB).
 pub const DEFAULT_CAPACITY: usize = 20_000;
 
+/// Summaries as storage's digests: made at delivery from the raw body,
+/// JSON-encoded [`Summary`] (serde through imap-types' derives; postcard
+/// cannot carry imap-types' adjacently tagged enums).
+///
+/// Bump `version` whenever the encoding of a [`Summary`] changes (a field,
+/// an imap-types upgrade that changes its serde form, a change in what
+/// [`Summary::of`] computes): digests of an older version are then never
+/// read, and those messages are parsed again at their first FETCH.
+pub const DIGESTER: Digester = Digester {
+    version: 1,
+    digest: digest_of,
+};
+
+fn digest_of(raw: &[u8]) -> Vec<u8> {
+    // Cannot fail (no maps with non-string keys); an empty digest would
+    // not decode, and the body would be parsed at FETCH.
+    serde_json::to_vec(&Summary::of(&Parsed::parse(raw))).unwrap_or_default()
+}
+
 /// What FETCH answers without the message's bytes.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     pub envelope: Envelope<'static>,
     /// BODY (non-extensible).
@@ -39,6 +65,12 @@ impl Summary {
             structure: parsed.body_structure(true),
             thread_root: thread_root(parsed).map(|root| objectid::thread_value(&root)),
         }
+    }
+
+    /// A summary made by [`DIGESTER`] (read from disk: untrusted; `None`
+    /// when it does not decode, imap-types' checks included).
+    pub fn from_digest(digest: &[u8]) -> Option<Self> {
+        serde_json::from_slice(digest).ok()
     }
 
     /// The THREADID value of the message whose body hash is `body_hash`:
@@ -113,5 +145,35 @@ mod tests {
         let again = cache.insert([2; 32], Summary::of(&parsed));
         assert_eq!(cache.len(), 2);
         assert!(again.envelope.subject.0.is_some());
+    }
+
+    #[test]
+    fn digests_round_trip_on_every_fixture() {
+        use crate::message::fixtures::{alternative, bare, mixed, thread_set};
+        let all = [alternative(), mixed(), bare()]
+            .into_iter()
+            .chain(thread_set());
+        for (i, raw) in all.enumerate() {
+            let digest = (DIGESTER.digest)(&raw);
+            let back = Summary::from_digest(&digest);
+            assert_eq!(
+                back.as_ref(),
+                Some(&Summary::of(&Parsed::parse(&raw))),
+                "fixture {i}"
+            );
+        }
+    }
+
+    #[test]
+    fn digests_that_do_not_decode_are_refused() {
+        let digest = (DIGESTER.digest)(b"Subject: hi\r\n\r\nbody\r\n");
+        assert!(Summary::from_digest(&digest).is_some());
+        assert!(Summary::from_digest(&digest[..digest.len() - 1]).is_none());
+        assert!(Summary::from_digest(b"").is_none());
+        assert!(Summary::from_digest(b"{}").is_none());
+        // A quoted string imap-types' checks refuse (a CR in a subject).
+        let text = String::from_utf8_lossy(&digest).replace("\"hi\"", "\"h\\ri\"");
+        assert_ne!(text.as_bytes(), &digest[..]);
+        assert!(Summary::from_digest(text.as_bytes()).is_none(), "{text}");
     }
 }
