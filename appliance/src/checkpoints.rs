@@ -9,11 +9,13 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
 
+use cairn_config::StorageConfig;
 use cairn_shards::ShardContext;
+use cairn_storage::log::LogConfig;
 use cairn_storage::shard_store::{CompactionConfig, ShardStore};
 
-/// Log bytes after which a background checkpoint is written.
-const EVERY_BYTES: u64 = 64 * 1024 * 1024;
+const MIB: u64 = 1024 * 1024;
+
 /// How often the background task looks.
 const LOOK_EVERY: Duration = Duration::from_secs(10);
 
@@ -26,17 +28,36 @@ pub struct Checkpoints {
     replayed: u64,
     /// The log's byte and record counters at this run's last checkpoint.
     last: Rc<Cell<Option<(u64, u64)>>>,
+    /// Log bytes after which a background checkpoint is written.
+    every_bytes: u64,
+    /// When compaction takes a sealed segment.
+    compaction: CompactionConfig,
+}
+
+/// The segment log's batching and segment size of `[storage]`.
+pub fn log_config(storage: &StorageConfig) -> LogConfig {
+    LogConfig {
+        segment_bytes: storage.segment_mib.saturating_mul(MIB),
+        max_batch_bytes: storage.group_commit_max_kib.saturating_mul(1024),
+        max_batch_wait: Duration::from_micros(storage.group_commit_max_wait_us),
+    }
 }
 
 impl Checkpoints {
     /// Starts counting for `store`, which replayed `replayed` records after
-    /// its checkpoint when it opened.
-    pub fn new(store: ShardStore, shard: usize, replayed: u64) -> Self {
+    /// its checkpoint when it opened; checkpoints and compacts as
+    /// `[storage]` says.
+    pub fn new(store: ShardStore, shard: usize, replayed: u64, storage: &StorageConfig) -> Self {
         Self {
             store,
             shard,
             replayed,
             last: Rc::new(Cell::new(None)),
+            every_bytes: storage.checkpoint_every_mib.saturating_mul(MIB),
+            compaction: CompactionConfig {
+                min_dead_fraction: f64::from(storage.compaction_min_dead_percent) / 100.0,
+                ..CompactionConfig::default()
+            },
         }
     }
 
@@ -61,11 +82,11 @@ impl Checkpoints {
         }
     }
 
-    /// Compacts the sealed segments whose dead share reaches the default
-    /// threshold, if any (compaction writes its own checkpoint).
+    /// Compacts the sealed segments whose dead share reaches the
+    /// configured threshold, if any (compaction writes its own checkpoint).
     pub async fn compact(&self) {
-        let config = CompactionConfig::default();
-        match self.store.compaction_candidates(&config) {
+        let config = &self.compaction;
+        match self.store.compaction_candidates(config) {
             Ok(found) if found.is_empty() => return,
             Ok(_) => {}
             Err(e) => {
@@ -74,7 +95,7 @@ impl Checkpoints {
             }
         }
         let stats = self.store.log.stats();
-        match self.store.compact(&config).await {
+        match self.store.compact(config).await {
             Ok(report) => {
                 if report.checkpoint.is_some() {
                     self.last.set(Some((stats.bytes, stats.records)));
@@ -97,7 +118,7 @@ impl Checkpoints {
         }
     }
 
-    /// The background task: a checkpoint whenever [`EVERY_BYTES`] have been
+    /// The background task: a checkpoint whenever `checkpoint_every_mib` have been
     /// logged since the last one, then a compaction if one is due; ends at
     /// shutdown.
     pub async fn run(self, ctx: ShardContext) {
@@ -106,7 +127,7 @@ impl Checkpoints {
             if stopped.is_ok() {
                 return;
             }
-            if self.uncovered().0 >= EVERY_BYTES {
+            if self.uncovered().0 >= self.every_bytes {
                 self.write().await;
                 self.compact().await;
             }

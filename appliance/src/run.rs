@@ -455,7 +455,8 @@ impl ShardMain {
     }
 
     async fn run(self, ctx: ShardContext) {
-        let (store, replayed) = match ShardStore::open(&self.data_dir, ctx.id()).await {
+        let log = crate::checkpoints::log_config(&self.config.storage);
+        let (store, replayed) = match ShardStore::open_with(&self.data_dir, ctx.id(), log).await {
             Ok((store, report)) => {
                 self.storage_metrics.recovered(ctx.id(), &report);
                 tracing::info!(
@@ -603,7 +604,7 @@ impl ShardMain {
                 return;
             }
         }
-        let checkpoints = Checkpoints::new(store.clone(), ctx.id(), replayed);
+        let checkpoints = Checkpoints::new(store.clone(), ctx.id(), replayed, &self.config.storage);
         cairn_shards::spawn_detached(checkpoints.clone().run(ctx.clone()));
         let _ = self.ready.send(Ok(()));
         ctx.shutdown().wait().await;

@@ -94,7 +94,7 @@ pub use listener::ListenerConfig;
 pub use schema::{
     AntispamConfig, AntivirusConfig, Config, DnsConfig, DnsblConfig, LdapConfig, Limits, LogConfig,
     LogFormat, MailAccessConfig, MediaConfig, MetricsConfig, NodeConfig, OutboundConfig,
-    OutboundTls, ShardsConfig, TlsConfig, VirusAction, CURRENT_VERSION,
+    OutboundTls, ShardsConfig, StorageConfig, TlsConfig, VirusAction, CURRENT_VERSION,
 };
 pub use service::{Service, TlsMode};
 pub use validate::{cidr, host_port};

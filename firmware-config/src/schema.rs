@@ -53,6 +53,8 @@ pub struct Config {
     pub antispam: AntispamConfig,
     /// `[antivirus]`
     pub antivirus: AntivirusConfig,
+    /// `[storage]`
+    pub storage: StorageConfig,
 }
 
 impl Default for Config {
@@ -74,6 +76,7 @@ impl Default for Config {
             outbound: OutboundConfig::default(),
             antispam: AntispamConfig::default(),
             antivirus: AntivirusConfig::default(),
+            storage: StorageConfig::default(),
         }
     }
 }
@@ -263,6 +266,42 @@ impl Default for MediaConfig {
             address: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port_min: 30000,
             port_max: 30999,
+        }
+    }
+}
+
+/// `[storage]`: how each shard's segment log commits, checkpoints and
+/// compacts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StorageConfig {
+    /// A segment file is closed and the next one started past this many
+    /// MiB (default 64).
+    pub segment_mib: u64,
+    /// The most KiB one group commit writes (default 4096).
+    pub group_commit_max_kib: usize,
+    /// How long, in microseconds, a group commit waits for more writers
+    /// before writing a batch that is not full (default 0: writers that
+    /// arrive during a commit form the next batch anyway).
+    pub group_commit_max_wait_us: u64,
+    /// A background checkpoint is written once this many MiB were logged
+    /// since the last one (default 64).
+    pub checkpoint_every_mib: u64,
+    /// A sealed segment is compacted once this share of its bytes, in
+    /// percent, is dead: expunged mail, deleted accounts, records a
+    /// checkpoint covers (default 50; 0 compacts every sealed segment,
+    /// 100 only wholly dead ones).
+    pub compaction_min_dead_percent: u8,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            segment_mib: 64,
+            group_commit_max_kib: 4096,
+            group_commit_max_wait_us: 0,
+            checkpoint_every_mib: 64,
+            compaction_min_dead_percent: 50,
         }
     }
 }

@@ -38,6 +38,7 @@ impl Config {
         }
         self.check_metrics(&mut errors);
         self.check_media(&mut errors);
+        self.check_storage(&mut errors);
         self.check_dns(&mut errors);
         self.check_outbound(&mut errors);
         self.check_antispam(&mut errors);
@@ -339,6 +340,44 @@ impl Config {
                 "metrics.path",
                 format!("{path:?} must be a plain URL path (no spaces, '?' or '#')"),
             ));
+        }
+    }
+
+    fn check_storage(&self, errors: &mut Vec<ConfigError>) {
+        let storage = &self.storage;
+        for (key, value, min, max) in [
+            ("storage.segment_mib", storage.segment_mib, 1, 4096),
+            (
+                "storage.group_commit_max_kib",
+                storage.group_commit_max_kib as u64,
+                64,
+                1024 * 1024,
+            ),
+            (
+                "storage.group_commit_max_wait_us",
+                storage.group_commit_max_wait_us,
+                0,
+                100_000,
+            ),
+            (
+                "storage.checkpoint_every_mib",
+                storage.checkpoint_every_mib,
+                1,
+                1024 * 1024,
+            ),
+            (
+                "storage.compaction_min_dead_percent",
+                u64::from(storage.compaction_min_dead_percent),
+                0,
+                100,
+            ),
+        ] {
+            if !(min..=max).contains(&value) {
+                errors.push(ConfigError::semantic(
+                    key,
+                    format!("invalid value {value}, expected {min}..={max}"),
+                ));
+            }
         }
     }
 

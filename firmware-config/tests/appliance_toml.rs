@@ -365,6 +365,42 @@ bayes_spam_probability = 0.4
 }
 
 #[test]
+fn storage_settings_have_defaults_and_errors_point_at_their_keys() {
+    let defaults = Config::embedded_default().storage;
+    assert_eq!(defaults.segment_mib, 64);
+    assert_eq!(defaults.compaction_min_dead_percent, 50);
+    let text = "\
+[storage]
+segment_mib = 0
+group_commit_max_kib = 16
+group_commit_max_wait_us = 1000000
+checkpoint_every_mib = 0
+compaction_min_dead_percent = 101
+";
+    assert_eq!(
+        positions(text),
+        [
+            "2:15 storage.segment_mib",
+            "3:24 storage.group_commit_max_kib",
+            "4:28 storage.group_commit_max_wait_us",
+            "5:24 storage.checkpoint_every_mib",
+            "6:31 storage.compaction_min_dead_percent",
+        ]
+    );
+    let good = "[storage]\nsegment_mib = 8\ngroup_commit_max_wait_us = 200\ncompaction_min_dead_percent = 30\n";
+    let config = Config::from_toml_str(good, "appliance.toml").expect("valid");
+    assert_eq!(config.storage.segment_mib, 8);
+    assert_eq!(config.storage.group_commit_max_wait_us, 200);
+    assert_eq!(config.storage.compaction_min_dead_percent, 30);
+    let shown = config.to_toml_redacted();
+    assert!(
+        shown.contains("compaction_min_dead_percent = 30"),
+        "{shown}"
+    );
+    assert_eq!(Config::from_toml_str(&shown, "shown.toml"), Ok(config));
+}
+
+#[test]
 fn a_listener_in_the_media_range_is_an_error() {
     assert_eq!(
         positions("[listeners.http]\nport = 30080\n"),
