@@ -125,7 +125,7 @@ fn account_sessions_open_rooms_and_survive_a_restart() {
     let setup = Setup::new("");
     let data = &setup.data;
     let appliance = setup.start();
-    let admin = AdminApi::new(&appliance, &data);
+    let admin = AdminApi::new(&appliance, data);
     let (ann, bob) = ("ann@example.com", "bob@example.com");
     admin.provision("example.com", &[ann.into(), bob.into()], PASSWORD);
     let key_mode = std::os::unix::fs::PermissionsExt::mode(
@@ -285,7 +285,7 @@ fn account_sessions_open_rooms_and_survive_a_restart() {
     assert_eq!(c.status(Method::DELETE, "/rooms/again", &ann_token), 204);
 
     // A class of service without video: its accounts' tokens open no room.
-    let admin = AdminApi::new(&appliance, &data);
+    let admin = AdminApi::new(&appliance, data);
     let (status, body) = admin.post(
         "/classes",
         &json!({ "name": "no-video", "features": { "video": false } }),

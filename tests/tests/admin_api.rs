@@ -23,7 +23,7 @@ fn domains_and_accounts_through_the_api() {
         .and_then(|rest| rest.split('"').next())
         .expect("password in banner")
         .to_string();
-    let s = AdminApi::new(&appliance, &data);
+    let s = AdminApi::new(&appliance, data);
 
     // Authentication.
     let anonymous = s
@@ -214,7 +214,7 @@ fn domains_and_accounts_through_the_api() {
         .collect();
     assert_eq!(checkpoints.len(), 1, "{checkpoints:?}");
     let appliance = setup.start();
-    let s = AdminApi::new(&appliance, &data);
+    let s = AdminApi::new(&appliance, data);
     let metrics = s
         .client
         .get(format!("http://{}/metrics", appliance.http))
@@ -252,7 +252,7 @@ fn classes_of_service_and_app_passwords_through_the_api() {
     let setup = Setup::new("");
     let Setup { data, .. } = &setup;
     let appliance = setup.start();
-    let s = AdminApi::new(&appliance, &data);
+    let s = AdminApi::new(&appliance, data);
     let doc: Value = s
         .client
         .get(format!("{}/openapi.json", s.base))
@@ -477,7 +477,7 @@ fn audit_service_accounts_and_class_quotas_through_the_api() {
     let setup = Setup::new("[mail_access]\nallow_plaintext_auth = true\n");
     let Setup { data, config, .. } = &setup;
     let appliance = setup.start();
-    let s = AdminApi::new(&appliance, &data);
+    let s = AdminApi::new(&appliance, data);
     let doc: Value = s
         .client
         .get(format!("{}/openapi.json", s.base))

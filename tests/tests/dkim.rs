@@ -61,7 +61,7 @@ fn dkim_keys_from_the_command_line_and_the_api() {
         all.extend_from_slice(args);
         run_cairn(&all)
     };
-    let api = AdminApi::new(&appliance, &data);
+    let api = AdminApi::new(&appliance, data);
 
     let (st, out, err) = admin(&["domain", "add", "example.org"]);
     assert!(st.success(), "{out}{err}");

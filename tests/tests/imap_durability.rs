@@ -65,7 +65,7 @@ fn every_acknowledged_append_and_flag_survives_sigkill() {
 
     let appliance = setup.start();
     let addresses: Vec<String> = (0..ACCOUNTS).map(account).collect();
-    AdminApi::new(&appliance, &data).provision("example.org", &addresses, PASSWORD);
+    AdminApi::new(&appliance, data).provision("example.org", &addresses, PASSWORD);
     let mut appliance = Some(appliance);
     let mut stored = [0usize; ACCOUNTS];
     let mut seed = SystemTime::now()

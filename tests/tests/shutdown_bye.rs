@@ -109,7 +109,7 @@ fn open_imap_and_pop3_sessions_are_told_at_shutdown() {
     let setup = Setup::new("[mail_access]\nallow_plaintext_auth = true\n");
     let Setup { data, config, .. } = &setup;
     let appliance = setup.start();
-    AdminApi::new(&appliance, &data).provision("example.org", &[ACCOUNT.into()], PASSWORD);
+    AdminApi::new(&appliance, data).provision("example.org", &[ACCOUNT.into()], PASSWORD);
     let (imap, pop3) = (config.port(Service::Imap), config.port(Service::Pop3));
 
     let mut greeted = Lines::connect(imap, "* OK");

@@ -58,7 +58,7 @@ fn every_acknowledged_message_survives_sigkill() {
 
     let appliance = setup.start();
     let addresses: Vec<String> = (0..ACCOUNTS).map(account).collect();
-    AdminApi::new(&appliance, &data).provision("example.org", &addresses, "a long enough password");
+    AdminApi::new(&appliance, data).provision("example.org", &addresses, "a long enough password");
     let mut appliance = Some(appliance);
     let mut acked = [0u64; ACCOUNTS];
     let mut seed = SystemTime::now()
@@ -96,7 +96,7 @@ fn every_acknowledged_message_survives_sigkill() {
             "no message was acknowledged in round {round}"
         );
         let restarted = setup.start();
-        let api = AdminApi::new(&restarted, &data);
+        let api = AdminApi::new(&restarted, data);
         for (i, count) in acked.iter_mut().enumerate() {
             let (want, have) = (*count, inbox_count(&api, &account(i)));
             // One message per client may have been stored without its 250.

@@ -44,7 +44,7 @@ fn rooms_sessions_trickle_and_events_over_a_websocket() {
     let setup = Setup::new("");
     let data = &setup.data;
     let appliance = setup.start();
-    let api = AdminApi::new(&appliance, &data);
+    let api = AdminApi::new(&appliance, data);
     let (http, base) = (&api.client, &api.base);
 
     let (status, room) = api.post(
