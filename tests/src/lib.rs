@@ -14,9 +14,11 @@ use cairn_config::Service;
 
 mod admin_api;
 pub mod imap;
+mod imap_login;
 pub mod peers;
 pub mod webrtc;
 pub use admin_api::AdminApi;
+pub use imap_login::async_imap_login;
 
 /// The `cairn` binary of this workspace, built on first use.
 pub fn cairn_bin() -> &'static Path {

@@ -12,11 +12,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use cairn_config::Service;
-use cairn_tests::{AdminApi, Appliance, Setup};
+use cairn_tests::{async_imap_login, AdminApi, Appliance, Setup};
 use futures_lite::StreamExt;
 use lettre::transport::smtp::extension::ClientId;
 use lettre::{Message, SmtpTransport, Transport};
-use tokio::net::TcpStream;
 
 const USER: &str = "dora@example.org";
 const PASSWORD: &str = "a long enough password";
@@ -63,27 +62,10 @@ fn segment_files(data: &Path) -> usize {
         .count()
 }
 
-async fn login(port: u16) -> async_imap::Session<TcpStream> {
-    let tcp = TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("connect");
-    let mut client = async_imap::Client::new(tcp);
-    client
-        .read_response()
-        .await
-        .expect("greeting")
-        .expect("greeting");
-    client
-        .login(USER, PASSWORD)
-        .await
-        .map_err(|(e, _)| e)
-        .expect("login")
-}
-
 /// Subjects (from ENVELOPE) and whether each has a BODYSTRUCTURE, for
 /// every message of INBOX.
 async fn summaries(port: u16) -> Vec<(String, bool)> {
-    let mut s = login(port).await;
+    let mut s = async_imap_login(port, USER, PASSWORD).await;
     s.select("INBOX").await.expect("select");
     let fetched: Vec<_> = s
         .fetch("1:*", "(ENVELOPE BODYSTRUCTURE)")
@@ -109,7 +91,7 @@ async fn summaries(port: u16) -> Vec<(String, bool)> {
 
 /// The header section of message `seq`.
 async fn header(port: u16, seq: u32) -> String {
-    let mut s = login(port).await;
+    let mut s = async_imap_login(port, USER, PASSWORD).await;
     s.select("INBOX").await.expect("select");
     let fetched: Vec<_> = s
         .fetch(seq.to_string(), "BODY.PEEK[HEADER]")

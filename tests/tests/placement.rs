@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use async_imap::Session;
 use cairn_config::Service;
-use cairn_tests::{free_udp_range, run_cairn, AdminApi, Setup};
+use cairn_tests::{async_imap_login, free_udp_range, run_cairn, AdminApi, Setup};
 use futures_lite::StreamExt;
 use lettre::{Message, SmtpTransport, Transport};
 use tokio::net::TcpStream;
@@ -133,23 +133,6 @@ fn growing_from_two_to_four_shards_keeps_every_accounts_mail() {
 /// UID and flags (without `\\Recent`).
 type Seen = (u32, Vec<(u32, Vec<String>)>);
 
-async fn imap_login(port: u16, user: &str) -> Session<TcpStream> {
-    let tcp = TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("connect");
-    let mut client = async_imap::Client::new(tcp);
-    client
-        .read_response()
-        .await
-        .expect("greeting")
-        .expect("greeting");
-    client
-        .login(user, PASSWORD)
-        .await
-        .map_err(|(e, _)| e)
-        .expect("login")
-}
-
 async fn inbox_as_seen(s: &mut Session<TcpStream>) -> Seen {
     let mailbox = s.select("INBOX").await.expect("select");
     let fetched: Vec<_> = s
@@ -177,7 +160,7 @@ async fn inbox_as_seen(s: &mut Session<TcpStream>) -> Seen {
 
 fn seen_by_imap(rt: &tokio::runtime::Runtime, port: u16, user: &str) -> Seen {
     rt.block_on(async {
-        let mut s = imap_login(port, user).await;
+        let mut s = async_imap_login(port, user, PASSWORD).await;
         let seen = inbox_as_seen(&mut s).await;
         s.logout().await.expect("logout");
         seen
@@ -218,7 +201,7 @@ fn a_moved_account_keeps_its_ids_and_takes_mail_on_its_new_shard() {
         deliver(smtp, std::slice::from_ref(&user), &format!("message {i}"));
     }
     rt.block_on(async {
-        let mut s = imap_login(imap, &user).await;
+        let mut s = async_imap_login(imap, &user, PASSWORD).await;
         s.select("INBOX").await.expect("select");
         let stored: Vec<_> = s
             .uid_store("2", "+FLAGS (\\Flagged $Label1)")

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use async_imap::Session;
 use cairn_config::Service;
-use cairn_tests::{AdminApi, Appliance, TestConfig};
+use cairn_tests::{async_imap_login, AdminApi, Appliance, TestConfig};
 use futures_lite::StreamExt;
 use lettre::transport::smtp::extension::ClientId;
 use lettre::{Message, SmtpTransport, Transport};
@@ -151,23 +151,6 @@ impl Mail {
     }
 }
 
-async fn login(port: u16) -> Session<TcpStream> {
-    let tcp = TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("connect");
-    let mut client = async_imap::Client::new(tcp);
-    client
-        .read_response()
-        .await
-        .expect("greeting")
-        .expect("greeting");
-    client
-        .login(USER, PASSWORD)
-        .await
-        .map_err(|(e, _)| e)
-        .expect("login")
-}
-
 /// The UID of the message with `subject` in the selected mailbox.
 async fn uid_of(s: &mut Session<TcpStream>, subject: &str) -> u32 {
     let found = s
@@ -194,7 +177,7 @@ async fn messages(s: &mut Session<TcpStream>) -> Vec<String> {
 
 /// Teaches the classifier through IMAP the way a user does.
 async fn train(port: u16) {
-    let mut s = login(port).await;
+    let mut s = async_imap_login(port, USER, PASSWORD).await;
     for i in 0..TRAINING {
         s.append("INBOX", None, None, spam(i).raw(i))
             .await
@@ -281,7 +264,7 @@ fn moves_into_and_out_of_junk_teach_each_recipients_classifier() {
     deliver(smtp, &agenda, 2);
 
     rt.block_on(async {
-        let mut s = login(imap).await;
+        let mut s = async_imap_login(imap, USER, PASSWORD).await;
         s.select("Junk").await.expect("select");
         let junk = messages(&mut s).await;
         let tagged: Vec<&String> = junk
