@@ -1,6 +1,6 @@
 //! Storage's metric families: what each shard's log has written (and
 //! compaction removed), what recovery found at start, how many bodies and
-//! digests were read back, how logins went,
+//! digests were read back (and bodies streamed), how logins went,
 //! and what the accounts' Bayes classifiers learned and said.
 
 use cairn_shards::metrics::Metrics;
@@ -26,6 +26,7 @@ pub struct StorageMetrics {
     body_reads: IntCounterVec,
     digest_reads: IntCounterVec,
     digests_rejected: IntCounterVec,
+    body_streams: IntCounterVec,
 }
 
 fn family(name: &str, help: &str) -> IntCounterVec {
@@ -79,6 +80,10 @@ impl StorageMetrics {
                 "cairn_storage_digests_rejected_total",
                 "Digests read back that their reader could not decode (it parsed the body instead).",
             ),
+            body_streams: family(
+                "cairn_storage_body_streams_total",
+                "Message bodies (or ranges of them) read in chunks, streamed to a client.",
+            ),
         };
         for f in [
             &m.commits,
@@ -93,6 +98,7 @@ impl StorageMetrics {
             &m.body_reads,
             &m.digest_reads,
             &m.digests_rejected,
+            &m.body_streams,
         ] {
             metrics.register(f);
         }
@@ -149,6 +155,9 @@ impl StorageMetrics {
         self.digests_rejected
             .with_label_values(&[&s])
             .inc_by(now.rejected_digests - last.rejected_digests);
+        self.body_streams
+            .with_label_values(&[&s])
+            .inc_by(now.streams - last.streams);
         *last = now;
     }
 }

@@ -17,6 +17,7 @@ use cairn_shards::stream::{server_config, Stream};
 use cairn_shards::{Runtime, RuntimeConfig, ShardContext, Shutdown};
 
 use crate::directory::lockout::Policy;
+use crate::log::LogConfig;
 use crate::services::{Meshes, Services};
 use crate::shard_store::ShardStore;
 
@@ -24,7 +25,7 @@ use crate::shard_store::ShardStore;
 pub struct ServiceNode {
     shutdown: Shutdown,
     runtime: Option<Runtime<()>>,
-    _data: tempfile::TempDir,
+    data: tempfile::TempDir,
 }
 
 impl ServiceNode {
@@ -33,6 +34,16 @@ impl ServiceNode {
     /// `serve` on every shard; every shard then waits for the node's
     /// shutdown, and closes its log.
     pub fn start<F, Fut>(shards: usize, serve: F) -> Self
+    where
+        F: Fn(Services, ShardContext) -> Fut + Send + Sync + Clone + 'static,
+        Fut: Future<Output = ()> + 'static,
+    {
+        Self::start_with_log(shards, LogConfig::default(), serve)
+    }
+
+    /// [`ServiceNode::start`] with the shards' logs configured by `log`
+    /// (e.g. records large enough for large messages).
+    pub fn start_with_log<F, Fut>(shards: usize, log: LogConfig, serve: F) -> Self
     where
         F: Fn(Services, ShardContext) -> Fut + Send + Sync + Clone + 'static,
         Fut: Future<Output = ()> + 'static,
@@ -49,8 +60,11 @@ impl ServiceNode {
         let shutdown = Shutdown::new();
         let runtime = Runtime::start(&config, shutdown.clone(), move |ctx: ShardContext| {
             let (meshes, path, serve) = (meshes.clone(), path.clone(), serve.clone());
+            let log = log.clone();
             async move {
-                let (store, _) = ShardStore::open(&path, ctx.id()).await.expect("store");
+                let (store, _) = ShardStore::open_with(&path, ctx.id(), log)
+                    .await
+                    .expect("store");
                 let policy = Policy {
                     per_account: 1000,
                     per_address: 1000,
@@ -71,8 +85,13 @@ impl ServiceNode {
         Self {
             shutdown,
             runtime: Some(runtime),
-            _data: data,
+            data,
         }
+    }
+
+    /// The node's data directory (see [`crate::shard_store::shard_dir`]).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.data.path()
     }
 }
 

@@ -55,6 +55,13 @@ enum Op {
         body: usize,
         seen: bool,
     },
+    /// MULTIAPPEND: all of the bodies or none.
+    AppendMany {
+        acct: usize,
+        mb: usize,
+        bodies: Vec<usize>,
+        seen: bool,
+    },
     Store {
         acct: usize,
         mb: usize,
@@ -97,6 +104,7 @@ fn op_strategy() -> impl Strategy<Value = Op> {
     let m = 0..MAILBOXES.len();
     prop_oneof![
         4 => (a.clone(), m.clone(), 0..12usize, any::<bool>()).prop_map(|(acct, mb, body, seen)| Op::Append { acct, mb, body, seen }),
+        2 => (a.clone(), m.clone(), proptest::collection::vec(0..12usize, 1..4), any::<bool>()).prop_map(|(acct, mb, bodies, seen)| Op::AppendMany { acct, mb, bodies, seen }),
         3 => (a.clone(), m.clone(), 0..8usize, 0..3u8, 0..3u8, any::<bool>()).prop_map(|(acct, mb, pick, action, flag, kw)| Op::Store { acct, mb, pick, action, flag, kw }),
         1 => (a.clone(), m.clone()).prop_map(|(acct, mb)| Op::Expunge { acct, mb }),
         2 => (a.clone(), m.clone(), m.clone(), 0..8usize, any::<bool>()).prop_map(|(acct, from, to, pick, moving)| Op::Copy { acct, from, to, pick, moving }),
@@ -136,6 +144,50 @@ async fn step(store: &MailStore, model: &mut [RefAccount], op: &Op) {
                     assert_eq!(d.uid, m.uidnext, "{op:?}");
                     m.messages.insert(m.uidnext, (flags, bytes));
                     m.uidnext += 1;
+                }
+                (m, got) => panic!(
+                    "{op:?}: model has mailbox {} (over quota {over}), store said {got:?}",
+                    m.is_some()
+                ),
+            }
+        }
+        Op::AppendMany {
+            acct,
+            mb,
+            bodies,
+            seen,
+        } => {
+            let (name, mbx) = (ACCOUNTS[*acct], MAILBOXES[*mb]);
+            let batch: Vec<(Vec<u8>, Flags)> = bodies
+                .iter()
+                .enumerate()
+                .map(|(i, b)| {
+                    let seen = *seen && i % 2 == 0;
+                    (
+                        body(*b),
+                        Flags::new(if seen { flags::SEEN } else { 0 }, &[]),
+                    )
+                })
+                .collect();
+            let request: Vec<(&[u8], Flags, i64)> = batch
+                .iter()
+                .map(|(b, f)| (b.as_slice(), f.clone(), 0))
+                .collect();
+            let got = store.append_many(name, mbx, &request).await;
+            let acc = &mut model[*acct];
+            let added: u64 = batch.iter().map(|(b, _)| b.len() as u64).sum();
+            let over = acc.quota_bytes > 0 && acc.used() + added > acc.quota_bytes;
+            match (acc.mailboxes.get_mut(mbx), got) {
+                (None, Err(MailError::NoSuchMailbox(_))) => {}
+                (Some(_), Err(MailError::OverQuota { .. })) if over => {}
+                (Some(m), Ok(done)) if !over => {
+                    let uids: Vec<u32> = done.iter().map(|d| d.uid).collect();
+                    let want: Vec<u32> = (m.uidnext..).take(batch.len()).collect();
+                    assert_eq!(uids, want, "{op:?}");
+                    for (b, f) in batch {
+                        m.messages.insert(m.uidnext, (f, b));
+                        m.uidnext += 1;
+                    }
                 }
                 (m, got) => panic!(
                     "{op:?}: model has mailbox {} (over quota {over}), store said {got:?}",

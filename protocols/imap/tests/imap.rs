@@ -709,7 +709,7 @@ fn list_extended_create_special_use_and_multiappend() {
     assert!(r[0].starts_with("m1 OK [APPENDUID "), "{r:?}");
     assert!(r[0].contains(" 1:2]"), "{r:?}");
     // One that fails part way (the second has too many keywords for the
-    // store): the first is taken back.
+    // store): none is appended, no UID is taken.
     let keywords: Vec<String> = (0..70).map(|i| format!("k{i}")).collect();
     let r = raw.command(
         "m2",
@@ -722,7 +722,7 @@ fn list_extended_create_special_use_and_multiappend() {
     let r = raw.command("m3", "STATUS Drafts (MESSAGES UIDNEXT)");
     assert_eq!(
         one(&r, "* STATUS"),
-        "* STATUS \"Drafts\" (MESSAGES 2 UIDNEXT 4)"
+        "* STATUS \"Drafts\" (MESSAGES 2 UIDNEXT 3)"
     );
     // A malformed one leaves nothing either.
     let r = raw.command("m4", "APPEND Drafts {3+}\r\nA:b {0+}\r\n");

@@ -24,7 +24,7 @@ use cairn_shards::time::timeout;
 use cairn_shards::{ConnectionTracker, Shutdown};
 use cairn_storage::directory::sasl::Credentials;
 use cairn_storage::mailbox::flags::DELETED;
-use cairn_storage::mailbox::{BlobRef, FlagAction, Flags};
+use cairn_storage::mailbox::{BlobRef, FlagAction, Flags, MailError};
 use cairn_storage::services::Services;
 use futures_lite::{future, AsyncReadExt, AsyncWriteExt};
 
@@ -526,7 +526,9 @@ fn open(inner: &Inner, session: &mut Session, account: &str, out: &mut Vec<u8>) 
 }
 
 /// RETR (`lines` None) or TOP: the message, byte-stuffed, written in
-/// chunks as it is stuffed.
+/// chunks as it is stuffed. RETR streams the message from storage chunk
+/// by chunk (the stuffer keeps whether a chunk starts a line); TOP reads
+/// it whole and sends its head.
 async fn retrieve(
     inner: &Inner,
     conn: &mut Conn,
@@ -536,32 +538,61 @@ async fn retrieve(
     lines: Option<u32>,
 ) -> Result<(), End> {
     let started = Instant::now();
-    let body = match inner.services.mailstore.body(&blob).await {
-        Ok(body) => body,
-        Err(e) => {
-            tracing::warn!(error = %e, "pop3: cannot read a message");
-            inner
-                .metrics
-                .request(Outcome::ServerError, started.elapsed());
-            err(out, Some(RespCode::SysTemp), "Cannot read the message");
-            return Ok(());
-        }
-    };
-    let data = match lines {
-        Some(n) => {
-            ok(out, "Top of message follows");
-            codec::top(&body, n)
-        }
-        None => {
-            ok(out, &format!("{size} octets"));
-            &body[..]
-        }
+    let store = &inner.services.mailstore;
+    let refuse = |out: &mut Vec<u8>, e: MailError| {
+        tracing::warn!(error = %e, "pop3: cannot read a message");
+        inner
+            .metrics
+            .request(Outcome::ServerError, started.elapsed());
+        err(out, Some(RespCode::SysTemp), "Cannot read the message");
     };
     let mut stuffer = DotStuffer::new();
-    for chunk in data.chunks(WRITE_CHUNK) {
-        stuffer.feed(chunk, out);
-        if out.len() >= WRITE_CHUNK {
-            conn.flush(out).await?;
+    match lines {
+        Some(n) => {
+            let body = match store.body(&blob).await {
+                Ok(body) => body,
+                Err(e) => {
+                    refuse(out, e);
+                    return Ok(());
+                }
+            };
+            ok(out, "Top of message follows");
+            for chunk in codec::top(&body, n).chunks(WRITE_CHUNK) {
+                stuffer.feed(chunk, out);
+                if out.len() >= WRITE_CHUNK {
+                    conn.flush(out).await?;
+                }
+            }
+        }
+        None => {
+            let mut reader = match store.body_reader(&blob, None).await {
+                Ok(reader) => reader,
+                Err(e) => {
+                    refuse(out, e);
+                    return Ok(());
+                }
+            };
+            ok(out, &format!("{size} octets"));
+            while let Some(chunk) = reader.next_chunk().await {
+                let chunk = match chunk {
+                    Ok(chunk) => chunk,
+                    Err(e) => {
+                        // Part of the message went out and cannot be taken
+                        // back: the reply is left unfinished (no final
+                        // `.`) and the connection ends, without UPDATE.
+                        tracing::error!(error = %e, "pop3: a message failed part-way");
+                        inner
+                            .metrics
+                            .request(Outcome::ServerError, started.elapsed());
+                        let e = io::Error::new(io::ErrorKind::InvalidData, e.to_string());
+                        return Err(End::Io(e));
+                    }
+                };
+                stuffer.feed(&chunk, out);
+                if out.len() >= WRITE_CHUNK {
+                    conn.flush(out).await?;
+                }
+            }
         }
     }
     stuffer.finish(out);

@@ -18,6 +18,7 @@ use cairn_shards::metrics::Metrics;
 use cairn_shards::net::TcpListener;
 use cairn_shards::Shutdown;
 use cairn_storage::directory::{ClassOfService, Features, NewAccount};
+use cairn_storage::mailbox::BODY_CHUNK;
 use cairn_storage::services::Services;
 use cairn_storage::testing::{
     accept_loop, address_per_shard, certificate, tls_config, ServiceNode,
@@ -649,4 +650,68 @@ fn pipelined_commands_follow_the_session_to_its_shard() {
         assert!(c.line().starts_with("+OK"));
         assert!(c.closed());
     }
+}
+
+/// A message of a few storage chunks (RETR streams it chunk by chunk)
+/// with lines starting with `.` where chunks meet: a lone `.` line and
+/// `..` starting a chunk, a line break split across two chunks before a
+/// dotted line, a dotted line starting on a chunk's last byte.
+fn dotted_across_chunks() -> Vec<u8> {
+    let mut out = b"From: x@remote.test\r\nSubject: dots\r\n\r\n".to_vec();
+    let lines: [(usize, &[u8]); 4] = [
+        (BODY_CHUNK, b".\r\n"),
+        (2 * BODY_CHUNK + 1, b".after a split CRLF\r\n"),
+        (3 * BODY_CHUNK - 1, b"..on the last byte\r\n"),
+        (4 * BODY_CHUNK, b"..\r\n"),
+    ];
+    for (start, line) in lines {
+        let mut i = 0;
+        while out.len() + 64 < start {
+            out.extend_from_slice(format!("filler {i:08} .not at a line start\r\n").as_bytes());
+            i += 1;
+        }
+        let pad = start - out.len();
+        out.extend(std::iter::repeat_n(b'p', pad - 2));
+        out.extend_from_slice(b"\r\n");
+        assert_eq!(out.len(), start);
+        out.extend_from_slice(line);
+    }
+    out.extend_from_slice(b"the end\r\n");
+    out
+}
+
+#[test]
+fn retr_stuffs_dotted_lines_where_storage_chunks_meet() {
+    let server = start();
+    let Ready { open, a, .. } = &server.ready;
+    let message = dotted_across_chunks();
+    server.deliver(a, &message);
+    let mut c = Client::connect(*open);
+    assert!(c.login(a).starts_with("+OK"));
+    c.send(b"RETR 1\r\n");
+    assert_eq!(c.line(), format!("+OK {} octets\r\n", message.len()));
+    let mut wire = Vec::new();
+    loop {
+        let line = c.raw_line();
+        assert!(!line.is_empty(), "closed inside the reply");
+        wire.extend_from_slice(&line);
+        if line == b".\r\n" {
+            break;
+        }
+    }
+    for stuffed in [
+        &b"\r\n..\r\n"[..],
+        b"\r\n..after a split CRLF\r\n",
+        b"\r\n...on the last byte\r\n",
+        b"\r\n...\r\n",
+    ] {
+        assert!(
+            wire.windows(stuffed.len()).any(|w| w == stuffed),
+            "{:?} stuffed",
+            String::from_utf8_lossy(stuffed)
+        );
+    }
+    let unstuffed = codec::unstuff(&wire).expect("terminated");
+    assert!(unstuffed == message, "RETR differs after unstuffing");
+    assert!(c.cmd("QUIT").starts_with("+OK"));
 }

@@ -17,6 +17,7 @@
 //! and replays its segment from its offset only.
 
 mod committer;
+mod record_reader;
 mod scan;
 
 use std::cell::{Cell, RefCell};
@@ -32,6 +33,7 @@ use futures_channel::oneshot;
 
 use crate::record::{encode, encoded_len, Record, MAX_PAYLOAD};
 use committer::{Pending, Writer};
+pub use record_reader::RecordReader;
 pub use scan::{scan, Damage, Scan};
 
 /// How the log batches and cuts its segments.

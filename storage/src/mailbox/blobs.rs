@@ -54,12 +54,15 @@ pub struct Blobs {
 }
 
 /// Reads of bodies and of digests since the store opened, and digests
-/// their reader could not decode (it parsed the body instead).
+/// their reader could not decode (it parsed the body instead). `bodies`
+/// counts bodies read whole into memory, `streams` bodies (or ranges of
+/// them) opened for reading in chunks (`stream`).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Reads {
     pub bodies: u64,
     pub digests: u64,
     pub rejected_digests: u64,
+    pub streams: u64,
 }
 
 /// Keeps a body live (see [`Blobs::is_live`]) while it is held: taken when

@@ -19,7 +19,8 @@
 //! dropped: its UID is skipped, its quota released). A delivery queues its
 //! body's record and its appends back to back and waits for the last one
 //! only. Every other operation takes the lock, waits until the account has
-//! nothing in flight, and commits alone, as before.
+//! nothing in flight, and commits alone, as before. A MULTIAPPEND batch is
+//! one such append carrying all of its messages ([`MailStore::append_many`]).
 //!
 //! Sessions on the owning shard (IMAP, POP3) read a mailbox in place
 //! ([`MailStore::read_mailbox`]) and learn of changes to an account (a
@@ -29,6 +30,7 @@
 //! A copy or move into or out of Junk teaches the account's Bayes
 //! classifier once durable ([`learn`]).
 
+mod batch;
 mod blobs;
 mod compaction;
 mod digests;
@@ -36,6 +38,7 @@ pub mod flags;
 pub mod learn;
 mod model;
 mod ops;
+mod stream;
 mod transfer;
 
 use std::cell::RefCell;
@@ -60,7 +63,8 @@ pub use model::{
     canonical, validate_name, Account, MailError, Mailbox, Message, State, Status,
     DEFAULT_MAILBOXES, SEPARATOR,
 };
-pub use ops::{BlobRef, MailOp, Role};
+pub use ops::{BlobRef, MailOp, NewMessage, Role};
+pub use stream::{BodyReader, BODY_CHUNK};
 pub use transfer::{Export, Frozen};
 
 /// Where a delivered or appended message went.
@@ -118,7 +122,7 @@ impl MailRecovery {
             kinds::BLOB_DIGEST => self.blobs.replay_digest(at, payload),
             kinds::MAILBOX_OP => {
                 let mut op = MailOp::decode(payload).map_err(MailError::Corrupt)?;
-                if let MailOp::Append { blob, .. } = &mut op {
+                for blob in op.blobs_mut() {
                     *blob = self.blobs.resolve(blob)?;
                 }
                 let blobs = &self.blobs;
@@ -163,7 +167,7 @@ fn settle(inner: &Inner, pipe: &Pipe, id: u64, outcome: Result<(), MailError>) {
         };
         flight.first += 1;
         flight.bytes -= entry.size;
-        flight.messages -= 1;
+        flight.messages -= entry.count;
         let result = match entry.outcome.take() {
             Some(Ok(())) => apply_durable(inner, &mut entry),
             Some(Err(e)) => Err(e),
@@ -185,15 +189,15 @@ fn settle(inner: &Inner, pipe: &Pipe, id: u64, outcome: Result<(), MailError>) {
     }
 }
 
-/// Applies a durable append, resolving its body's location first.
+/// Applies a durable append, resolving its bodies' locations first.
 fn apply_durable(inner: &Inner, entry: &mut InFlight) -> Result<(), MailError> {
-    if let MailOp::Append { blob, .. } = &mut entry.op {
-        if let Some(pending) = &entry.blob {
-            // The body's record lies before the op: its answer is in.
-            if let Some(found) = pending.poll(&inner.blobs) {
-                found?;
-            }
+    // The bodies' records lie before the op: their answers are in.
+    for pending in &entry.blobs {
+        if let Some(found) = pending.poll(&inner.blobs) {
+            found?;
         }
+    }
+    for blob in entry.op.blobs_mut() {
         *blob = inner.blobs.resolve(blob)?;
     }
     inner.apply(&entry.op)
@@ -260,11 +264,13 @@ struct Flight {
 
 struct InFlight {
     op: MailOp,
+    /// The bytes and messages it adds.
     size: u64,
-    /// The body's record when the op was queued behind it.
-    blob: Option<Rc<PendingBlob>>,
-    /// Keeps the body from compaction until the op is applied or failed.
-    _pin: Option<Rc<Pin>>,
+    count: u64,
+    /// The bodies' records the op was queued behind (those in flight).
+    blobs: Vec<Rc<PendingBlob>>,
+    /// Keep the bodies from compaction until the op is applied or failed.
+    _pins: Vec<Rc<Pin>>,
     /// Its commit's outcome once in.
     outcome: Option<Result<(), MailError>>,
     reply: Option<oneshot::Sender<Result<(), MailError>>>,
@@ -312,21 +318,22 @@ impl MailStore {
         &self,
         pipe: &Rc<Pipe>,
         op: MailOp,
-        size: u64,
-        blob: Option<Rc<PendingBlob>>,
-        pin: Option<Rc<Pin>>,
+        (size, count): (u64, u64),
+        blobs: Vec<Rc<PendingBlob>>,
+        pins: Vec<Rc<Pin>>,
     ) -> oneshot::Receiver<Result<(), MailError>> {
         let (tx, rx) = oneshot::channel();
         let appending = self.inner.log.start_append(kinds::MAILBOX_OP, &op.encode());
         let id = {
             let mut flight = pipe.flight.borrow_mut();
             flight.bytes += size;
-            flight.messages += 1;
+            flight.messages += count;
             flight.queue.push_back(InFlight {
                 op,
                 size,
-                blob,
-                _pin: pin,
+                count,
+                blobs,
+                _pins: pins,
                 outcome: None,
                 reply: Some(tx),
             });
@@ -338,6 +345,37 @@ impl MailStore {
             settle(&inner, &pipe, id, outcome);
         });
         rx
+    }
+
+    /// Plans `count` appends of `size` bytes in all to `mailbox` (canonical)
+    /// against the state plus the account's appends in flight, under the
+    /// account's lock: checks the quota and returns the first UID, the
+    /// MODSEQ and the UIDVALIDITY. The caller reserves what it takes.
+    fn plan_appends(
+        &self,
+        pipe: &Pipe,
+        account: &str,
+        mailbox: &str,
+        (size, count): (u64, u32),
+    ) -> Result<(u32, u64, u32), MailError> {
+        let flight = pipe.flight.borrow();
+        let (uid, modseq, uidvalidity) = self.read(account, |a| {
+            let mb = a.mailbox(mailbox)?;
+            a.check_quota(
+                flight.bytes.saturating_add(size),
+                flight.messages.saturating_add(count.into()),
+            )?;
+            let (uid, modseq) = flight.reserved.get(mailbox).copied().unwrap_or_default();
+            Ok((
+                uid.max(mb.uidnext),
+                modseq.max(mb.highest_modseq + 1),
+                mb.uidvalidity,
+            ))
+        })?;
+        if uid.checked_add(count).is_none() {
+            return Err(MailError::Corrupt(format!("{mailbox} has run out of UIDs")));
+        }
+        Ok((uid, modseq, uidvalidity))
     }
 
     /// Appends `op` and applies it once durable, holding the account's
@@ -679,6 +717,18 @@ impl MailStore {
         done
     }
 
+    /// What an append queued now carries for a staged body, and the body's
+    /// record while it is in flight.
+    fn reference(&self, blob: &Staged) -> Result<(BlobRef, Option<Rc<PendingBlob>>), MailError> {
+        Ok(match blob {
+            Staged::Stored(b) => (*b, None),
+            Staged::Pending(p) => {
+                let b = p.reference(&self.inner.blobs, &self.inner.log)?;
+                (b, b.is_pending().then(|| p.clone()))
+            }
+        })
+    }
+
     /// Takes the outcome of a staged body once every append referring to it
     /// is queued (and records it in the index).
     async fn finish_blob(&self, blob: &Staged) {
@@ -703,32 +753,9 @@ impl MailStore {
         let pipe = self.pipe_of(account);
         let guard = pipe.lock.lock().await;
         let (uid, uidvalidity, rx) = {
-            let (uid, modseq, uidvalidity) = {
-                let flight = pipe.flight.borrow();
-                self.read(account, |a| {
-                    let mb = a.mailbox(&mailbox)?;
-                    a.check_quota(
-                        flight.bytes.saturating_add(size),
-                        flight.messages.saturating_add(1),
-                    )?;
-                    let (uid, modseq) = flight.reserved.get(&mailbox).copied().unwrap_or_default();
-                    Ok((
-                        uid.max(mb.uidnext),
-                        modseq.max(mb.highest_modseq + 1),
-                        mb.uidvalidity,
-                    ))
-                })?
-            };
-            if uid == u32::MAX {
-                return Err(MailError::Corrupt(format!("{mailbox} has run out of UIDs")));
-            }
-            let (blob, pending) = match blob {
-                Staged::Stored(b) => (*b, None),
-                Staged::Pending(p) => {
-                    let b = p.reference(&self.inner.blobs, &self.inner.log)?;
-                    (b, b.is_pending().then(|| p.clone()))
-                }
-            };
+            let (uid, modseq, uidvalidity) =
+                self.plan_appends(&pipe, account, &mailbox, (size, 1))?;
+            let (blob, pending) = self.reference(blob)?;
             let op = MailOp::Append {
                 account: account.to_string(),
                 mailbox: mailbox.clone(),
@@ -739,7 +766,8 @@ impl MailStore {
                 size,
                 blob,
             };
-            let rx = self.launch(&pipe, op, size, pending, Some(pin.clone()));
+            let pending = pending.into_iter().collect();
+            let rx = self.launch(&pipe, op, (size, 1), pending, vec![pin.clone()]);
             pipe.flight
                 .borrow_mut()
                 .reserved
@@ -810,6 +838,17 @@ impl MailStore {
     /// Reads a message body.
     pub async fn body(&self, blob: &BlobRef) -> Result<Vec<u8>, MailError> {
         self.inner.blobs.get(&self.inner.log, blob).await
+    }
+
+    /// Opens a message body for reading in chunks (see [`BodyReader`]):
+    /// all of it, checked against its hash at the end, or the bytes
+    /// `range` of it.
+    pub async fn body_reader(
+        &self,
+        blob: &BlobRef,
+        range: Option<std::ops::Range<u64>>,
+    ) -> Result<BodyReader, MailError> {
+        BodyReader::open(&self.inner.blobs, &self.inner.log, blob, range).await
     }
 
     /// Digests the bodies stored from now on with `digester` (before that:

@@ -472,6 +472,39 @@ impl State {
                     self.charge(account, -b, -c);
                 }
             }
+            MailOp::AppendMany {
+                account,
+                mailbox,
+                modseq,
+                messages,
+            } => {
+                let mb = self.mailbox_mut(account, mailbox)?;
+                // Checked whole before any change: all or nothing.
+                let uidnext = messages.iter().try_fold(mb.uidnext, |next, m| {
+                    (m.uid >= next).then(|| m.uid.checked_add(1)).flatten()
+                });
+                let Some(uidnext) = uidnext.filter(|_| *modseq > mb.highest_modseq) else {
+                    return Err(corrupt("append out of order"));
+                };
+                mb.uidnext = uidnext;
+                mb.highest_modseq = *modseq;
+                for m in messages {
+                    mb.messages.insert(
+                        m.uid,
+                        Message {
+                            uid: m.uid,
+                            modseq: *modseq,
+                            flags: m.flags.clone(),
+                            internal_date: m.internal_date,
+                            size: m.size,
+                            blob: m.blob,
+                        },
+                    );
+                    refs(&m.blob.hash, 1);
+                }
+                let bytes = messages.iter().map(|m| m.size as i64).sum();
+                self.charge(account, bytes, messages.len() as i64);
+            }
         }
         Ok(())
     }
@@ -534,5 +567,46 @@ mod tests {
         };
         assert!(matches!(s.apply(&op), Err(MailError::Corrupt(_))));
         assert_eq!(s, before);
+    }
+
+    #[test]
+    fn a_batch_is_applied_whole_or_not_at_all() {
+        let mut s = State::default();
+        let create = MailOp::CreateAccount {
+            account: "a".into(),
+            quota_bytes: 0,
+            quota_messages: 0,
+            uidvalidity: 1,
+        };
+        s.apply(&create).expect("account");
+        let message = |uid| super::super::ops::NewMessage {
+            uid,
+            flags: Flags::default(),
+            internal_date: 0,
+            size: 10,
+            blob: BlobRef::pending([uid as u8; 32]),
+        };
+        let batch = |uids: &[u32]| MailOp::AppendMany {
+            account: "a".into(),
+            mailbox: "INBOX".into(),
+            modseq: 2,
+            messages: uids.iter().map(|u| message(*u)).collect(),
+        };
+        // The second UID is not above the first: nothing of it is applied.
+        let before = s.clone();
+        assert!(matches!(
+            s.apply(&batch(&[1, 1])),
+            Err(MailError::Corrupt(_))
+        ));
+        assert_eq!(s, before);
+        s.apply(&batch(&[1, 2, 5])).expect("batch");
+        let a = s.account("a").expect("account");
+        let inbox = a.mailbox("INBOX").expect("inbox");
+        assert_eq!(
+            inbox.messages.keys().copied().collect::<Vec<_>>(),
+            [1, 2, 5]
+        );
+        assert_eq!((inbox.uidnext, inbox.highest_modseq), (6, 2));
+        assert_eq!((a.used_bytes, a.used_messages), (30, 3));
     }
 }

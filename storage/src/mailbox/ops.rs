@@ -125,6 +125,26 @@ pub enum MailOp {
     DeleteAccount {
         account: String,
     },
+    /// Several messages appended to one mailbox together (MULTIAPPEND), all
+    /// at one MODSEQ, with increasing UIDs: one record, so that recovery
+    /// and readers see all of them or none. (Added last: the variants'
+    /// indexes are their encoding.)
+    AppendMany {
+        account: String,
+        mailbox: String,
+        modseq: u64,
+        messages: Vec<NewMessage>,
+    },
+}
+
+/// One message of a [`MailOp::AppendMany`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewMessage {
+    pub uid: u32,
+    pub flags: Flags,
+    pub internal_date: i64,
+    pub size: u64,
+    pub blob: BlobRef,
 }
 
 impl MailOp {
@@ -141,7 +161,20 @@ impl MailOp {
             | MailOp::SetFlags { account, .. }
             | MailOp::Expunge { account, .. }
             | MailOp::Copy { account, .. }
+            | MailOp::AppendMany { account, .. }
             | MailOp::DeleteAccount { account } => account,
+        }
+    }
+
+    /// The body references it carries (to resolve them to the bodies'
+    /// places when it is applied).
+    pub fn blobs_mut(&mut self) -> Vec<&mut BlobRef> {
+        match self {
+            MailOp::Append { blob, .. } => vec![blob],
+            MailOp::AppendMany { messages, .. } => {
+                messages.iter_mut().map(|m| &mut m.blob).collect()
+            }
+            _ => Vec::new(),
         }
     }
 }
@@ -188,5 +221,33 @@ impl MailOp {
     /// Reads an operation back from the log.
     pub fn decode(bytes: &[u8]) -> Result<Self, String> {
         postcard::from_bytes(bytes).map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn old_records_keep_their_encoding() {
+        // The variant index leads a record: a new variant goes last.
+        let old = MailOp::DeleteAccount {
+            account: "a".into(),
+        };
+        assert_eq!(old.encode().first(), Some(&10));
+        let many = MailOp::AppendMany {
+            account: "a".into(),
+            mailbox: "INBOX".into(),
+            modseq: 2,
+            messages: vec![NewMessage {
+                uid: 1,
+                flags: Flags::default(),
+                internal_date: 0,
+                size: 3,
+                blob: BlobRef::pending([7; 32]),
+            }],
+        };
+        assert_eq!(many.encode().first(), Some(&11));
+        assert_eq!(MailOp::decode(&many.encode()), Ok(many));
     }
 }

@@ -76,6 +76,12 @@ pub fn fetch(
     let encoded = ResponseCodec::default()
         .encode(&Response::Data(Data::Fetch { seq, items }))
         .dump();
+    with_extra(out, &encoded, extra);
+}
+
+/// Appends an encoded FETCH response (or its last piece) to `out`, with
+/// `extra` items before its closing parenthesis.
+fn with_extra(out: &mut Vec<u8>, encoded: &[u8], extra: &[String]) {
     match encoded.strip_suffix(b")\r\n") {
         Some(open) if !extra.is_empty() => {
             out.extend_from_slice(open);
@@ -85,8 +91,55 @@ pub fn fetch(
             }
             out.extend_from_slice(b")\r\n");
         }
-        _ => out.extend_from_slice(&encoded),
+        _ => out.extend_from_slice(encoded),
     }
+}
+
+/// Encodes `* seq FETCH (…)` as [`fetch`] does, except for the items at
+/// `holes` (indexes into `items`, in order), each with one literal left
+/// empty whose bytes are sent apart (streamed from storage): returns the
+/// bytes around those literals, one piece more than there are holes. Each
+/// piece but the last stops right before its hole's literal announcement
+/// (`{n}` CRLF; after the `~` of a literal8), which the caller writes with
+/// the real length, then the literal's bytes, then the next piece. The
+/// items are encoded one by one with imap-codec's encoder and joined as
+/// it joins them. `None` when there is no item, or an item at a hole does
+/// not end in an empty literal.
+pub fn fetch_pieces(
+    seq: NonZeroU32,
+    items: Vec<MessageDataItem<'_>>,
+    holes: &[usize],
+    extra: &[String],
+) -> Option<Vec<Vec<u8>>> {
+    if items.is_empty() {
+        return None;
+    }
+    let open = format!("* {seq} FETCH (");
+    let mut pieces = Vec::with_capacity(holes.len() + 1);
+    let mut current = open.clone().into_bytes();
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            current.push(b' ');
+        }
+        let items = Vec1::from(item);
+        let encoded = ResponseCodec::default()
+            .encode(&Response::Data(Data::Fetch { seq, items }))
+            .dump();
+        let inner = encoded
+            .strip_prefix(open.as_bytes())
+            .and_then(|e| e.strip_suffix(b")\r\n"))?;
+        if holes.contains(&i) {
+            current.extend_from_slice(inner.strip_suffix(b"{0}\r\n")?);
+            pieces.push(std::mem::take(&mut current));
+        } else {
+            current.extend_from_slice(inner);
+        }
+    }
+    current.extend_from_slice(b")\r\n");
+    let mut last = Vec::with_capacity(current.len());
+    with_extra(&mut last, &current, extra);
+    pieces.push(last);
+    Some(pieces)
 }
 
 /// An IMAP string: an atom-safe quoted string, or a literal when the value
@@ -150,5 +203,64 @@ mod tests {
             String::from_utf8_lossy(&out),
             "* 1 FETCH (UID 1 EMAILID (M1))\r\n* 1 FETCH (EMAILID (M1) THREADID (T2))\r\n* 1 FETCH (UID 1)\r\n"
         );
+    }
+
+    /// FETCH items with the message's bytes (empty for a streamed one):
+    /// `BODY[]<2>`, a literal of another item, `BINARY[]`, RFC822.
+    fn items(body: &[u8], tail: &[u8]) -> Vec<MessageDataItem<'static>> {
+        use imap_types::core::{IString, Literal, NString, NString8};
+        use imap_types::extensions::binary::Literal8;
+        let literal =
+            |data: &[u8]| NString(Some(IString::Literal(Literal::unvalidated(data.to_vec()))));
+        vec![
+            MessageDataItem::Uid(NonZeroU32::MIN),
+            MessageDataItem::BodyExt {
+                section: None,
+                origin: Some(2),
+                data: literal(tail),
+            },
+            MessageDataItem::Rfc822Size(7),
+            MessageDataItem::Rfc822Header(literal(b"caf\xc3\xa9\r\n")),
+            MessageDataItem::Binary {
+                section: Vec::new(),
+                value: NString8::Literal8(Literal8 {
+                    data: body.to_vec().into(),
+                    mode: imap_types::core::LiteralMode::Sync,
+                }),
+            },
+            MessageDataItem::Rfc822(literal(body)),
+        ]
+    }
+
+    #[test]
+    fn pieces_around_holes_make_the_encoders_bytes() {
+        let seq = NonZeroU32::new(42).unwrap_or(NonZeroU32::MIN);
+        let body = b"Subject: x\r\n\r\nhello\r\n";
+        let tail = &body[2..];
+        let holes = [1, 4, 5];
+        for extra in [Vec::new(), vec!["EMAILID (M1)".to_string()]] {
+            let mut whole = Vec::new();
+            fetch(&mut whole, seq, items(body, tail), &extra);
+            let pieces = fetch_pieces(seq, items(b"", b""), &holes, &extra).unwrap_or_default();
+            assert_eq!(pieces.len(), 4);
+            let mut joined = Vec::new();
+            for (i, piece) in pieces.iter().enumerate() {
+                joined.extend_from_slice(piece);
+                let content: &[u8] = match i {
+                    0 => tail,
+                    1 | 2 => body,
+                    _ => continue,
+                };
+                joined.extend_from_slice(format!("{{{}}}\r\n", content.len()).as_bytes());
+                joined.extend_from_slice(content);
+            }
+            assert_eq!(
+                String::from_utf8_lossy(&joined),
+                String::from_utf8_lossy(&whole)
+            );
+        }
+        assert!(fetch_pieces(seq, Vec::new(), &[], &[]).is_none());
+        // A hole whose item has no empty literal at its end.
+        assert!(fetch_pieces(seq, items(body, tail), &holes, &[]).is_none());
     }
 }

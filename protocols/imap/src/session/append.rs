@@ -3,16 +3,16 @@
 //! OK is sent only once the message is durable.
 //!
 //! MULTIAPPEND (RFC 3502) is all or nothing: every message is checked
-//! first; the store appends one at a time, so when one fails those
-//! already appended are flagged `\Deleted` and expunged again.
+//! first, and the store appends them together as one durable operation
+//! ([`cairn_storage::mailbox::MailStore::append_many`]) with consecutive
+//! UIDs, so that a refusal (`NO [OVERQUOTA]` …) or a crash leaves none.
 //!
 //! A CATENATE message (RFC 4469) is put together first (see
 //! [`super::catenate`]) and then appended as any other.
 
 use std::borrow::Cow;
 
-use cairn_storage::mailbox::flags::DELETED;
-use cairn_storage::mailbox::{FlagAction, Flags, MailError};
+use cairn_storage::mailbox::{Flags, MailError};
 use imap_types::command::{Command, CommandBody};
 use imap_types::datetime::DateTime;
 use imap_types::extensions::binary::LiteralOrLiteral8;
@@ -83,9 +83,26 @@ impl Session<'_> {
         date: Option<&DateTime>,
         message: &LiteralOrLiteral8<'_>,
     ) -> Reply {
-        match self.prepare(mailbox, flags, date, Cow::Borrowed(data(message))) {
-            Ok(one) => self.append_all(account, &[one]).await,
-            Err(r) => r,
+        let one = match self.prepare(mailbox, flags, date, Cow::Borrowed(data(message))) {
+            Ok(one) => one,
+            Err(r) => return r,
+        };
+        let store = &self.inner.services.mailstore;
+        match store
+            .append(
+                account,
+                &one.mailbox,
+                &one.body,
+                one.flags,
+                one.internal_date,
+            )
+            .await
+        {
+            Ok(d) => Reply::ok_code(
+                format!("APPENDUID {} {}", d.uidvalidity, d.uid),
+                "APPEND completed",
+            ),
+            Err(e) => refused(&e),
         }
     }
 
@@ -131,53 +148,27 @@ impl Session<'_> {
         self.append_all(account, &prepared).await
     }
 
-    /// Appends every message, or (undoing the first ones) none.
+    /// Appends every message (one mailbox: the command names one), or
+    /// none.
     async fn append_all(&mut self, account: &str, messages: &[Prepared<'_>]) -> Reply {
-        let store = &self.inner.services.mailstore;
-        let mut uidvalidity = 0;
-        let mut uids = Vec::with_capacity(messages.len());
-        for m in messages {
-            match store
-                .append(
-                    account,
-                    &m.mailbox,
-                    &m.body,
-                    m.flags.clone(),
-                    m.internal_date,
-                )
-                .await
-            {
-                Ok(d) => {
-                    uidvalidity = d.uidvalidity;
-                    uids.push(d.uid);
-                }
-                Err(e) => {
-                    if !uids.is_empty() {
-                        self.undo_append(account, &m.mailbox, &uids).await;
-                    }
-                    return refused(&e);
-                }
-            }
-        }
-        Reply::ok_code(
-            format!("APPENDUID {uidvalidity} {}", uid_set(&uids)),
-            "APPEND completed",
-        )
-    }
-
-    /// Takes back the messages of a MULTIAPPEND that failed part way.
-    async fn undo_append(&mut self, account: &str, mailbox: &str, uids: &[u32]) {
-        let store = &self.inner.services.mailstore;
-        let deleted = Flags::new(DELETED, &[]);
-        let undone = match store
-            .store_flags(account, mailbox, uids, FlagAction::Add, &deleted, None)
-            .await
-        {
-            Ok(_) => store.expunge(account, mailbox, Some(uids)).await.map(drop),
-            Err(e) => Err(e),
+        let Some(mailbox) = messages.first().map(|m| m.mailbox.as_str()) else {
+            return Reply::bad("Syntax error in APPEND");
         };
-        if let Err(e) = undone {
-            tracing::warn!(error = %e, mailbox, "imap: a failed MULTIAPPEND left messages behind");
+        let batch: Vec<(&[u8], Flags, i64)> = messages
+            .iter()
+            .map(|m| (&*m.body, m.flags.clone(), m.internal_date))
+            .collect();
+        let store = &self.inner.services.mailstore;
+        match store.append_many(account, mailbox, &batch).await {
+            Ok(done) => {
+                let uidvalidity = done.first().map_or(0, |d| d.uidvalidity);
+                let uids: Vec<u32> = done.iter().map(|d| d.uid).collect();
+                Reply::ok_code(
+                    format!("APPENDUID {uidvalidity} {}", uid_set(&uids)),
+                    "APPEND completed",
+                )
+            }
+            Err(e) => refused(&e),
         }
     }
 }

@@ -88,6 +88,17 @@ impl Conn {
         Ok(())
     }
 
+    /// Ends the connection now: writes what is pending (as far as the
+    /// socket takes it) and closes the socket. For a reply that cannot be
+    /// finished (a streamed FETCH literal whose body failed part-way).
+    pub(crate) async fn abort(&mut self, out: &mut Vec<u8>) {
+        let _ = self.flush(out).await;
+        out.clear();
+        if let Some(mut stream) = self.stream.take() {
+            let _ = stream.close().await;
+        }
+    }
+
     /// Writes what is pending, then reads more input within `wait`; with
     /// no command part-way in, the wait also ends when the appliance
     /// stops (a command being sent is let finish).

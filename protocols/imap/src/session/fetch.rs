@@ -2,7 +2,10 @@
 //! and BODYSTRUCTURE from the shard's summaries, or from the digest made
 //! when the body was stored (the message is read and parsed only when it
 //! has neither, then not again); sections and BINARY from the parsed
-//! message, read only when asked; `BODY[…]` without PEEK sets `\Seen` durably first; CHANGEDSINCE
+//! message, read only when asked; the raw message (`BODY[]`, `RFC822`,
+//! `BINARY[]`, with or without a range) streamed from storage when nothing
+//! else needs it parsed (see [`super::fetch_stream`]); `BODY[…]` without
+//! PEEK sets `\Seen` durably first; CHANGEDSINCE
 //! and VANISHED (RFC 7162); EMAILID from the index and THREADID from the
 //! summaries (RFC 8474, see [`crate::codec::objectid`]).
 
@@ -25,6 +28,7 @@ use imap_types::flag::{Flag, FlagFetch};
 use imap_types::sequence::SequenceSet;
 
 use super::conn::Conn;
+use super::fetch_stream::{raw_item, Failed};
 use super::summaries::Summary;
 use super::view::uid_set;
 use super::{Reply, Session};
@@ -217,6 +221,11 @@ impl Session<'_> {
         };
         let with_body = names.iter().any(needs_body);
         let with_summary = names.iter().any(is_summary) || objects.threadid;
+        // Only the raw message is asked for: it streams (see fetch_stream).
+        let raw_only = names
+            .iter()
+            .filter(|n| needs_body(n))
+            .all(|n| raw_item(n).is_some());
         let summaries = &self.inner.summaries;
         for (seq, m) in messages {
             let mut summary = if with_summary {
@@ -224,7 +233,8 @@ impl Session<'_> {
             } else {
                 None
             };
-            let raw = if with_body || (with_summary && summary.is_none()) {
+            let streamed = with_body && raw_only && (!with_summary || summary.is_some());
+            let raw = if (with_body && !streamed) || (with_summary && summary.is_none()) {
                 match store.body(&m.blob).await {
                     Ok(raw) => Some(raw),
                     Err(e) => return Reply::mail(&e),
@@ -238,7 +248,17 @@ impl Session<'_> {
             }
             let recent = self.selected.as_ref().is_some_and(|v| v.is_recent(m.uid));
             let mut items = Vec::with_capacity(names.len());
+            let (mut holes, mut readers) = (Vec::new(), Vec::new());
             for name in &names {
+                if let (true, Some((item, range))) = (streamed, raw_item(name)) {
+                    match store.body_reader(&m.blob, range).await {
+                        Ok(reader) => readers.push(reader),
+                        Err(e) => return Reply::mail(&e),
+                    }
+                    holes.push(items.len());
+                    items.push(item);
+                    continue;
+                }
                 match self.item(name, &m, recent, parsed.as_ref(), summary.as_deref()) {
                     Ok(Some(item)) => items.push(item),
                     Ok(None) => {}
@@ -262,7 +282,18 @@ impl Session<'_> {
             let Some(seq) = NonZeroU32::new(seq) else {
                 continue;
             };
-            response::fetch(&mut self.out, seq, items, &extra);
+            if readers.is_empty() {
+                response::fetch(&mut self.out, seq, items, &extra);
+            } else {
+                let sent = self
+                    .send_streamed(seq, items, &holes, &extra, readers, conn)
+                    .await;
+                match sent {
+                    Ok(()) => {}
+                    Err(Failed::Reply(reply)) => return reply,
+                    Err(Failed::Ended) => return Reply::no("UNAVAILABLE", "The connection failed"),
+                }
+            }
             // A large answer goes out as it is made, not whole.
             if self.out.len() >= STREAM_AT && conn.flush(&mut self.out).await.is_err() {
                 return Reply::no("UNAVAILABLE", "The connection failed");

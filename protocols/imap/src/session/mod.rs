@@ -12,6 +12,7 @@ mod catenate;
 mod conn;
 mod copy_move;
 mod fetch;
+mod fetch_stream;
 mod idle;
 mod mailboxes;
 mod objects;

@@ -1,0 +1,305 @@
+//! Scenario "parse cache": what the digests made at delivery cost and what
+//! they save. One shard's mailstore, the same realistic 5 KB MIME messages
+//! (multipart/alternative, text and HTML, a dozen headers) in the same run:
+//!
+//! - delivery: durable deliveries with 16 concurrent writers, without a
+//!   digester (the body alone) and with IMAP's digester (ENVELOPE,
+//!   BODYSTRUCTURE and thread root made with the body, their record
+//!   committed with it); throughput, acknowledgement latency, log bytes;
+//! - reading a summary (what FETCH ENVELOPE BODYSTRUCTURE needs) on a
+//!   cold cache: read the body and parse it, against read the digest
+//!   record and decode it.
+//!
+//! `cargo run --release -p cairn-benches --bin parse_cache -- --write-results`
+
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::Instant;
+
+use cairn_benches::report::{new_histogram, record, TABLE_HEADER};
+use cairn_benches::{Measurement, ResultsFile};
+use cairn_imap::message::Parsed;
+use cairn_imap::session::summaries::Summary;
+use cairn_storage::mailbox::BlobRef;
+use cairn_storage::shard_store::ShardStore;
+use clap::Parser;
+
+#[derive(Parser)]
+struct Cli {
+    /// Messages delivered per side.
+    #[arg(long, default_value_t = 20_000)]
+    messages: usize,
+    /// Concurrent writers.
+    #[arg(long, default_value_t = 16)]
+    writers: usize,
+    /// Accounts the messages are spread over.
+    #[arg(long, default_value_t = 100)]
+    accounts: usize,
+    /// Kinds of message by the size of their attachment in KiB
+    /// (0: none), comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "0,200")]
+    attachments: Vec<usize>,
+    /// Where the data goes (default: a temporary directory under benches/).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Rewrite this scenario's section of benches/RESULTS.md.
+    #[arg(long)]
+    write_results: bool,
+}
+
+/// A realistic message of about 5 KB, different for each `n`, with an
+/// attachment of `attachment` bytes (base64, as mail carries it) if not 0.
+fn message(n: usize, attachment: usize) -> Vec<u8> {
+    let text = format!(
+        "Hello team,\r\n\r\nHere are the notes of meeting {n}: budget review, the roadmap for the \
+         next quarter and the hiring plan. Please read them before Thursday.\r\n"
+    )
+    .repeat(12);
+    let html = format!(
+        "<html><body><p>{}</p></body></html>\r\n",
+        text.replace("\r\n", "<br>")
+    );
+    format!(
+        "Return-Path: <alice{n}@sender.example>\r\n\
+         Received: from mail.sender.example (mail.sender.example [192.0.2.7])\r\n\tby cairn.example with ESMTPS; Mon, 3 Mar 2025 10:00:00 +0000\r\n\
+         From: Alice Example <alice{n}@sender.example>\r\n\
+         To: Bob <bob@example.org>, Carol <carol@example.org>\r\n\
+         Cc: Team <team@example.org>\r\n\
+         Subject: Notes of meeting {n} =?utf-8?q?=C3=A9t=C3=A9?=\r\n\
+         Date: Mon, 3 Mar 2025 10:00:00 +0000\r\n\
+         Message-ID: <note{n}@sender.example>\r\n\
+         In-Reply-To: <note{p}@sender.example>\r\n\
+         References: <root@sender.example> <note{p}@sender.example>\r\n\
+         MIME-Version: 1.0\r\n\
+         Content-Type: multipart/{kind}; boundary=\"b{n}\"\r\n\
+         \r\n\
+         --b{n}\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\
+         Content-Transfer-Encoding: 8bit\r\n\
+         \r\n{text}\r\n\
+         --b{n}\r\n\
+         Content-Type: text/html; charset=utf-8\r\n\
+         \r\n{html}\r\n\
+         {attached}\
+         --b{n}--\r\n",
+        p = n.saturating_sub(1),
+        attached = attached(n, attachment),
+        kind = if attachment == 0 { "alternative" } else { "mixed" },
+    )
+    .into_bytes()
+}
+
+/// The attachment part of `message`: `size` bytes of base64 lines.
+fn attached(n: usize, size: usize) -> String {
+    if size == 0 {
+        return String::new();
+    }
+    let line = format!("{:0<76}\r\n", format!("JVBERi0xLjcK{n}"));
+    format!(
+        "--b{n}\r\nContent-Type: application/pdf; name=\"report{n}.pdf\"\r\n\
+         Content-Disposition: attachment; filename=\"report{n}.pdf\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{}",
+        line.repeat(size / line.len() + 1)
+    )
+}
+
+fn account(a: usize) -> String {
+    format!("user{a}@example.org")
+}
+
+/// Delivers `cli.messages` messages into a fresh store at `dir`, with or
+/// without IMAP's digester; the measurement, the log's bytes, and the
+/// delivered bodies' references.
+fn deliver(
+    dir: &Path,
+    cli: &Cli,
+    attachment: usize,
+    digests: bool,
+) -> (Measurement, u64, Vec<BlobRef>) {
+    let (dir, messages, writers, accounts) =
+        (dir.to_path_buf(), cli.messages, cli.writers, cli.accounts);
+    cairn_shards::local::block_on(async move {
+        let (store, _) = ShardStore::open(&dir, 0)
+            .await
+            .unwrap_or_else(|e| panic!("open: {e}"));
+        if digests {
+            store.mail.digest_with(cairn_imap::DIGESTER);
+        }
+        for a in 0..accounts {
+            store
+                .mail
+                .create_account(&account(a), 0, 0)
+                .await
+                .unwrap_or_else(|e| panic!("account: {e}"));
+        }
+        let before = store.log.stats().bytes;
+        let hist = Rc::new(RefCell::new(new_histogram()));
+        let start = Instant::now();
+        let tasks: Vec<_> = (0..writers)
+            .map(|w| {
+                let (mail, hist) = (store.mail.clone(), hist.clone());
+                cairn_shards::spawn(async move {
+                    for n in (w..messages).step_by(writers) {
+                        let body = message(n, attachment);
+                        let to = [(account(n % accounts), "INBOX".to_string())];
+                        let t = Instant::now();
+                        for done in mail.deliver(&to, &body, 0).await {
+                            done.unwrap_or_else(|e| panic!("deliver: {e}"));
+                        }
+                        record(&mut hist.borrow_mut(), t.elapsed());
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await;
+        }
+        let elapsed = start.elapsed();
+        let bytes = store.log.stats().bytes - before;
+        let mut blobs = Vec::with_capacity(messages);
+        for a in 0..accounts {
+            let inbox = store
+                .mail
+                .messages(&account(a), "INBOX")
+                .unwrap_or_else(|e| panic!("messages: {e}"));
+            blobs.extend(inbox.into_iter().map(|m| m.blob));
+        }
+        store.log.close().await;
+        let subject = if digests {
+            "body + digest"
+        } else {
+            "body only"
+        };
+        let mut m = Measurement::new(subject);
+        m.latency_us = hist.borrow().clone();
+        m.ops = m.latency_us.len();
+        m.elapsed = elapsed;
+        (m, bytes, blobs)
+    })
+    .unwrap_or_else(|e| panic!("executor: {e}"))
+}
+
+/// Makes the summary of every body in `blobs` after a reopen (no cache in
+/// memory): from the digest record, or by reading and parsing the body.
+fn summaries(dir: &Path, blobs: &[BlobRef], from_digest: bool) -> Measurement {
+    let (dir, blobs) = (dir.to_path_buf(), blobs.to_vec());
+    cairn_shards::local::block_on(async move {
+        let (store, _) = ShardStore::open(&dir, 0)
+            .await
+            .unwrap_or_else(|e| panic!("open: {e}"));
+        store.mail.digest_with(cairn_imap::DIGESTER);
+        let mut m = Measurement::new(if from_digest {
+            "read digest + decode"
+        } else {
+            "read body + parse"
+        });
+        let start = Instant::now();
+        for blob in &blobs {
+            let t = Instant::now();
+            let summary = if from_digest {
+                let digest = store
+                    .mail
+                    .digest(blob)
+                    .await
+                    .unwrap_or_else(|e| panic!("digest: {e}"))
+                    .unwrap_or_else(|| panic!("no digest"));
+                Summary::from_digest(&digest)
+            } else {
+                let body = store
+                    .mail
+                    .body(blob)
+                    .await
+                    .unwrap_or_else(|e| panic!("body: {e}"));
+                Some(Summary::of(&Parsed::parse(&body)))
+            };
+            assert!(summary.is_some_and(|s| s.envelope.subject.0.is_some()));
+            record(&mut m.latency_us, t.elapsed());
+        }
+        m.elapsed = start.elapsed();
+        m.ops = m.latency_us.len();
+        store.log.close().await;
+        m
+    })
+    .unwrap_or_else(|e| panic!("executor: {e}"))
+}
+
+/// The rows of one kind of message, and its log bytes per message with
+/// and without digests.
+fn scenario(work: &Path, cli: &Cli, attachment: usize) -> (Vec<String>, String) {
+    let size = message(0, attachment).len();
+    let dir = work.join(format!("attachment-{attachment}"));
+    let (plain_dir, digest_dir) = (dir.join("plain"), dir.join("digest"));
+    let (plain, plain_bytes, _) = deliver(&plain_dir, cli, attachment, false);
+    let (digested, digest_bytes, blobs) = deliver(&digest_dir, cli, attachment, true);
+    println!("  {}\n  {}", plain.summary(), digested.summary());
+    let parse = summaries(&digest_dir, &blobs, false);
+    let cached = summaries(&digest_dir, &blobs, true);
+    println!("  {}\n  {}", parse.summary(), cached.summary());
+    let per_message = |bytes: u64| bytes as f64 / cli.messages as f64;
+    let delivery = format!("deliver {size} B, {} writers", cli.writers);
+    let reading = format!("{size} B: summary, cold cache");
+    let rows = vec![
+        plain.markdown_row(&delivery, &plain),
+        digested.markdown_row(&delivery, &plain),
+        parse.markdown_row(&reading, &parse),
+        cached.markdown_row(&reading, &parse),
+    ];
+    let bytes = format!(
+        "{size} B messages: {:.0} log bytes per delivered message without digests, {:.0} with ({:+.1} %).",
+        per_message(plain_bytes),
+        per_message(digest_bytes),
+        (per_message(digest_bytes) / per_message(plain_bytes) - 1.0) * 100.0
+    );
+    (rows, bytes)
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let base = match &cli.dir {
+        Some(d) => d.clone(),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("target-bench-data"),
+    };
+    std::fs::create_dir_all(&base).unwrap_or_else(|e| panic!("mkdir {}: {e}", base.display()));
+    let work = tempfile::tempdir_in(&base).unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let mut rows = vec![TABLE_HEADER.to_string()];
+    let mut bytes = Vec::new();
+    for &attachment in &cli.attachments {
+        let (more, b) = scenario(work.path(), &cli, attachment * 1024);
+        rows.extend(more);
+        bytes.push(b);
+    }
+    let (table, bytes) = (rows.join("\n"), bytes.join(" "));
+    println!("\n{table}\n\n{bytes}");
+    if cli.write_results {
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        let kib: Vec<String> = cli.attachments.iter().map(|a| a.to_string()).collect();
+        let command = format!(
+            "cargo run --release -p cairn-benches --bin parse_cache -- --messages {} --writers {} --accounts {} --attachments {} --write-results",
+            cli.messages, cli.writers, cli.accounts, kib.join(",")
+        );
+        let body = format!(
+            "One shard's mailstore, {messages} realistic MIME messages a kind (text and HTML alternatives, a dozen \
+             headers; then the same with a base64 attachment of {} KiB) over {accounts} accounts, {cores}-core \
+             machine, one run. Delivery: durable deliveries by {writers} concurrent writers without a digester and \
+             with IMAP's (ENVELOPE, BODY, BODYSTRUCTURE and thread root made from the body on the shard, in IMAP \
+             wire form, committed with it); ratio is to the body alone. Summary on a cold cache (after a reopen; \
+             what `FETCH ENVELOPE BODYSTRUCTURE` needs per message): read the body and parse it, against read the \
+             digest's record and decode it, one message at a time; ratio is to parsing.\n\n\
+             {table}\n\n{bytes}\n\nCommand: `{command}`\n",
+            kib.join(" and "),
+            messages = cli.messages,
+            accounts = cli.accounts,
+            writers = cli.writers,
+        );
+        ResultsFile::default_path()
+            .write_section(
+                &format!("Storage: parse cache at delivery, {cores}-core machine"),
+                &body,
+            )
+            .unwrap_or_else(|e| panic!("write RESULTS.md: {e}"));
+        println!("wrote benches/RESULTS.md");
+    }
+}

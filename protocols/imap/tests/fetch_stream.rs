@@ -1,0 +1,389 @@
+//! FETCH of the raw message streamed from storage: a 20 MiB message
+//! appended with the async-imap client comes back whole and in ranges
+//! (`BODY[]`, `BODY[]<o.l>`, `RFC822`); the session reads it in chunks
+//! (the mailstore's streamed reads go up, its whole reads do not); the
+//! streamed response is byte for byte what the parsing path writes; and a
+//! body found corrupt once sent ends the connection with BYE.
+
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::net::TcpStream as StdTcp;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use cairn_imap::{ImapMesh, ImapOptions, ImapServer};
+use cairn_shards::metrics::Metrics;
+use cairn_shards::Shutdown;
+use cairn_storage::directory::NewAccount;
+use cairn_storage::log::LogConfig;
+use cairn_storage::mailbox::{BlobRef, Reads};
+use cairn_storage::services::Services;
+use cairn_storage::shard_store::shard_dir;
+use cairn_storage::testing::{accept_loop, address_per_shard, ServiceNode};
+use futures_channel::mpsc::{unbounded, UnboundedReceiver, UnboundedSender};
+use futures_lite::StreamExt;
+use tokio::net::TcpStream;
+
+const LARGE: usize = 20 * 1024 * 1024;
+
+/// Questions for shard 0.
+enum Ask {
+    /// Its mailstore's reads.
+    Reads(mpsc::Sender<Reads>),
+    /// Where the body of an account's first INBOX message lies.
+    Blob(String, mpsc::Sender<BlobRef>),
+}
+
+struct TestServer {
+    port: u16,
+    user: String,
+    asks: UnboundedSender<Ask>,
+    node: ServiceNode,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.asks.close_channel();
+    }
+}
+
+impl TestServer {
+    fn reads(&self) -> Reads {
+        let (tx, rx) = mpsc::channel();
+        self.asks.unbounded_send(Ask::Reads(tx)).expect("ask");
+        rx.recv_timeout(Duration::from_secs(30)).expect("reads")
+    }
+
+    fn first_blob(&self) -> BlobRef {
+        let (tx, rx) = mpsc::channel();
+        let ask = Ask::Blob(self.user.clone(), tx);
+        self.asks.unbounded_send(ask).expect("ask");
+        rx.recv_timeout(Duration::from_secs(30)).expect("blob")
+    }
+}
+
+async fn answer(services: Services, mut asks: UnboundedReceiver<Ask>) {
+    while let Some(ask) = asks.next().await {
+        match ask {
+            Ask::Reads(reply) => {
+                let _ = reply.send(services.mailstore.reads());
+            }
+            Ask::Blob(account, reply) => {
+                let messages = services.mailstore.messages(&account, "INBOX");
+                if let Some(m) = messages.ok().and_then(|m| m.into_iter().next()) {
+                    let _ = reply.send(m.blob);
+                }
+            }
+        }
+    }
+}
+
+/// One shard whose log takes records of 32 MiB, an IMAP listener on it,
+/// and one account.
+fn start() -> TestServer {
+    let metrics = Metrics::new(1, "test");
+    let mesh = ImapMesh::new(1, 64);
+    let (asks_tx, asks) = unbounded();
+    let asks = std::sync::Arc::new(std::sync::Mutex::new(Some(asks)));
+    let (ready_tx, ready_rx) = mpsc::channel::<(u16, String)>();
+    let log = LogConfig {
+        segment_bytes: 64 * 1024 * 1024,
+        max_batch_bytes: 32 * 1024 * 1024,
+        ..LogConfig::default()
+    };
+    let node = ServiceNode::start_with_log(1, log, move |services, ctx| {
+        let (metrics, mesh, ready_tx, asks) = (
+            metrics.clone(),
+            mesh.clone(),
+            ready_tx.clone(),
+            asks.clone(),
+        );
+        async move {
+            let options = ImapOptions {
+                allow_plaintext_auth: true,
+                ..ImapOptions::default()
+            };
+            // As the appliance does: summaries come from digests.
+            services.mailstore.digest_with(cairn_imap::DIGESTER);
+            let m = metrics.service("imap", ctx.id());
+            let server = ImapServer::start(services.clone(), None, options, m, &mesh)
+                .await
+                .expect("imap server");
+            services
+                .directory
+                .add_domain("example.org".into(), None, None)
+                .await
+                .expect("domain");
+            let hash = services.hash_password("secret".into()).await.expect("hash");
+            let [user] = <[String; 1]>::try_from(address_per_shard(&services, 1)).expect("one");
+            services
+                .add_account(NewAccount {
+                    address: user.clone(),
+                    password_hash: hash,
+                    ..Default::default()
+                })
+                .await
+                .expect("account");
+            if let Some(asks) = asks.lock().ok().and_then(|mut a| a.take()) {
+                cairn_shards::spawn_detached(answer(services.clone(), asks));
+            }
+            let any: std::net::SocketAddr = "127.0.0.1:0".parse().expect("addr");
+            let listener = cairn_shards::net::bind_tcp(any).expect("bind");
+            let port = listener.local_addr().expect("addr").port();
+            ready_tx.send((port, user)).expect("ready");
+            serve(listener, server, ctx.shutdown().clone()).await;
+        }
+    });
+    let (port, user) = ready_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the server started");
+    TestServer {
+        port,
+        user,
+        asks: asks_tx,
+        node,
+    }
+}
+
+async fn serve(listener: cairn_shards::net::TcpListener, server: ImapServer, shutdown: Shutdown) {
+    let serve = move |stream, peer| {
+        let server = server.clone();
+        async move { server.serve(stream, peer).await }
+    };
+    accept_loop(listener, serve, shutdown).await
+}
+
+/// A message of `len` bytes whose lines all differ.
+fn message(len: usize) -> Vec<u8> {
+    let mut out = b"From: a@example.org\r\nSubject: large\r\n\r\n".to_vec();
+    let mut i = 0u64;
+    while out.len() < len {
+        out.extend_from_slice(
+            format!("{i:012} {}\r\n", "xyz".repeat((i % 11) as usize)).as_bytes(),
+        );
+        i += 1;
+    }
+    out.truncate(len - 2);
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+async fn login(port: u16, user: &str) -> async_imap::Session<TcpStream> {
+    let tcp = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    let mut client = async_imap::Client::new(tcp);
+    client
+        .read_response()
+        .await
+        .expect("greeting")
+        .expect("greeting");
+    client
+        .login(user, "secret")
+        .await
+        .map_err(|(e, _)| e)
+        .expect("login")
+}
+
+/// The body (`BODY[]…` or `RFC822`) of message 1 fetched with `items`.
+async fn fetch_body(s: &mut async_imap::Session<TcpStream>, items: &str) -> Vec<u8> {
+    let fetched: Vec<_> = s
+        .fetch("1", items)
+        .await
+        .expect("fetch")
+        .collect::<Vec<_>>()
+        .await;
+    let f = fetched.into_iter().next().expect("one").expect("fetch");
+    f.body().expect("a body").to_vec()
+}
+
+#[test]
+fn a_large_message_streams_whole_and_in_ranges() {
+    let server = start();
+    let original = message(LARGE);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let mut s = login(server.port, &server.user).await;
+        s.append("INBOX", None, None, &original)
+            .await
+            .expect("append");
+        s.select("INBOX").await.expect("select");
+        let before = server.reads();
+        let body = fetch_body(&mut s, "BODY.PEEK[]").await;
+        assert_eq!(body.len(), original.len());
+        assert!(body == original, "BODY[] differs");
+        let after = server.reads();
+        assert_eq!(after.streams, before.streams + 1, "streamed");
+        assert_eq!(after.bodies, before.bodies, "never read whole");
+        let range = fetch_body(&mut s, "BODY.PEEK[]<1000.5000>").await;
+        assert!(range == original[1000..6000], "BODY[]<1000.5000> differs");
+        let beyond = fetch_body(&mut s, &format!("BODY.PEEK[]<{LARGE}.10>")).await;
+        assert!(beyond.is_empty());
+        let rfc822 = fetch_body(&mut s, "RFC822").await;
+        assert!(rfc822 == original, "RFC822 differs");
+        let seen: Vec<_> = s
+            .fetch("1", "FLAGS")
+            .await
+            .expect("fetch")
+            .collect::<Vec<_>>()
+            .await;
+        let f = seen.into_iter().next().expect("one").expect("fetch");
+        assert!(f.flags().any(|fl| fl == async_imap::types::Flag::Seen));
+        let last = server.reads();
+        assert_eq!(last.streams, before.streams + 4);
+        assert_eq!(last.bodies, before.bodies);
+        s.logout().await.expect("logout");
+    });
+}
+
+/// A raw client reading whole replies as bytes.
+struct Raw {
+    writer: StdTcp,
+    reader: BufReader<StdTcp>,
+}
+
+impl Raw {
+    fn login(port: u16, user: &str) -> Self {
+        let s = StdTcp::connect(("127.0.0.1", port)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("timeout");
+        let mut raw = Raw {
+            reader: BufReader::new(s.try_clone().expect("clone")),
+            writer: s,
+        };
+        raw.until(b"* OK");
+        raw.command("l1", &format!("LOGIN {user} secret"));
+        raw
+    }
+
+    /// Every byte up to and including the line starting with `end`.
+    fn until(&mut self, end: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        loop {
+            let start = out.len();
+            let n = self.reader.read_until(b'\n', &mut out).expect("read");
+            assert!(n > 0, "closed; got {}", String::from_utf8_lossy(&out));
+            if out[start..].starts_with(end) {
+                return out;
+            }
+        }
+    }
+
+    fn command(&mut self, tag: &str, line: &str) -> Vec<u8> {
+        self.writer
+            .write_all(format!("{tag} {line}\r\n").as_bytes())
+            .expect("write");
+        let reply = self.until(format!("{tag} ").as_bytes());
+        let body = reply.strip_suffix(b"\n").unwrap_or(&reply);
+        let last = body.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        assert!(
+            reply[last..].starts_with(format!("{tag} OK").as_bytes()),
+            "{}",
+            String::from_utf8_lossy(&reply)
+        );
+        reply
+    }
+}
+
+#[test]
+fn streamed_responses_are_the_bytes_the_parsing_path_writes() {
+    let server = start();
+    let mut raw = Raw::login(server.port, &server.user);
+    let msg = "From: Alice <alice@example.org>\r\nSubject: caf\u{e9} .\r\n\r\nline one\r\n.dot\r\n";
+    raw.writer
+        .write_all(format!("a1 APPEND INBOX {{{}}}\r\n", msg.len()).as_bytes())
+        .expect("write");
+    raw.until(b"+ ");
+    raw.writer
+        .write_all(format!("{msg}\r\n").as_bytes())
+        .expect("write");
+    raw.until(b"a1 OK");
+    raw.command("a2", "SELECT INBOX");
+    let items =
+        "UID RFC822.SIZE ENVELOPE BODY.PEEK[]<5.10> BINARY.PEEK[] BODY.PEEK[]<9999.1> BODY.PEEK[]";
+    let before = server.reads();
+    let streamed = raw.command("a3", &format!("FETCH 1 ({items})"));
+    let middle = server.reads();
+    assert_eq!(middle.streams, before.streams + 4);
+    assert_eq!(middle.bodies, before.bodies);
+    // One more item that needs the message parsed: the parsing path.
+    let parsed = raw.command("a4", &format!("FETCH 1 ({items} BODY.PEEK[TEXT])"));
+    let after = server.reads();
+    assert_eq!(after.streams, middle.streams);
+    assert_eq!(after.bodies, middle.bodies + 1);
+    let fetch = |reply: &[u8], tag: &[u8]| {
+        let end = reply
+            .windows(tag.len() + 2)
+            .rposition(|w| w.starts_with(b"\r\n") && w.ends_with(tag))
+            .expect("tagged reply");
+        reply[..end + 2].to_vec()
+    };
+    let streamed = fetch(&streamed, b"a3");
+    let parsed = fetch(&parsed, b"a4");
+    let open = streamed.strip_suffix(b")\r\n").expect("a FETCH response");
+    let text = " BODY[TEXT] {16}\r\nline one\r\n.dot\r\n)\r\n";
+    assert_eq!(
+        String::from_utf8_lossy(&parsed),
+        format!("{}{text}", String::from_utf8_lossy(open))
+    );
+    assert!(parsed == [open, text.as_bytes()].concat());
+    let expected_start = format!("* 1 FETCH (UID 1 RFC822.SIZE {} ENVELOPE (", msg.len());
+    assert!(streamed.starts_with(expected_start.as_bytes()));
+    let tail = format!(
+        " BODY[]<5> {{10}}\r\n{} BINARY[] ~{{{n}}}\r\n{msg} BODY[]<9999> {{0}}\r\n BODY[] {{{n}}}\r\n{msg})\r\n",
+        &msg[5..15],
+        n = msg.len()
+    );
+    assert!(
+        String::from_utf8_lossy(&streamed).ends_with(&tail),
+        "{}",
+        String::from_utf8_lossy(&streamed)
+    );
+}
+
+#[test]
+fn a_body_found_corrupt_once_sent_ends_the_connection_with_bye() {
+    let server = start();
+    let mut raw = Raw::login(server.port, &server.user);
+    let msg = format!("Subject: soon damaged\r\n\r\n{}\r\n", "z".repeat(200_000));
+    raw.writer
+        .write_all(format!("a1 APPEND INBOX {{{}}}\r\n", msg.len()).as_bytes())
+        .expect("write");
+    raw.until(b"+ ");
+    raw.writer
+        .write_all(format!("{msg}\r\n").as_bytes())
+        .expect("write");
+    raw.until(b"a1 OK");
+    // One byte of the body, past the record's header (20 bytes) and the
+    // stored hash (32), changed on disk.
+    let blob = server.first_blob();
+    let segment = shard_dir(server.node.data_dir(), 0)
+        .join("log")
+        .join(format!("{:016}.seg", blob.segment));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&segment)
+        .expect("segment");
+    file.seek(SeekFrom::Start(blob.offset + 20 + 32 + 100_000))
+        .expect("seek");
+    file.write_all(b"Z").expect("write");
+    file.sync_all().expect("sync");
+    drop(file);
+    raw.command("a2", "SELECT INBOX");
+    raw.writer
+        .write_all(b"a3 FETCH 1 (UID BODY.PEEK[])\r\n")
+        .expect("write");
+    let mut rest = Vec::new();
+    raw.reader.read_to_end(&mut rest).expect("read to the end");
+    let head = format!("* 1 FETCH (UID 1 BODY[] {{{}}}\r\n", msg.len());
+    assert!(
+        rest.starts_with(head.as_bytes()),
+        "{}",
+        String::from_utf8_lossy(&rest[..80.min(rest.len())])
+    );
+    let tail = b")\r\n* BYE [CORRUPTION] A message is damaged in storage\r\n";
+    assert!(rest.ends_with(tail), "ends with BYE and no tagged reply");
+    assert_eq!(rest.len(), head.len() + msg.len() + tail.len());
+}
