@@ -15,6 +15,10 @@ const MAX_THREADS: usize = 1024;
 /// trained messages per account is far above it).
 const MAX_BAYES_MIN_MESSAGES: u32 = 100_000;
 
+/// Bytes a stored message takes beside itself: its hash and the
+/// record's framing, with room to spare.
+const STORED_OVERHEAD: u64 = 64 * 1024;
+
 impl Config {
     /// Every semantic problem of this configuration, in schema order; an
     /// empty list means it is fit to run. These errors carry no file or
@@ -345,6 +349,21 @@ impl Config {
 
     fn check_storage(&self, errors: &mut Vec<ConfigError>) {
         let storage = &self.storage;
+        // A message is stored whole, as one record of one segment (at most
+        // 64 MiB), beside its hash and framing.
+        let room = storage.segment_mib.min(64).saturating_mul(1 << 20);
+        if room > 0 && self.limits.max_message_size > room.saturating_sub(STORED_OVERHEAD) {
+            errors.push(ConfigError::semantic(
+                "limits.max_message_size",
+                format!(
+                    "{} bytes do not fit in one storage segment of {} MiB (a message is stored \
+                     whole, in one segment of at most 64 MiB, with {STORED_OVERHEAD} bytes beside \
+                     it): lower it or raise storage.segment_mib",
+                    self.limits.max_message_size,
+                    storage.segment_mib.min(64)
+                ),
+            ));
+        }
         for (key, value, min, max) in [
             ("storage.segment_mib", storage.segment_mib, 1, 4096),
             (

@@ -76,7 +76,7 @@ fn show_output_reads_back_to_the_same_config() {
     custom.tls.key = Some(PathBuf::from("/etc/cairn/key.pem"));
     custom.shards.count = 4;
     custom.shards.pin = false;
-    custom.limits.max_message_size = 1 << 30;
+    custom.limits.max_message_size = 60 << 20;
     custom.log.level = "warn,cairn_http=trace".to_string();
     custom.log.format = cairn_config::LogFormat::Json;
     custom.metrics.enabled = false;
@@ -387,7 +387,10 @@ compaction_min_dead_percent = 101
             "6:31 storage.compaction_min_dead_percent",
         ]
     );
-    let good = "[storage]\nsegment_mib = 8\ngroup_commit_max_wait_us = 200\ncompaction_min_dead_percent = 30\n";
+    // A message is stored whole in one segment.
+    let too_big = "[limits]\nmax_message_size = 8388608\n\n[storage]\nsegment_mib = 8\n";
+    assert_eq!(positions(too_big), ["2:20 limits.max_message_size"]);
+    let good = "[limits]\nmax_message_size = 8000000\n\n[storage]\nsegment_mib = 8\ngroup_commit_max_wait_us = 200\ncompaction_min_dead_percent = 30\n";
     let config = Config::from_toml_str(good, "appliance.toml").expect("valid");
     assert_eq!(config.storage.segment_mib, 8);
     assert_eq!(config.storage.group_commit_max_wait_us, 200);

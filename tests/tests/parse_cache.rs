@@ -112,7 +112,7 @@ fn settle() {
 #[test]
 fn fetches_after_a_restart_are_served_from_digests_made_at_delivery() {
     let setup =
-        Setup::new("[mail_access]\nallow_plaintext_auth = true\n\n[storage]\nsegment_mib = 1\n");
+        Setup::new("[mail_access]\nallow_plaintext_auth = true\n\n[limits]\nmax_message_size = 512000\n\n[storage]\nsegment_mib = 1\n");
     let (imap, smtp) = (
         setup.config.port(Service::Imap),
         setup.config.port(Service::Smtp),

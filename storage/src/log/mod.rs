@@ -41,7 +41,8 @@ pub use scan::{scan, Damage, Scan};
 pub struct LogConfig {
     /// A segment is closed and a new one started past this size.
     pub segment_bytes: u64,
-    /// The most bytes one group commit writes.
+    /// The most bytes one group commit writes (a record larger than this
+    /// is committed alone; none may be larger than a segment).
     pub max_batch_bytes: usize,
     /// How long the committer waits for more appenders before writing a
     /// batch that is not full (0: write as soon as the previous commit ends;
@@ -471,7 +472,10 @@ impl SegmentLog {
         kind: u8,
         payload: &[u8],
     ) -> Result<oneshot::Receiver<Result<Location, LogError>>, LogError> {
-        let max = MAX_PAYLOAD.min(self.shared.config.max_batch_bytes - encoded_len(0));
+        // A record larger than a batch is committed alone; no record may
+        // be larger than a segment.
+        let segment = usize::try_from(self.shared.config.segment_bytes).unwrap_or(usize::MAX);
+        let max = MAX_PAYLOAD.min(segment.saturating_sub(encoded_len(0)));
         if payload.len() > max {
             return Err(LogError::TooLarge {
                 len: payload.len(),
