@@ -344,6 +344,43 @@ fn streamed_responses_are_the_bytes_the_parsing_path_writes() {
 }
 
 #[test]
+fn a_nul_goes_out_as_0x80_in_literals_and_as_it_is_in_binary() {
+    let server = start();
+    let mut raw = Raw::login(server.port, &server.user);
+    let msg = b"Subject: nul\r\n\r\nbefore\0after\r\n";
+    raw.writer
+        .write_all(format!("a1 APPEND INBOX ~{{{}}}\r\n", msg.len()).as_bytes())
+        .expect("write");
+    raw.until(b"+ ");
+    raw.writer.write_all(msg).expect("write");
+    raw.writer.write_all(b"\r\n").expect("write");
+    raw.until(b"a1 OK");
+    raw.command("a2", "SELECT INBOX");
+    let mapped = b"before\x80after";
+    // Streamed: BODY[] as a literal, BINARY[] as a literal8.
+    let streamed = raw.command("a3", "FETCH 1 (BODY.PEEK[] BINARY.PEEK[])");
+    let find = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
+    assert!(
+        find(&streamed, mapped),
+        "{}",
+        String::from_utf8_lossy(&streamed)
+    );
+    assert!(
+        find(&streamed, b"before\0after"),
+        "{}",
+        String::from_utf8_lossy(&streamed)
+    );
+    // Parsed: a section.
+    let parsed = raw.command("a4", "FETCH 1 (BODY.PEEK[TEXT])");
+    assert!(
+        find(&parsed, mapped),
+        "{}",
+        String::from_utf8_lossy(&parsed)
+    );
+    assert!(!parsed.contains(&0), "{}", String::from_utf8_lossy(&parsed));
+}
+
+#[test]
 fn a_body_found_corrupt_once_sent_ends_the_connection_with_bye() {
     let server = start();
     let mut raw = Raw::login(server.port, &server.user);

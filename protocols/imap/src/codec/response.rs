@@ -45,6 +45,16 @@ pub fn status(out: &mut Vec<u8>, tag: Option<&str>, kind: Kind, code: Option<&st
     out.extend_from_slice(b"\r\n");
 }
 
+/// Makes `bytes` fit a literal: a literal carries no NUL (RFC 9051
+/// §4.3, CHAR8), so each NUL of a message sent in one becomes 0x80, as
+/// Dovecot does (its length is unchanged); BINARY's literal8 carries NUL
+/// as it is.
+pub fn without_nul(bytes: &mut [u8]) {
+    for b in bytes.iter_mut().filter(|b| **b == 0) {
+        *b = 0x80;
+    }
+}
+
 /// Writes an untagged line `* <line>`.
 pub fn untagged(out: &mut Vec<u8>, line: &str) {
     out.extend_from_slice(b"* ");

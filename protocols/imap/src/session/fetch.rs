@@ -73,7 +73,10 @@ fn internal_date(secs: i64) -> Option<DateTime> {
     DateTime::try_from(at).ok()
 }
 
-fn literal(data: Cow<'_, [u8]>) -> NString<'_> {
+fn literal(mut data: Cow<'_, [u8]>) -> NString<'_> {
+    if data.contains(&0) {
+        response::without_nul(data.to_mut());
+    }
     NString(Some(IString::Literal(Literal::unvalidated(data))))
 }
 
@@ -251,8 +254,9 @@ impl Session<'_> {
             let (mut holes, mut readers) = (Vec::new(), Vec::new());
             for name in &names {
                 if let (true, Some((item, range))) = (streamed, raw_item(name)) {
+                    let binary = matches!(item, MessageDataItem::Binary { .. });
                     match store.body_reader(&m.blob, range).await {
-                        Ok(reader) => readers.push(reader),
+                        Ok(reader) => readers.push((reader, binary)),
                         Err(e) => return Reply::mail(&e),
                     }
                     holes.push(items.len());

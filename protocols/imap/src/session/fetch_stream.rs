@@ -78,15 +78,16 @@ pub(super) enum Failed {
 
 impl Session<'_> {
     /// Writes `* seq FETCH (…)` of `items`, whose items at `holes` carry
-    /// the bytes of `readers`, in order (see the module); the last piece
-    /// is left in the output buffer.
+    /// the bytes of `readers`, in order (see the module), each marked
+    /// whether it is a literal8 (BINARY: NUL sent as it is) or a literal
+    /// (NUL sent as 0x80); the last piece is left in the output buffer.
     pub(super) async fn send_streamed(
         &mut self,
         seq: NonZeroU32,
         items: Vec<MessageDataItem<'_>>,
         holes: &[usize],
         extra: &[String],
-        readers: Vec<BodyReader>,
+        readers: Vec<(BodyReader, bool)>,
         conn: &mut Conn,
     ) -> Result<(), Failed> {
         let pieces = response::fetch_pieces(seq, items, holes, extra).unwrap_or_default();
@@ -100,7 +101,7 @@ impl Session<'_> {
             )));
         }
         let holes = readers.len();
-        for (i, (piece, mut reader)) in before.iter().zip(readers).enumerate() {
+        for (i, (piece, (mut reader, binary))) in before.iter().zip(readers).enumerate() {
             self.out.extend_from_slice(piece);
             self.out
                 .extend_from_slice(format!("{{{}}}\r\n", reader.size()).as_bytes());
@@ -129,6 +130,9 @@ impl Session<'_> {
                     }
                 };
                 sent += chunk.len() as u64;
+                if !binary {
+                    response::without_nul(&mut chunk);
+                }
                 if conn.flush(&mut chunk).await.is_err() {
                     return Err(Failed::Ended);
                 }
