@@ -309,7 +309,7 @@ fn streamed_responses_are_the_bytes_the_parsing_path_writes() {
     assert_eq!(middle.streams, before.streams + 4);
     assert_eq!(middle.bodies, before.bodies);
     // One more item that needs the message parsed: the parsing path.
-    let parsed = raw.command("a4", &format!("FETCH 1 ({items} BODY.PEEK[TEXT])"));
+    let parsed = raw.command("a4", &format!("FETCH 1 ({items} BINARY.SIZE[1])"));
     let after = server.reads();
     assert_eq!(after.streams, middle.streams);
     assert_eq!(after.bodies, middle.bodies + 1);
@@ -323,7 +323,7 @@ fn streamed_responses_are_the_bytes_the_parsing_path_writes() {
     let streamed = fetch(&streamed, b"a3");
     let parsed = fetch(&parsed, b"a4");
     let open = streamed.strip_suffix(b")\r\n").expect("a FETCH response");
-    let text = " BODY[TEXT] {16}\r\nline one\r\n.dot\r\n)\r\n";
+    let text = " BINARY.SIZE[1] 16)\r\n";
     assert_eq!(
         String::from_utf8_lossy(&parsed),
         format!("{}{text}", String::from_utf8_lossy(open))
@@ -341,6 +341,85 @@ fn streamed_responses_are_the_bytes_the_parsing_path_writes() {
         "{}",
         String::from_utf8_lossy(&streamed)
     );
+}
+
+/// The `* 1 FETCH …\r\n` response of a reply tagged `tag`.
+fn untagged(reply: &[u8], tag: &[u8]) -> Vec<u8> {
+    let end = reply
+        .windows(tag.len() + 2)
+        .rposition(|w| w.starts_with(b"\r\n") && w.ends_with(tag))
+        .expect("tagged reply");
+    reply[..end + 2].to_vec()
+}
+
+#[test]
+fn sections_stream_from_the_digest_tree_as_the_parsing_path_writes_them() {
+    let server = start();
+    let mut raw = Raw::login(server.port, &server.user);
+    let msg = "From: Alice <alice@example.org>\r\nSubject: parts\r\n\
+               Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
+               --b\r\nContent-Type: text/plain\r\n\r\nfirst\0part\r\n\
+               --b\r\nContent-Type: message/rfc822\r\n\r\n\
+               Subject: inner\r\nFrom: b@example.org\r\n\r\ninner body\r\n\
+               --b--\r\n";
+    raw.writer
+        .write_all(format!("a1 APPEND INBOX ~{{{}}}\r\n", msg.len()).as_bytes())
+        .expect("write");
+    raw.until(b"+ ");
+    raw.writer
+        .write_all(format!("{msg}\r\n").as_bytes())
+        .expect("write");
+    raw.until(b"a1 OK");
+    raw.command("a2", "SELECT INBOX");
+    let items = "UID BODY.PEEK[1] BODY.PEEK[HEADER.FIELDS (SUBJECT)] BODY.PEEK[TEXT] \
+                 BODY.PEEK[2.MIME] BODY.PEEK[2.HEADER.FIELDS.NOT (From)]<1.6> \
+                 BODY.PEEK[2.TEXT] RFC822.HEADER BODY.PEEK[1]<2.3> BODY.PEEK[9] \
+                 BODY.PEEK[1.TEXT] BODY.PEEK[]<0.4>";
+    // The digest made at delivery may not be there yet: then the message
+    // is read and parsed once, and its summary (tree included) kept.
+    let mut tries = 0;
+    let (streamed, before, after) = loop {
+        let before = server.reads();
+        let reply = raw.command("a3", &format!("FETCH 1 ({items})"));
+        let after = server.reads();
+        if after.bodies == before.bodies || tries == 1 {
+            break (untagged(&reply, b"a3"), before, after);
+        }
+        assert_eq!(after.digests, before.digests + 1, "no digest: parsed");
+        tries += 1;
+    };
+    assert_eq!(after.bodies, before.bodies, "no whole body read");
+    if tries == 0 {
+        assert_eq!(after.digests, before.digests + 1, "from the digest");
+    }
+    assert_eq!(after.rejected_digests, 0);
+    // Eight ranges streamed and one header read for HEADER.FIELDS (the
+    // other header filter's header read, empty parts not opened).
+    assert!(after.streams >= before.streams + 8, "{before:?} {after:?}");
+    // One item more that needs the message parsed: the parsing path.
+    let parsed = raw.command("a4", &format!("FETCH 1 ({items} BINARY.SIZE[1])"));
+    let parsed = untagged(&parsed, b"a4");
+    let open = streamed.strip_suffix(b")\r\n").expect("a FETCH response");
+    assert_eq!(
+        String::from_utf8_lossy(&parsed),
+        format!("{} BINARY.SIZE[1] 10)\r\n", String::from_utf8_lossy(open))
+    );
+    let text = String::from_utf8_lossy(&streamed).into_owned();
+    for part in [
+        "BODY[1] {10}\r\nfirst\u{fffd}part ",
+        "BODY[HEADER.FIELDS (SUBJECT)] {18}\r\nSubject: parts\r\n\r\n ",
+        "BODY[2.MIME] {32}\r\nContent-Type: message/rfc822\r\n\r\n ",
+        "BODY[2.HEADER.FIELDS.NOT (From)]<1> {6}\r\nubject ",
+        "BODY[2.TEXT] {10}\r\ninner body ",
+        "BODY[1]<2> {3}\r\nrst ",
+        "BODY[9] {0}\r\n ",
+        "BODY[1.TEXT] {0}\r\n ",
+        "BODY[]<0> {4}\r\nFrom)",
+    ] {
+        assert!(text.contains(part), "{part:?} in {text}");
+    }
+    assert!(streamed.windows(10).any(|w| w == b"first\x80part"));
+    assert!(!streamed.contains(&0));
 }
 
 #[test]

@@ -10,6 +10,7 @@ mod istring;
 mod parsed;
 mod search;
 mod section;
+mod shape;
 mod sort;
 mod structure;
 mod subject;
@@ -25,6 +26,8 @@ use std::num::NonZeroU32;
 pub use parsed::Parsed;
 pub use search::{matches, needs_message, Candidate, SearchContext};
 pub use section::BinaryError;
+pub(crate) use section::{filter_fields, Located};
+pub use shape::{cut_range, Shape};
 pub use sort::{sort, SortItem};
 pub use thread::{thread, thread_root};
 

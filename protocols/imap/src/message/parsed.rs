@@ -155,26 +155,6 @@ impl Node<'_> {
             .find(|h| &h.name == name)
             .map(|h| &h.value)
     }
-
-    /// The parts IMAP numbers under this one: a multipart's parts; for a
-    /// message/rfc822 part, its nested message's numbered parts.
-    pub fn numbered_children(&self) -> &[Self] {
-        match &self.content {
-            Content::Multipart(parts) => parts,
-            Content::Message(inner) => inner.as_message_children(),
-            Content::Text { .. } | Content::Opaque => &[],
-        }
-    }
-
-    /// The numbered parts of a message whose root part is `self`: the
-    /// root's parts if it is a multipart, else the root itself (part 1 of
-    /// a non-multipart message is its body).
-    pub fn as_message_children(&self) -> &[Self] {
-        match &self.content {
-            Content::Multipart(parts) => parts,
-            _ => std::slice::from_ref(self),
-        }
-    }
 }
 
 /// The root part of `message` as a [`Node`] (`None` if it has no parts).

@@ -2,7 +2,7 @@
 //! content: part numbers resolved over the MIME tree, header field
 //! filtering, transfer decoding.
 
-use std::{borrow::Cow, num::NonZeroU32};
+use std::{borrow::Cow, num::NonZeroU32, ops::Range};
 
 use imap_types::{
     core::{AString, Vec1},
@@ -30,6 +30,187 @@ pub enum BinaryError {
     Corrupt(String),
 }
 
+/// What a MIME part is, for section resolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// Any part without numbered parts under it (text, binary, an
+    /// encoded message/rfc822, a part past the depth limit).
+    Leaf,
+    /// A multipart: its parts.
+    Multipart,
+    /// A message/rfc822 part: one child, the nested message's root part.
+    Message,
+}
+
+/// A MIME tree of byte ranges over the raw message, as section resolution
+/// walks it: the parsed message's ([`Parsed`]), or the one kept in a
+/// digest ([`super::Shape`]); both resolve sections by the same code.
+pub(crate) trait Tree: Copy {
+    type Id: Copy;
+    /// The root part (the message itself).
+    fn root(self) -> Self::Id;
+    fn kind(self, id: Self::Id) -> Kind;
+    /// The part's header, blank line included.
+    fn header(self, id: Self::Id) -> Range<usize>;
+    /// The part's body.
+    fn body(self, id: Self::Id) -> Range<usize>;
+    /// A multipart's `index`-th part; a message/rfc822 part's nested
+    /// message (index 0).
+    fn child(self, id: Self::Id, index: usize) -> Option<Self::Id>;
+}
+
+/// Where a section's content lies in the raw message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Located<'s> {
+    /// These bytes, as they are.
+    Bytes(Range<usize>),
+    /// HEADER.FIELDS (`keep`) or HEADER.FIELDS.NOT (not `keep`) of the
+    /// header at `header` ([`filter_fields`]).
+    Fields {
+        header: Range<usize>,
+        names: &'s Vec1<AString<'s>>,
+        keep: bool,
+    },
+}
+
+/// Where `section`'s content lies in the message of `tree`; `None` where
+/// it names no part (its content is empty).
+pub(crate) fn locate<'s, T: Tree>(tree: T, section: &'s Section<'_>) -> Option<Located<'s>> {
+    Some(match section {
+        Section::Part(part) => Located::Bytes(tree.body(part_of(tree, Some(part))?)),
+        Section::Mime(part) => Located::Bytes(tree.header(part_of(tree, Some(part))?)),
+        Section::Header(part) => Located::Bytes(tree.header(message_of(tree, part.as_ref())?)),
+        Section::Text(part) => Located::Bytes(tree.body(message_of(tree, part.as_ref())?)),
+        Section::HeaderFields(part, names) | Section::HeaderFieldsNot(part, names) => {
+            Located::Fields {
+                header: tree.header(message_of(tree, part.as_ref())?),
+                names,
+                keep: matches!(section, Section::HeaderFields(..)),
+            }
+        }
+    })
+}
+
+/// HEADER.FIELDS (`keep`) or HEADER.FIELDS.NOT (not `keep`) of the header
+/// block `header`: the matching fields' original lines (folding included),
+/// each ending with a line break, then the blank line.
+pub(crate) fn filter_fields(header: &[u8], names: &Vec1<AString<'_>>, keep: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    for field in fields(header) {
+        let listed = names.as_ref().iter().any(|n| field.is(n.as_ref()));
+        if listed == keep {
+            out.extend_from_slice(field.lines);
+            if !field.lines.ends_with(b"\n") {
+                out.extend_from_slice(b"\r\n");
+            }
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// The parts IMAP numbers at one level.
+enum Numbered<Id> {
+    /// A multipart's parts.
+    Parts(Id),
+    /// A non-multipart message's only part: its root (part 1 of a
+    /// non-multipart message is its body).
+    Itself(Id),
+    None,
+}
+
+/// The numbered parts of a message whose root part is `id`.
+fn message_children<T: Tree>(tree: T, id: T::Id) -> Numbered<T::Id> {
+    match tree.kind(id) {
+        Kind::Multipart => Numbered::Parts(id),
+        Kind::Leaf | Kind::Message => Numbered::Itself(id),
+    }
+}
+
+/// The parts numbered under `id`: a multipart's parts; for a
+/// message/rfc822 part, its nested message's numbered parts.
+fn numbered_children<T: Tree>(tree: T, id: T::Id) -> Numbered<T::Id> {
+    match tree.kind(id) {
+        Kind::Multipart => Numbered::Parts(id),
+        Kind::Message => match tree.child(id, 0) {
+            Some(inner) => message_children(tree, inner),
+            None => Numbered::None,
+        },
+        Kind::Leaf => Numbered::None,
+    }
+}
+
+/// Resolves a part number list (RFC 9051 §6.4.5).
+pub(crate) fn resolve<T: Tree>(tree: T, numbers: &[NonZeroU32]) -> Option<T::Id> {
+    if numbers.len() > MAX_PART_DEPTH {
+        return None;
+    }
+    let mut children = message_children(tree, tree.root());
+    let mut found = None;
+    for number in numbers {
+        let index = usize::try_from(number.get() - 1).ok()?;
+        let node = match children {
+            Numbered::Parts(parent) => tree.child(parent, index)?,
+            Numbered::Itself(only) if index == 0 => only,
+            Numbered::Itself(_) | Numbered::None => return None,
+        };
+        children = numbered_children(tree, node);
+        found = Some(node);
+    }
+    found
+}
+
+/// The part a section's part number names (`None`: the message).
+fn part_of<T: Tree>(tree: T, part: Option<&Part>) -> Option<T::Id> {
+    match part {
+        None => Some(tree.root()),
+        Some(Part(numbers)) => resolve(tree, numbers.as_ref()),
+    }
+}
+
+/// The message a HEADER/TEXT section addresses: the message itself, or
+/// the nested message of a message/rfc822 part.
+fn message_of<T: Tree>(tree: T, part: Option<&Part>) -> Option<T::Id> {
+    let id = part_of(tree, part)?;
+    match (part, tree.kind(id)) {
+        (None, _) => Some(id),
+        (Some(_), Kind::Message) => tree.child(id, 0),
+        _ => None,
+    }
+}
+
+impl<'t, 'a> Tree for &'t Parsed<'a> {
+    type Id = &'t Node<'a>;
+
+    fn root(self) -> Self::Id {
+        Parsed::root(self)
+    }
+
+    fn kind(self, id: Self::Id) -> Kind {
+        match id.content {
+            Content::Multipart(_) => Kind::Multipart,
+            Content::Message(_) => Kind::Message,
+            Content::Text { .. } | Content::Opaque => Kind::Leaf,
+        }
+    }
+
+    fn header(self, id: Self::Id) -> Range<usize> {
+        id.header.clone()
+    }
+
+    fn body(self, id: Self::Id) -> Range<usize> {
+        id.body.clone()
+    }
+
+    fn child(self, id: Self::Id, index: usize) -> Option<Self::Id> {
+        match &id.content {
+            Content::Multipart(parts) => parts.get(index),
+            Content::Message(inner) => (index == 0).then_some(&**inner),
+            Content::Text { .. } | Content::Opaque => None,
+        }
+    }
+}
+
 impl<'a> Parsed<'a> {
     /// `BODY[section]` content (before any `<partial>`). `None` is the
     /// whole message. A part that does not exist (or HEADER/TEXT of a part
@@ -46,23 +227,14 @@ impl<'a> Parsed<'a> {
         let Some(section) = section else {
             return Some(Cow::Borrowed(self.raw()));
         };
-        let content = match section {
-            Section::Part(part) => self.part(Some(part)).map(|n| self.bytes(n.body.clone())),
-            Section::Mime(part) => self.part(Some(part)).map(|n| self.bytes(n.header.clone())),
-            Section::Header(part) => self
-                .message(part.as_ref())
-                .map(|n| self.bytes(n.header.clone())),
-            Section::Text(part) => self
-                .message(part.as_ref())
-                .map(|n| self.bytes(n.body.clone())),
-            Section::HeaderFields(part, names) => {
-                return self.filtered(part.as_ref(), names, true);
-            }
-            Section::HeaderFieldsNot(part, names) => {
-                return self.filtered(part.as_ref(), names, false);
-            }
-        };
-        content.map(Cow::Borrowed)
+        Some(match locate(self, section)? {
+            Located::Bytes(range) => Cow::Borrowed(self.bytes(range)),
+            Located::Fields {
+                header,
+                names,
+                keep,
+            } => Cow::Owned(filter_fields(self.bytes(header), names, keep)),
+        })
     }
 
     /// `BINARY[part]` content: the part's body with its transfer encoding
@@ -73,7 +245,7 @@ impl<'a> Parsed<'a> {
         if part.is_empty() {
             return Ok(Cow::Borrowed(self.raw()));
         }
-        let Some(node) = self.resolve(part) else {
+        let Some(node) = resolve(self, part) else {
             return Ok(Cow::Borrowed(&[]));
         };
         let body = self.bytes(node.body.clone());
@@ -90,67 +262,5 @@ impl<'a> Parsed<'a> {
             _ => return Err(BinaryError::UnknownEncoding(cte)),
         };
         decoded.map(Cow::Owned).ok_or(BinaryError::Corrupt(cte))
-    }
-
-    /// The part a section's part number names (`None`: the message).
-    fn part(&self, part: Option<&Part>) -> Option<&Node<'a>> {
-        match part {
-            None => Some(self.root()),
-            Some(Part(numbers)) => self.resolve(numbers.as_ref()),
-        }
-    }
-
-    /// The message a HEADER/TEXT section addresses: the message itself, or
-    /// the nested message of a message/rfc822 part.
-    fn message(&self, part: Option<&Part>) -> Option<&Node<'a>> {
-        match (part, self.part(part)?) {
-            (None, root) => Some(root),
-            (
-                Some(_),
-                Node {
-                    content: Content::Message(inner),
-                    ..
-                },
-            ) => Some(inner),
-            _ => None,
-        }
-    }
-
-    /// Resolves a part number list (RFC 9051 §6.4.5).
-    fn resolve(&self, numbers: &[NonZeroU32]) -> Option<&Node<'a>> {
-        if numbers.len() > MAX_PART_DEPTH {
-            return None;
-        }
-        let mut children = self.root().as_message_children();
-        let mut found = None;
-        for number in numbers {
-            let index = usize::try_from(number.get() - 1).ok()?;
-            let node = children.get(index)?;
-            children = node.numbered_children();
-            found = Some(node);
-        }
-        found
-    }
-
-    /// HEADER.FIELDS (`keep`) or HEADER.FIELDS.NOT (not `keep`).
-    fn filtered(
-        &self,
-        part: Option<&Part>,
-        names: &Vec1<AString<'_>>,
-        keep: bool,
-    ) -> Option<Cow<'a, [u8]>> {
-        let node = self.message(part)?;
-        let mut out = Vec::new();
-        for field in fields(self.bytes(node.header.clone())) {
-            let listed = names.as_ref().iter().any(|n| field.is(n.as_ref()));
-            if listed == keep {
-                out.extend_from_slice(field.lines);
-                if !field.lines.ends_with(b"\n") {
-                    out.extend_from_slice(b"\r\n");
-                }
-            }
-        }
-        out.extend_from_slice(b"\r\n");
-        Some(Cow::Owned(out))
     }
 }

@@ -1,10 +1,11 @@
 //! FETCH and UID FETCH: message attributes from the index; ENVELOPE, BODY
 //! and BODYSTRUCTURE from the shard's summaries, or from the digest made
 //! when the body was stored (the message is read and parsed only when it
-//! has neither, then not again); sections and BINARY from the parsed
-//! message, read only when asked; the raw message (`BODY[]`, `RFC822`,
-//! `BINARY[]`, with or without a range) streamed from storage when nothing
-//! else needs it parsed (see [`super::fetch_stream`]); `BODY[…]` without
+//! has neither, then not again); the raw message (`BODY[]`, `RFC822`,
+//! `BINARY[]`, with or without a range) and the sections the digest's
+//! MIME tree locates streamed from storage when nothing else needs the
+//! message parsed (see [`super::fetch_stream`]); other sections and
+//! BINARY from the parsed message, read only when asked; `BODY[…]` without
 //! PEEK sets `\Seen` durably first; CHANGEDSINCE
 //! and VANISHED (RFC 7162); EMAILID from the index and THREADID from the
 //! summaries (RFC 8474, see [`crate::codec::objectid`]).
@@ -28,7 +29,7 @@ use imap_types::flag::{Flag, FlagFetch};
 use imap_types::sequence::SequenceSet;
 
 use super::conn::Conn;
-use super::fetch_stream::{raw_item, Failed};
+use super::fetch_stream::{fields_item, is_section, raw_item, unparsed, Failed, Unparsed};
 use super::summaries::Summary;
 use super::view::uid_set;
 use super::{Reply, Session};
@@ -223,12 +224,14 @@ impl Session<'_> {
             Err(e) => return Reply::mail(&e),
         };
         let with_body = names.iter().any(needs_body);
-        let with_summary = names.iter().any(is_summary) || objects.threadid;
-        // Only the raw message is asked for: it streams (see fetch_stream).
-        let raw_only = names
+        // Only the raw message and sections are asked for: they stream
+        // (see fetch_stream), sections when the summary has the tree.
+        let unparsed_only = names
             .iter()
             .filter(|n| needs_body(n))
-            .all(|n| raw_item(n).is_some());
+            .all(|n| raw_item(n).is_some() || is_section(n));
+        let sections = with_body && unparsed_only && names.iter().any(is_section);
+        let with_summary = names.iter().any(is_summary) || objects.threadid || sections;
         let summaries = &self.inner.summaries;
         for (seq, m) in messages {
             let mut summary = if with_summary {
@@ -236,7 +239,10 @@ impl Session<'_> {
             } else {
                 None
             };
-            let streamed = with_body && raw_only && (!with_summary || summary.is_some());
+            let streamed = with_body
+                && unparsed_only
+                && (!with_summary || summary.is_some())
+                && (!sections || summary.as_ref().is_some_and(|s| s.tree(m.size).is_some()));
             let raw = if (with_body && !streamed) || (with_summary && summary.is_none()) {
                 match store.body(&m.blob).await {
                     Ok(raw) => Some(raw),
@@ -249,19 +255,45 @@ impl Session<'_> {
             if let (true, None, Some(p)) = (with_summary, &summary, &parsed) {
                 summary = Some(summaries.insert(m.blob.hash, Summary::of(p)));
             }
+            let tree = summary.as_deref().and_then(|s| s.tree(m.size));
             let recent = self.selected.as_ref().is_some_and(|v| v.is_recent(m.uid));
             let mut items = Vec::with_capacity(names.len());
             let (mut holes, mut readers) = (Vec::new(), Vec::new());
             for name in &names {
-                if let (true, Some((item, range))) = (streamed, raw_item(name)) {
-                    let binary = matches!(item, MessageDataItem::Binary { .. });
-                    match store.body_reader(&m.blob, range).await {
-                        Ok(reader) => readers.push((reader, binary)),
-                        Err(e) => return Reply::mail(&e),
+                match streamed.then(|| unparsed(name, tree)).flatten() {
+                    Some(Unparsed::Stream {
+                        item,
+                        range,
+                        binary,
+                    }) => {
+                        match store.body_reader(&m.blob, range).await {
+                            Ok(reader) => readers.push((reader, binary)),
+                            Err(e) => return Reply::mail(&e),
+                        }
+                        holes.push(items.len());
+                        items.push(item);
+                        continue;
                     }
-                    holes.push(items.len());
-                    items.push(item);
-                    continue;
+                    Some(Unparsed::Ready(item)) => {
+                        items.push(item);
+                        continue;
+                    }
+                    Some(Unparsed::Fields {
+                        item,
+                        header,
+                        names,
+                        keep,
+                        partial,
+                    }) => {
+                        match self.read_range(&m.blob, header).await {
+                            Ok(header) => {
+                                items.push(fields_item(item, &header, names, keep, partial));
+                            }
+                            Err(e) => return Reply::mail(&e),
+                        }
+                        continue;
+                    }
+                    None => {}
                 }
                 match self.item(name, &m, recent, parsed.as_ref(), summary.as_deref()) {
                     Ok(Some(item)) => items.push(item),

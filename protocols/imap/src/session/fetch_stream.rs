@@ -1,7 +1,12 @@
 //! FETCH items that carry the raw message, whole or a byte range of it
 //! (`BODY[]`, `BODY.PEEK[]`, `BINARY[]`, `BINARY.PEEK[]`, each with or
 //! without `<partial>`, and `RFC822`), streamed from storage to the socket
-//! when no other item of the message needs it parsed: the response is
+//! when no other item of the message needs it parsed; so are the
+//! sections the message's MIME tree kept in its digest locates
+//! ([`Shape`]: `BODY[section]<partial>` of part numbers, HEADER, TEXT,
+//! MIME, `RFC822.HEADER`, `RFC822.TEXT`, each a byte range of the body),
+//! and HEADER.FIELDS[.NOT] is filtered from a read of the header's range
+//! only (so these never read the whole body, nor parse it). The response is
 //! encoded with an empty literal in each such item
 //! ([`response::fetch_pieces`]), and each literal is announced with its
 //! length and copied from a [`BodyReader`] chunk by chunk, so the session
@@ -16,14 +21,21 @@
 use std::num::NonZeroU32;
 use std::ops::Range;
 
-use cairn_storage::mailbox::BodyReader;
-use imap_types::core::{IString, Literal, LiteralMode, NString, NString8};
+use cairn_storage::mailbox::{BlobRef, BodyReader, MailError};
+use imap_types::core::{AString, IString, Literal, LiteralMode, NString, NString8, Vec1};
 use imap_types::extensions::binary::Literal8;
-use imap_types::fetch::{MessageDataItem, MessageDataItemName};
+use imap_types::fetch::{MessageDataItem, MessageDataItemName, Section};
+use imap_types::IntoStatic;
 
 use super::conn::Conn;
 use super::{Reply, Session};
 use crate::codec::response;
+use crate::message::{cut_range, filter_fields, partial, Located, Shape};
+
+/// An empty literal: a hole (see the module), or an empty section.
+fn hole() -> NString<'static> {
+    NString(Some(IString::Literal(Literal::unvalidated(&b""[..]))))
+}
 
 /// An item sent from the raw message, with its literal left empty (see
 /// the module), and the byte range of the message it carries (`None`: all
@@ -31,7 +43,6 @@ use crate::codec::response;
 pub(super) fn raw_item(
     name: &MessageDataItemName<'_>,
 ) -> Option<(MessageDataItem<'static>, Option<Range<u64>>)> {
-    let hole = || NString(Some(IString::Literal(Literal::unvalidated(&b""[..]))));
     let range = |partial: &Option<(u32, std::num::NonZeroU32)>| {
         partial.map(|(start, length)| {
             let start = u64::from(start);
@@ -68,6 +79,128 @@ pub(super) fn raw_item(
     }
 }
 
+/// Whether an item is a section of the message (not all of it) that a
+/// kept MIME tree locates ([`unparsed`]).
+pub(super) fn is_section(name: &MessageDataItemName<'_>) -> bool {
+    matches!(
+        name,
+        MessageDataItemName::Rfc822Header
+            | MessageDataItemName::Rfc822Text
+            | MessageDataItemName::BodyExt {
+                section: Some(_),
+                ..
+            }
+    )
+}
+
+/// How an item is sent without the message parsed.
+pub(super) enum Unparsed<'n> {
+    /// The item's literal (left empty) carries the bytes `range` of the
+    /// body (`None`: all of it), as a literal8 (NUL as it is) when
+    /// `binary`, else as a literal (NUL as 0x80).
+    Stream {
+        item: MessageDataItem<'static>,
+        range: Option<Range<u64>>,
+        binary: bool,
+    },
+    /// The item as it is (an empty section).
+    Ready(MessageDataItem<'static>),
+    /// HEADER.FIELDS[.NOT]: the header's bytes `header` read, then
+    /// [`fields_item`].
+    Fields {
+        item: MessageDataItem<'static>,
+        header: Range<u64>,
+        names: &'n Vec1<AString<'n>>,
+        keep: bool,
+        partial: Option<(u32, std::num::NonZeroU32)>,
+    },
+}
+
+/// The HEADER.FIELDS[.NOT] item of [`Unparsed::Fields`], given the
+/// header's bytes: `item` with the fields of `header` that `names` lists
+/// (or does not, unless `keep`), cut to `range`, NUL as 0x80.
+pub(super) fn fields_item(
+    mut item: MessageDataItem<'static>,
+    header: &[u8],
+    names: &Vec1<AString<'_>>,
+    keep: bool,
+    range: Option<(u32, std::num::NonZeroU32)>,
+) -> MessageDataItem<'static> {
+    let mut data = partial(&filter_fields(header, names, keep), range).to_vec();
+    response::without_nul(&mut data);
+    if let MessageDataItem::BodyExt { data: literal, .. } = &mut item {
+        *literal = NString(Some(IString::Literal(Literal::unvalidated(data))));
+    }
+    item
+}
+
+/// How `name` is sent without the message parsed, given its MIME tree
+/// (`tree`, when kept): the raw message ([`raw_item`]), or a section the
+/// tree locates (following [`crate::message::Parsed::section`]'s rules
+/// exactly: it resolves sections with the same code); `None`: the
+/// message must be parsed for it.
+pub(super) fn unparsed<'n>(
+    name: &'n MessageDataItemName<'_>,
+    tree: Option<&Shape>,
+) -> Option<Unparsed<'n>> {
+    static HEADER: Section<'static> = Section::Header(None);
+    static TEXT: Section<'static> = Section::Text(None);
+    if let Some((item, range)) = raw_item(name) {
+        let binary = matches!(item, MessageDataItem::Binary { .. });
+        return Some(Unparsed::Stream {
+            item,
+            range,
+            binary,
+        });
+    }
+    let tree = tree?;
+    let (item, section, range) = match name {
+        MessageDataItemName::Rfc822Header => (MessageDataItem::Rfc822Header(hole()), &HEADER, None),
+        MessageDataItemName::Rfc822Text => (MessageDataItem::Rfc822Text(hole()), &TEXT, None),
+        MessageDataItemName::BodyExt {
+            section: Some(section),
+            partial,
+            ..
+        } => (
+            MessageDataItem::BodyExt {
+                section: Some(section.clone().into_static()),
+                origin: partial.map(|(start, _)| start),
+                data: hole(),
+            },
+            section,
+            *partial,
+        ),
+        _ => return None,
+    };
+    let wide = |r: Range<usize>| r.start as u64..r.end as u64;
+    Some(match tree.locate(section) {
+        None => Unparsed::Ready(item),
+        Some(Located::Bytes(bytes)) => {
+            let bytes = cut_range(bytes, range);
+            if bytes.is_empty() {
+                Unparsed::Ready(item)
+            } else {
+                Unparsed::Stream {
+                    item,
+                    range: Some(wide(bytes)),
+                    binary: false,
+                }
+            }
+        }
+        Some(Located::Fields {
+            header,
+            names,
+            keep,
+        }) => Unparsed::Fields {
+            item,
+            header: wide(header),
+            names,
+            keep,
+            partial: range,
+        },
+    })
+}
+
 /// How a streamed FETCH response failed.
 pub(super) enum Failed {
     /// Before anything of it was written: the command fails.
@@ -77,6 +210,25 @@ pub(super) enum Failed {
 }
 
 impl Session<'_> {
+    /// The bytes `range` of the body `blob`, read in chunks (a header for
+    /// HEADER.FIELDS: not the whole body).
+    pub(super) async fn read_range(
+        &self,
+        blob: &BlobRef,
+        range: Range<u64>,
+    ) -> Result<Vec<u8>, MailError> {
+        if range.is_empty() {
+            return Ok(Vec::new());
+        }
+        let store = &self.inner.services.mailstore;
+        let mut reader = store.body_reader(blob, Some(range)).await?;
+        let mut out = Vec::with_capacity(usize::try_from(reader.size()).unwrap_or(0));
+        while let Some(chunk) = reader.next_chunk().await {
+            out.extend_from_slice(&chunk?);
+        }
+        Ok(out)
+    }
+
     /// Writes `* seq FETCH (…)` of `items`, whose items at `holes` carry
     /// the bytes of `readers`, in order (see the module), each marked
     /// whether it is a literal8 (BINARY: NUL sent as it is) or a literal

@@ -27,7 +27,7 @@ use imap_types::response::{Data, Response};
 use imap_types::IntoStatic;
 
 use crate::codec::objectid;
-use crate::message::{thread_root, Parsed};
+use crate::message::{thread_root, Parsed, Shape};
 
 /// Entries kept by default (a summary is typically under 2 KiB).
 pub const DEFAULT_CAPACITY: usize = 20_000;
@@ -37,13 +37,16 @@ pub const DEFAULT_CAPACITY: usize = 20_000;
 /// root (u64 LE), then `* 1 FETCH (ENVELOPE … BODY … BODYSTRUCTURE …)\r\n`
 /// as imap-codec writes it (about a fifth of the size of a JSON form of
 /// the same values), read back with imap-codec's response parser, whose
-/// checks a digest from disk passes like any server's answer.
+/// checks a digest from disk passes like any server's answer; then a byte
+/// saying whether the MIME tree follows, and the tree as byte ranges
+/// ([`Shape`], checked as it decodes), which locates `BODY[section]`
+/// without the body parsed (see [`super::fetch_stream`]).
 ///
 /// Bump `version` whenever the encoding changes (the layout, a change in
 /// what [`Summary::of`] computes): digests of an older version are then
 /// never read, and those messages are parsed again at their first FETCH.
 pub const DIGESTER: Digester = Digester {
-    version: 2,
+    version: 3,
     digest: digest_of,
 };
 
@@ -62,6 +65,9 @@ pub struct Summary {
     /// The THREADID value of the thread's root Message-ID, if the
     /// message names one.
     thread_root: Option<u64>,
+    /// The MIME tree as byte ranges (`None`: the message's has too many
+    /// parts to keep).
+    tree: Option<Shape>,
 }
 
 impl Summary {
@@ -71,6 +77,7 @@ impl Summary {
             body: parsed.body_structure(false),
             structure: parsed.body_structure(true),
             thread_root: thread_root(parsed).map(|root| objectid::thread_value(&root)),
+            tree: Shape::of(parsed),
         }
     }
 
@@ -94,6 +101,13 @@ impl Summary {
             items,
         });
         out.extend_from_slice(&ResponseCodec::default().encode(&fetch).dump());
+        match &self.tree {
+            Some(tree) => {
+                out.push(1);
+                tree.encode(&mut out);
+            }
+            None => out.push(0),
+        }
         out
     }
 
@@ -113,9 +127,11 @@ impl Summary {
         else {
             return None;
         };
-        if !rest.is_empty() {
-            return None;
-        }
+        let tree = match rest.split_first()? {
+            (0, []) => None,
+            (1, tree) => Some(Shape::decode(tree)?),
+            _ => return None,
+        };
         let (mut envelope, mut body, mut structure) = (None, None, None);
         for item in items.into_inner() {
             match item {
@@ -130,6 +146,7 @@ impl Summary {
             body: body?,
             structure: structure?,
             thread_root,
+            tree,
         })
     }
 
@@ -139,6 +156,11 @@ impl Summary {
     pub fn thread(&self, body_hash: &[u8; 32]) -> u64 {
         self.thread_root
             .unwrap_or_else(|| objectid::email_value(body_hash))
+    }
+
+    /// The MIME tree, if kept and made for a body of `size` bytes.
+    pub(crate) fn tree(&self, size: u64) -> Option<&Shape> {
+        self.tree.as_ref().filter(|tree| tree.size() == size)
     }
 }
 
@@ -248,6 +270,59 @@ mod tests {
         let mut longer = digest.clone();
         longer.extend_from_slice(b"* 2 FETCH (FLAGS ())\r\n");
         assert!(Summary::from_digest(&longer).is_none());
+    }
+
+    #[test]
+    fn digests_keep_the_mime_tree_and_refuse_a_damaged_one() {
+        use crate::message::fixtures::mixed;
+        let raw = mixed();
+        let digest = (DIGESTER.digest)(&raw);
+        let back = Summary::from_digest(&digest).expect("decodes");
+        let tree = back.tree(raw.len() as u64).expect("a tree");
+        assert_eq!(Some(tree), Shape::of(&Parsed::parse(&raw)).as_ref());
+        assert!(back.tree(raw.len() as u64 + 1).is_none(), "another size");
+        // Where the tree starts: after the response's line end.
+        let at = digest
+            .windows(2)
+            .rposition(|w| w == b"\r\n")
+            .map(|i| i + 2)
+            .expect("a response");
+        let mut tree_bytes = Vec::new();
+        tree.encode(&mut tree_bytes);
+        assert_eq!(digest[at..], [&[1][..], &tree_bytes].concat()[..]);
+        // Without a tree: the summary, with none.
+        let without = [&digest[..at], &[0]].concat();
+        let summary = Summary::from_digest(&without).expect("decodes");
+        assert!(summary.tree(raw.len() as u64).is_none());
+        assert_eq!(summary.envelope, back.envelope);
+        // Every truncation, anything after the tree, an unknown marker,
+        // garbage in place of the tree: refused, never a panic.
+        for end in 0..digest.len() {
+            assert!(
+                Summary::from_digest(&digest[..end]).is_none(),
+                "cut at {end}"
+            );
+        }
+        assert!(Summary::from_digest(&[&digest[..], &[0]].concat()).is_none());
+        assert!(Summary::from_digest(&[&without[..], &[0]].concat()).is_none());
+        assert!(Summary::from_digest(&[&digest[..at], &[2]].concat()).is_none());
+        for garbage in [&[1u8][..], &[1, 0xff, 0xff], &[1, 5, 1, 0, 0, 9, 0]] {
+            let bad = [&digest[..at], garbage].concat();
+            assert!(Summary::from_digest(&bad).is_none(), "{garbage:?}");
+        }
+        // Every byte of the tree changed: decodes or not, never a panic,
+        // and a tree that decodes stays within its body.
+        for i in at..digest.len() {
+            for value in [0u8, 1, 0x7f, 0x80, 0xff] {
+                let mut bad = digest.clone();
+                bad[i] = value;
+                if let Some(summary) = Summary::from_digest(&bad) {
+                    if let Some(tree) = &summary.tree {
+                        assert!(tree.size() < 1 << 32);
+                    }
+                }
+            }
+        }
     }
 
     #[test]
