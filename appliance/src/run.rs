@@ -46,6 +46,9 @@ const AUTH_FAILURE_WINDOW: Duration = Duration::from_secs(300);
 const MOVE_QUEUE: usize = 64;
 /// How long the shards may take to bind their listeners.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a stopping shard waits for the digests still being made
+/// before it closes its log.
+const DIGESTS_AT_STOP: Duration = Duration::from_secs(10);
 
 /// Runs the appliance until it is stopped; exit 0 after a clean stop.
 pub fn run(args: RunArgs) -> ExitCode {
@@ -467,7 +470,9 @@ impl ShardMain {
                     checkpoint = ?report.checkpoint,
                     "storage recovered"
                 );
-                store.mail.digest_with(cairn_imap::DIGESTER);
+                store
+                    .mail
+                    .digest_with(cairn_imap::DIGESTER, ctx.blocking().clone());
                 (store, report.records)
             }
             Err(e) => {
@@ -615,6 +620,18 @@ impl ShardMain {
                 shard = id,
                 left,
                 "closing connections still open at the deadline"
+            );
+        }
+        // Digests still being made are written before the log closes (a
+        // digest missed is only a parse at the first read).
+        if cairn_shards::time::timeout(DIGESTS_AT_STOP, store.mail.digests_settled())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                shard = id,
+                left = store.mail.digests_in_flight(),
+                "closing the log with digests still being made"
             );
         }
         checkpoints.at_stop().await;

@@ -8,5 +8,6 @@ pub const TABLE_BATCH: u8 = 2;
 pub const BLOB: u8 = 3;
 /// A mailbox operation (`mailbox`).
 pub const MAILBOX_OP: u8 = 4;
-/// A body's digest (`mailbox::digests`), queued right before its body.
+/// A body's digest (`mailbox::digests`), appended after its body once made
+/// (off the shard).
 pub const BLOB_DIGEST: u8 = 5;

@@ -26,6 +26,7 @@ pub struct StorageMetrics {
     body_reads: IntCounterVec,
     digest_reads: IntCounterVec,
     digests_rejected: IntCounterVec,
+    digests_skipped: IntCounterVec,
     body_streams: IntCounterVec,
 }
 
@@ -80,6 +81,10 @@ impl StorageMetrics {
                 "cairn_storage_digests_rejected_total",
                 "Digests read back that their reader could not decode (it parsed the body instead).",
             ),
+            digests_skipped: family(
+                "cairn_storage_digests_skipped_total",
+                "New bodies left without a digest because too many were being made (parsed when read).",
+            ),
             body_streams: family(
                 "cairn_storage_body_streams_total",
                 "Message bodies (or ranges of them) read in chunks, streamed to a client.",
@@ -98,6 +103,7 @@ impl StorageMetrics {
             &m.body_reads,
             &m.digest_reads,
             &m.digests_rejected,
+            &m.digests_skipped,
             &m.body_streams,
         ] {
             metrics.register(f);
@@ -155,6 +161,9 @@ impl StorageMetrics {
         self.digests_rejected
             .with_label_values(&[&s])
             .inc_by(now.rejected_digests - last.rejected_digests);
+        self.digests_skipped
+            .with_label_values(&[&s])
+            .inc_by(now.skipped_digests - last.skipped_digests);
         self.body_streams
             .with_label_values(&[&s])
             .inc_by(now.streams - last.streams);

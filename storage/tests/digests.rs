@@ -1,9 +1,16 @@
 //! Digests (parse caches) made at delivery: present and equal to the
 //! digester's output, read without the body, kept across a replay, a
 //! checkpoint and a compaction; none for a body stored without a digester
-//! or for a reader of another version.
+//! or for a reader of another version. They are made off the shard and
+//! not waited for: a delivery is acknowledged before a slow digest is
+//! made, a crash before it is durable leaves the message without one, and
+//! bodies staged while too many are being made get none.
+
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use cairn_shards::local::block_on;
+use cairn_shards::BlockingPool;
 use cairn_storage::log::LogConfig;
 use cairn_storage::mailbox::{BlobRef, Digester};
 use cairn_storage::shard_store::{CompactionConfig, ShardStore};
@@ -19,6 +26,35 @@ const V1: Digester = Digester {
     digest: reversed,
 };
 
+/// [`V1`]'s digest, made in 300 ms.
+fn slowly_reversed(raw: &[u8]) -> Vec<u8> {
+    std::thread::sleep(Duration::from_millis(300));
+    reversed(raw)
+}
+
+const SLOW_V1: Digester = Digester {
+    version: 1,
+    digest: slowly_reversed,
+};
+
+/// Holds [`gated`] digests until opened.
+static GATE: (Mutex<bool>, Condvar) = (Mutex::new(false), Condvar::new());
+
+/// [`V1`]'s digest, made once [`GATE`] is open.
+fn gated(raw: &[u8]) -> Vec<u8> {
+    let (open, opened) = &GATE;
+    let mut open = open.lock().unwrap_or_else(|e| e.into_inner());
+    while !*open {
+        open = opened.wait(open).unwrap_or_else(|e| e.into_inner());
+    }
+    reversed(raw)
+}
+
+const GATED_V1: Digester = Digester {
+    version: 1,
+    digest: gated,
+};
+
 fn body(i: usize) -> Vec<u8> {
     format!("Subject: m{i}\r\n\r\n{}", "x".repeat(1000 + i)).into_bytes()
 }
@@ -30,9 +66,17 @@ async fn open(data: &std::path::Path, digester: Option<Digester>) -> ShardStore 
     };
     let (store, _) = ShardStore::open_with(data, 0, config).await.expect("open");
     if let Some(d) = digester {
-        store.mail.digest_with(d);
+        let (pool, _workers) = BlockingPool::start(2, 1024).expect("pool");
+        store.mail.digest_with(d, pool);
     }
     store
+}
+
+async fn deliver(store: &ShardStore, i: usize) {
+    let rcpt = [(ALICE.to_string(), "INBOX".to_string())];
+    store.mail.deliver(&rcpt, &body(i), 0).await[0]
+        .as_ref()
+        .expect("delivered");
 }
 
 fn blobs(store: &ShardStore) -> Vec<BlobRef> {
@@ -71,11 +115,9 @@ fn digests_survive_replay_checkpoint_and_compaction() {
             .await
             .expect("account");
         for i in 0..40 {
-            let rcpt = [(ALICE.to_string(), "INBOX".to_string())];
-            store.mail.deliver(&rcpt, &body(i), 0).await[0]
-                .as_ref()
-                .expect("delivered");
+            deliver(&store, i).await;
         }
+        store.mail.digests_settled().await;
         assert_digests(&store, 40).await;
         for (i, blob) in blobs(&store).iter().enumerate() {
             assert_eq!(store.mail.body(blob).await.expect("body"), body(i));
@@ -161,6 +203,7 @@ fn no_digest_without_a_digester_or_for_another_version() {
         store.mail.deliver(&rcpt, &body(1), 0).await[0]
             .as_ref()
             .expect("delivered");
+        store.mail.digests_settled().await;
         let new = blobs(&store)[1];
         assert_eq!(
             store.mail.digest(&new).await.expect("read"),
@@ -173,6 +216,209 @@ fn no_digest_without_a_digester_or_for_another_version() {
         let store = open(tmp.path(), Some(v2)).await;
         assert_eq!(store.mail.digest(&new).await.expect("read"), None);
         assert_eq!(store.mail.reads().digests, 0);
+        store.log.close().await;
+    })
+    .expect("runtime");
+}
+
+#[test]
+fn a_delivery_is_acknowledged_before_its_slow_digest_is_made() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    block_on(async {
+        let store = open(tmp.path(), Some(SLOW_V1)).await;
+        store
+            .mail
+            .create_account(ALICE, 0, 0)
+            .await
+            .expect("account");
+        let start = Instant::now();
+        deliver(&store, 0).await;
+        let acknowledged = start.elapsed();
+        assert!(
+            acknowledged < Duration::from_millis(300),
+            "acknowledged after {acknowledged:?}: it waited for the digest"
+        );
+        assert_eq!(store.mail.digests_in_flight(), 1);
+        let blob = blobs(&store)[0];
+        assert_eq!(store.mail.digest(&blob).await.expect("read"), None);
+        assert_eq!(store.mail.body(&blob).await.expect("body"), body(0));
+
+        store.mail.digests_settled().await;
+        assert!(start.elapsed() >= Duration::from_millis(300));
+        assert_eq!(store.mail.digests_in_flight(), 0);
+        assert_digests(&store, 1).await;
+        store.log.close().await;
+
+        // Durable: found again after a replay.
+        let store = open(tmp.path(), Some(V1)).await;
+        assert_digests(&store, 1).await;
+        store.log.close().await;
+    })
+    .expect("runtime");
+}
+
+#[test]
+fn a_crash_before_the_digest_is_durable_leaves_the_message_without_one() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    block_on(async {
+        let store = open(tmp.path(), Some(SLOW_V1)).await;
+        store
+            .mail
+            .create_account(ALICE, 0, 0)
+            .await
+            .expect("account");
+        deliver(&store, 0).await;
+        // The log goes while the digest is being made: its record is never
+        // written (the late append is refused, nothing is indexed).
+        assert_eq!(store.mail.digests_in_flight(), 1);
+        store.log.close().await;
+        store.mail.digests_settled().await;
+        let blob = blobs(&store)[0];
+        assert_eq!(store.mail.digest(&blob).await.expect("read"), None);
+
+        let store = open(tmp.path(), Some(V1)).await;
+        let found = blobs(&store);
+        assert_eq!(found.len(), 1);
+        assert_eq!(store.mail.body(&found[0]).await.expect("body"), body(0));
+        assert_eq!(store.mail.digest(&found[0]).await.expect("read"), None);
+        // A new body still gets its digest.
+        deliver(&store, 1).await;
+        store.mail.digests_settled().await;
+        let found = blobs(&store);
+        assert_eq!(
+            store.mail.digest(&found[1]).await.expect("read"),
+            Some(reversed(&body(1)))
+        );
+        store.log.close().await;
+    })
+    .expect("runtime");
+}
+
+#[test]
+fn bodies_staged_while_too_many_digests_are_made_get_none() {
+    const IN_FLIGHT: usize = cairn_storage::mailbox::MAX_DIGESTS_IN_FLIGHT;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    block_on(async {
+        let store = open(tmp.path(), Some(GATED_V1)).await;
+        store
+            .mail
+            .create_account(ALICE, 0, 0)
+            .await
+            .expect("account");
+        for i in 0..IN_FLIGHT + 6 {
+            deliver(&store, i).await;
+        }
+        assert_eq!(store.mail.digests_in_flight(), IN_FLIGHT);
+        assert_eq!(store.mail.reads().skipped_digests, 6);
+        {
+            let (open, opened) = &GATE;
+            *open.lock().unwrap_or_else(|e| e.into_inner()) = true;
+            opened.notify_all();
+        }
+        store.mail.digests_settled().await;
+        for (i, blob) in blobs(&store).iter().enumerate() {
+            let want = (i < IN_FLIGHT).then(|| reversed(&body(i)));
+            assert_eq!(store.mail.digest(blob).await.expect("read"), want, "{i}");
+            assert_eq!(store.mail.body(blob).await.expect("body"), body(i));
+        }
+        store.log.close().await;
+    })
+    .expect("runtime");
+}
+
+/// Holds [`gated_too`] digests until opened.
+static OTHER_GATE: (Mutex<bool>, Condvar) = (Mutex::new(false), Condvar::new());
+
+/// [`V1`]'s digest, made once [`OTHER_GATE`] is open.
+fn gated_too(raw: &[u8]) -> Vec<u8> {
+    let (open, opened) = &OTHER_GATE;
+    let mut open = open.lock().unwrap_or_else(|e| e.into_inner());
+    while !*open {
+        open = opened.wait(open).unwrap_or_else(|e| e.into_inner());
+    }
+    reversed(raw)
+}
+
+#[test]
+fn a_digest_made_after_its_body_was_forgotten_is_dropped() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let digester = Digester {
+        version: 1,
+        digest: gated_too,
+    };
+    block_on(async {
+        let store = open(tmp.path(), Some(digester)).await;
+        store
+            .mail
+            .create_account(ALICE, 0, 0)
+            .await
+            .expect("account");
+        deliver(&store, 0).await;
+        let gone = blobs(&store)[0].hash;
+        let deleted =
+            cairn_storage::mailbox::Flags::new(cairn_storage::mailbox::flags::DELETED, &[]);
+        store
+            .mail
+            .store_flags(
+                ALICE,
+                "INBOX",
+                &[1],
+                cairn_storage::mailbox::FlagAction::Add,
+                &deleted,
+                None,
+            )
+            .await
+            .expect("flag");
+        store
+            .mail
+            .expunge(ALICE, "INBOX", None)
+            .await
+            .expect("expunge");
+        // Enough mail after it to seal its segment.
+        for i in 1..=30 {
+            deliver(&store, i).await;
+        }
+        let config = CompactionConfig {
+            min_dead_fraction: 0.0,
+            ..CompactionConfig::default()
+        };
+        let report = store.compact(&config).await.expect("compact");
+        assert!(!report.removed.is_empty(), "{report:?}");
+        assert_eq!(store.mail.blob_count(), 30, "the dead body is forgotten");
+
+        // Its digest is made and written now: not indexed.
+        {
+            let (open, opened) = &OTHER_GATE;
+            *open.lock().unwrap_or_else(|e| e.into_inner()) = true;
+            opened.notify_all();
+        }
+        store.mail.digests_settled().await;
+        let orphan = BlobRef::pending(gone);
+        assert_eq!(store.mail.digest(&orphan).await.expect("read"), None);
+        let check = |store: ShardStore| async move {
+            let found = blobs(&store);
+            assert_eq!(found.len(), 30);
+            for (i, blob) in found.iter().enumerate() {
+                assert_eq!(
+                    store.mail.digest(blob).await.expect("read"),
+                    Some(reversed(&body(i + 1)))
+                );
+            }
+            store
+        };
+        let store = check(store).await;
+        store.log.close().await;
+
+        // Nor at replay (its record lies after the checkpoint), nor in the
+        // next checkpoint.
+        let store = open(tmp.path(), Some(V1)).await;
+        assert_eq!(store.mail.digest(&orphan).await.expect("read"), None);
+        let store = check(store).await;
+        store.checkpoint().await.expect("checkpoint");
+        store.log.close().await;
+        let store = open(tmp.path(), Some(V1)).await;
+        assert_eq!(store.mail.digest(&orphan).await.expect("read"), None);
+        let store = check(store).await;
         store.log.close().await;
     })
     .expect("runtime");

@@ -42,10 +42,7 @@ impl MailStore {
         if count == 0 {
             return Ok(Vec::new());
         }
-        let staged: Vec<_> = messages
-            .iter()
-            .map(|(body, ..)| self.inner.blobs.stage(&self.inner.log, body))
-            .collect();
+        let staged: Vec<_> = messages.iter().map(|(body, ..)| self.stage(body)).collect();
         let done = self
             .append_staged_many(account, &mailbox, &staged, messages, (size, count))
             .await;

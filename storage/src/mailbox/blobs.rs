@@ -21,15 +21,21 @@
 //! one). Such an operation carries a pending [`BlobRef`] (hash only); it is
 //! resolved to the body's location when applied, and by hash at replay.
 //!
-//! With a [`Digester`], a new body's digest is staged with it, its record
-//! queued right before the body's (see `digests`); the index of digests
-//! (hash → log location and version) is kept here beside the bodies', and
-//! moved and forgotten with them.
+//! With a [`Digester`], a new body's digest is made after it is staged, on
+//! the shard's blocking pool, and its record appended once made (see
+//! `digests`): it is indexed once durable if its body is stored by then.
+//! At most [`MAX_DIGESTS_IN_FLIGHT`] are made at a time; a body staged
+//! beyond that gets none (it is parsed when read, and counted in
+//! [`Reads::skipped_digests`]). The index of digests (hash → log location
+//! and version) is kept here beside the bodies', and moved and forgotten
+//! with them; a digest whose body is not stored is dropped.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
+use cairn_shards::BlockingPool;
+use event_listener::Event;
 use sha2::{Digest, Sha256};
 
 use super::digests::{self, DigestRef, Digester};
@@ -50,19 +56,30 @@ pub struct Blobs {
     digests: RefCell<HashMap<[u8; 32], DigestRef>>,
     /// What digests new bodies (none: no digests are made).
     digester: Cell<Option<Digester>>,
+    /// Where digests are made (set with the digester).
+    pool: RefCell<Option<BlockingPool>>,
+    /// The bodies whose digest is being made or appended.
+    digesting: RefCell<HashSet<[u8; 32]>>,
+    /// Notified when `digesting` empties.
+    digests_settled: Event,
     reads: Cell<Reads>,
 }
+
+/// Digests made at a time per shard (see [`Blobs::start_digest`]).
+pub const MAX_DIGESTS_IN_FLIGHT: usize = 64;
 
 /// Reads of bodies and of digests since the store opened, and digests
 /// their reader could not decode (it parsed the body instead). `bodies`
 /// counts bodies read whole into memory, `streams` bodies (or ranges of
-/// them) opened for reading in chunks (`stream`).
+/// them) opened for reading in chunks (`stream`); `skipped_digests` new
+/// bodies left without a digest because too many were being made.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Reads {
     pub bodies: u64,
     pub digests: u64,
     pub rejected_digests: u64,
     pub streams: u64,
+    pub skipped_digests: u64,
 }
 
 /// Keeps a body live (see [`Blobs::is_live`]) while it is held: taken when
@@ -107,7 +124,9 @@ impl Blobs {
     }
 
     /// Records a digest found by recovery (the newest record of a body's
-    /// digest wins, as for bodies).
+    /// digest wins, as for bodies). It may come before or after its body's
+    /// record; one whose body is not found is dropped at the end
+    /// ([`Blobs::drop_orphan_digests`]).
     pub fn replay_digest(&self, at: Location, payload: &[u8]) -> Result<(), MailError> {
         let (hash, version, _) = digests::decode(payload)
             .ok_or_else(|| MailError::Corrupt("digest record shorter than its header".into()))?;
@@ -119,10 +138,77 @@ impl Blobs {
         self.digests.borrow_mut().insert(digest.hash, digest);
     }
 
-    /// Digests the bodies stored from now on with `digester`; only digests
-    /// of its version are read back.
-    pub fn digest_with(&self, digester: Digester) {
+    /// Records a durable digest if its body is stored (a body forgotten
+    /// meanwhile, or whose record failed, leaves it out).
+    fn record_digest_if_stored(&self, digest: DigestRef) {
+        if self.index.borrow().contains_key(&digest.hash) {
+            self.record_digest(digest);
+        }
+    }
+
+    /// Forgets the digests whose body is not stored (end of recovery).
+    pub(super) fn drop_orphan_digests(&self) {
+        let index = self.index.borrow();
+        self.digests
+            .borrow_mut()
+            .retain(|hash, _| index.contains_key(hash));
+    }
+
+    /// Digests the bodies stored from now on with `digester`, on `pool`;
+    /// only digests of its version are read back.
+    pub fn digest_with(&self, digester: Digester, pool: BlockingPool) {
         self.digester.set(Some(digester));
+        *self.pool.borrow_mut() = Some(pool);
+    }
+
+    /// Takes a place for making the digest of the new body `hash`: the
+    /// digester and the pool to make it on, or `None` when there is no
+    /// digester, the digest is being made already, or
+    /// [`MAX_DIGESTS_IN_FLIGHT`] are (counted as skipped). The caller
+    /// gives the place back with [`Blobs::end_digest`].
+    pub(super) fn start_digest(&self, hash: [u8; 32]) -> Option<(Digester, BlockingPool)> {
+        let digester = self.digester.get()?;
+        let pool = self.pool.borrow().clone()?;
+        let mut digesting = self.digesting.borrow_mut();
+        if digesting.contains(&hash) {
+            return None;
+        }
+        if digesting.len() >= MAX_DIGESTS_IN_FLIGHT {
+            drop(digesting);
+            self.count_read(|r| r.skipped_digests += 1);
+            return None;
+        }
+        digesting.insert(hash);
+        Some((digester, pool))
+    }
+
+    /// Gives back the place taken by [`Blobs::start_digest`].
+    pub(super) fn end_digest(&self, hash: &[u8; 32]) {
+        let mut digesting = self.digesting.borrow_mut();
+        digesting.remove(hash);
+        if digesting.is_empty() {
+            drop(digesting);
+            self.digests_settled.notify(usize::MAX);
+        }
+    }
+
+    /// Digests being made or appended.
+    pub fn digests_in_flight(&self) -> usize {
+        self.digesting.borrow().len()
+    }
+
+    /// Resolves once no digest is being made or appended.
+    pub async fn digests_settled(&self) {
+        loop {
+            if self.digesting.borrow().is_empty() {
+                return;
+            }
+            let listener = self.digests_settled.listen();
+            if self.digesting.borrow().is_empty() {
+                return;
+            }
+            listener.await;
+        }
     }
 
     /// Counts reads (see [`Reads`]).
@@ -304,11 +390,6 @@ impl Blobs {
         if let Some(found) = self.find(&hash) {
             return Staged::Stored(found);
         }
-        // Queued first: durable whenever the body is.
-        let digest = self.digester.get().map(|d| {
-            let payload = digests::encode(&hash, d.version, &(d.digest)(body));
-            (d.version, log.start_append(kinds::BLOB_DIGEST, &payload))
-        });
         let mut payload = Vec::with_capacity(32 + body.len());
         payload.extend_from_slice(&hash);
         payload.extend_from_slice(body);
@@ -318,7 +399,7 @@ impl Blobs {
             hash,
             failures,
             appending: RefCell::new(Some(appending)),
-            digest: RefCell::new(digest),
+            digest: RefCell::new(None),
             outcome: RefCell::new(None),
             taking: Cell::new(false),
         }))
@@ -404,11 +485,17 @@ impl Blobs {
         }
     }
 
-    /// Every stored body's and digest's reference (for a checkpoint).
+    /// Every stored body's reference, and its digest's (for a checkpoint).
     pub(super) fn refs(&self) -> (Vec<BlobRef>, Vec<DigestRef>) {
+        let index = self.index.borrow();
         (
-            self.index.borrow().values().copied().collect(),
-            self.digests.borrow().values().copied().collect(),
+            index.values().copied().collect(),
+            self.digests
+                .borrow()
+                .values()
+                .filter(|d| index.contains_key(&d.hash))
+                .copied()
+                .collect(),
         )
     }
 
@@ -443,8 +530,9 @@ pub struct PendingBlob {
     /// The log's failed commits when the record was queued.
     failures: u64,
     appending: RefCell<Option<Appending>>,
-    /// The digest's record (queued before the body's) and its version.
-    digest: RefCell<Option<(u16, Appending)>>,
+    /// The body's digest, durable before the body's outcome was taken: it
+    /// is indexed with the body.
+    digest: RefCell<Option<DigestRef>>,
     outcome: RefCell<Option<Result<BlobRef, MailError>>>,
     /// Someone waits in [`PendingBlob::finish`].
     taking: Cell<bool>,
@@ -471,14 +559,29 @@ impl PendingBlob {
         let done = answer
             .map(|at| blobs.record(self.hash, at))
             .map_err(MailError::from);
-        // The digest's record lies before the body's: its answer is in.
-        if let Some((version, mut appending)) = self.digest.borrow_mut().take() {
-            if let (Ok(_), Some(Ok(at))) = (&done, appending.try_take()) {
-                blobs.record_digest(DigestRef::new(self.hash, version, at));
-            }
+        let digest = self.digest.borrow_mut().take();
+        if let (Ok(_), Some(digest)) = (&done, digest) {
+            blobs.record_digest_if_stored(digest);
         }
         *self.outcome.borrow_mut() = Some(done.clone());
         done
+    }
+
+    /// The body's SHA-256.
+    pub fn hash(&self) -> [u8; 32] {
+        self.hash
+    }
+
+    /// Takes the body's digest, durable at `at` (made by `version`):
+    /// indexed now if the body is stored, with the body if its outcome is
+    /// not in yet, never if its record failed.
+    pub(super) fn digest_durable(&self, blobs: &Blobs, version: u16, at: Location) {
+        let digest = DigestRef::new(self.hash, version, at);
+        match self.poll(blobs) {
+            Some(Ok(_)) => blobs.record_digest_if_stored(digest),
+            Some(Err(_)) => {}
+            None => *self.digest.borrow_mut() = Some(digest),
+        }
     }
 
     /// What an operation appended now should carry: the body's location if

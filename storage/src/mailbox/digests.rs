@@ -7,10 +7,17 @@
 //! digest is handed back only to a reader of the same version (a digest of
 //! another version is as good as none: the reader parses the body).
 //!
-//! A digest is a record of its own ([`kinds::BLOB_DIGEST`]), queued right
-//! before its body's record, in the same group commit or an earlier one:
-//! once the body is durable its digest is too. Reading a digest reads only
-//! that small record. Its payload:
+//! A digest is made off the shard, on its blocking pool, from a copy of a
+//! new body once the body's record is queued; nobody waits for it (the
+//! delivery is acknowledged once its body and its message are durable).
+//! Its record ([`kinds::BLOB_DIGEST`]) is appended when it is made, so it
+//! lies after its body's record, in a later group commit (a record of an
+//! older store may lie before it); it is indexed once durable if its body
+//! is stored by then. A digest is a cache: a body without one (a crash
+//! before it was durable, a pool that failed, one still being made, or too
+//! many being made at once) is parsed when read, and replay drops a digest
+//! whose body it does not find. Reading a digest reads only that small
+//! record. Its payload:
 //!
 //! ```text
 //! | body hash (32) | version (u16 LE) | digest … |

@@ -46,6 +46,7 @@ use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 
 use cairn_shards::sync::{LocalGuard, LocalMutex};
+use cairn_shards::BlockingPool;
 use event_listener::Event;
 
 use crate::notify::Changed;
@@ -54,8 +55,8 @@ use futures_channel::oneshot;
 use crate::bayes::BayesStore;
 use crate::kinds;
 use crate::log::{Location, SegmentLog};
-pub use blobs::Reads;
 use blobs::{Blobs, PendingBlob, Pin, Staged};
+pub use blobs::{Reads, MAX_DIGESTS_IN_FLIGHT};
 pub use compaction::Evacuated;
 pub use digests::{DigestRef, Digester};
 pub use flags::{FlagAction, Flags};
@@ -139,6 +140,9 @@ impl MailRecovery {
     pub fn finish(mut self, log: SegmentLog) -> MailStore {
         let blobs = &self.blobs;
         self.state.relink(&|hash| blobs.find(hash));
+        // A digest may lie after its body's record: one whose body was
+        // forgotten before it was written has none to go with.
+        blobs.drop_orphan_digests();
         MailStore {
             inner: Rc::new(Inner {
                 log,
@@ -702,7 +706,7 @@ impl MailStore {
             a.mailbox(mailbox)?;
             a.check_quota(body.len() as u64, 1)
         })?;
-        let (blob, pin) = self.inner.blobs.stage(&self.inner.log, body);
+        let (blob, pin) = self.stage(body);
         let done = self
             .append_staged(
                 account,
@@ -790,7 +794,7 @@ impl MailStore {
         body: &[u8],
         internal_date: i64,
     ) -> Vec<Result<Delivered, MailError>> {
-        let (blob, pin) = self.inner.blobs.stage(&self.inner.log, body);
+        let (blob, pin) = self.stage(body);
         let size = body.len() as u64;
         let out = if let [(account, mailbox)] = recipients {
             vec![
@@ -852,10 +856,56 @@ impl MailStore {
     }
 
     /// Digests the bodies stored from now on with `digester` (before that:
-    /// none); only digests of its version are handed back by
-    /// [`MailStore::digest`]. Set once, when the shard's services are built.
-    pub fn digest_with(&self, digester: Digester) {
-        self.inner.blobs.digest_with(digester);
+    /// none), on `pool` (the shard's blocking pool); only digests of its
+    /// version are handed back by [`MailStore::digest`]. Set once, when
+    /// the shard's services are built.
+    pub fn digest_with(&self, digester: Digester, pool: BlockingPool) {
+        self.inner.blobs.digest_with(digester, pool);
+    }
+
+    /// Stages `body` (see [`Blobs::stage`]) and, if it is new, starts
+    /// making its digest.
+    fn stage(&self, body: &[u8]) -> (Staged, Rc<Pin>) {
+        let (staged, pin) = self.inner.blobs.stage(&self.inner.log, body);
+        if let Staged::Pending(pending) = &staged {
+            self.digest_later(pending, body);
+        }
+        (staged, pin)
+    }
+
+    /// Makes the digest of a body being staged off the shard (on the
+    /// blocking pool, from a copy of the body) and appends its record once
+    /// made; it is indexed once durable, with its body. Nobody waits for
+    /// it: a body without a digest (none made yet, or ever) is parsed when
+    /// read.
+    fn digest_later(&self, pending: &Rc<PendingBlob>, body: &[u8]) {
+        let hash = pending.hash();
+        let Some((digester, pool)) = self.inner.blobs.start_digest(hash) else {
+            return;
+        };
+        let body = body.to_vec();
+        let (inner, pending) = (self.inner.clone(), pending.clone());
+        cairn_shards::spawn_detached(async move {
+            if let Ok(digest) = pool.run(move || (digester.digest)(&body)).await {
+                let payload = digests::encode(&hash, digester.version, &digest);
+                let appended = inner.log.append(kinds::BLOB_DIGEST, &payload).await;
+                if let Ok(at) = appended {
+                    pending.digest_durable(&inner.blobs, digester.version, at);
+                }
+            }
+            inner.blobs.end_digest(&hash);
+        });
+    }
+
+    /// Digests being made (or their records appended) now.
+    pub fn digests_in_flight(&self) -> usize {
+        self.inner.blobs.digests_in_flight()
+    }
+
+    /// Resolves once no digest is being made or appended (every digest of
+    /// a body staged so far is durable and indexed, or was given up).
+    pub async fn digests_settled(&self) {
+        self.inner.blobs.digests_settled().await;
     }
 
     /// The digest of a message body, reading only the digest from disk;
@@ -885,7 +935,7 @@ impl MailStore {
     /// the index. The holder counts its reference
     /// ([`MailStore::count_body`]) before it drops the hold.
     pub(crate) fn stage_body(&self, body: &[u8]) -> Result<HeldBody, MailError> {
-        let (staged, pin) = self.inner.blobs.stage(&self.inner.log, body);
+        let (staged, pin) = self.stage(body);
         let hash = match &staged {
             Staged::Stored(b) => b.hash,
             Staged::Pending(p) => p.reference(&self.inner.blobs, &self.inner.log)?.hash,
