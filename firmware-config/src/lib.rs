@@ -47,7 +47,7 @@
 //! enabled = false
 //!
 //! [limits]
-//! max_message_size = 104857600
+//! max_message_size = 41943040   # 40 MiB (at most one storage segment, 64 MiB)
 //!
 //! [log]
 //! level = "info,cairn_http=debug"
