@@ -201,12 +201,12 @@ async def main():
     a, b = Subscriber("a"), Subscriber("b")
     await a.join(rid, pub_id, invite)
     await b.join(rid, pub_id, invite)
-    status, _, body = http("POST", f"/api/v1/rooms/{rid}/recording", invite)
+    status, _, body = http("POST", f"/api/v1/rooms/{rid}/recording", ADMIN)
     record_start = time.monotonic()
     files = json.loads(body).get("files", []) if status == 201 else []
     check("start recording the room (201, one file for the publisher)", len(files) == 1, f"{status} {body}")
     await asyncio.sleep(4)
-    status, _, _ = http("DELETE", f"/api/v1/rooms/{rid}/recording", invite)
+    status, _, _ = http("DELETE", f"/api/v1/rooms/{rid}/recording", ADMIN)
     recorded = time.monotonic() - record_start
     check("stop recording (204)", status == 204, status)
     for s in (a, b):
