@@ -5,8 +5,9 @@
 //! a real IMAP client (async-imap) fetching ENVELOPE and BODYSTRUCTURE of
 //! every message is served from those digests: `/metrics` counts one
 //! digest read per message and no body read. A section is streamed from
-//! the range the stored MIME tree gives; searching the text still reads
-//! and parses the bodies. `[storage] segment_mib = 1` makes the mail span
+//! the range the stored MIME tree gives, and so are the header and the
+//! text parts SEARCH reads: no body is read whole, nor parsed. `[storage]
+//! segment_mib = 1` makes the mail span
 //! several segment files, which the digests are read across.
 
 use std::path::Path;
@@ -121,7 +122,7 @@ fn settle() {
 }
 
 #[test]
-fn fetches_after_a_restart_are_served_from_digests_made_at_delivery() {
+fn fetches_and_searches_after_a_restart_are_served_from_digests_made_at_delivery() {
     let setup =
         Setup::new("[mail_access]\nallow_plaintext_auth = true\n\n[limits]\nmax_message_size = 512000\n\n[storage]\nsegment_mib = 1\n");
     let (imap, smtp) = (
@@ -177,12 +178,26 @@ fn fetches_after_a_restart_are_served_from_digests_made_at_delivery() {
     );
     assert_eq!(counter(&appliance, "cairn_storage_body_reads_total"), 0);
     assert_eq!(counter(&appliance, "cairn_storage_body_streams_total"), 1);
-    // Decoding a part (BINARY) still reads and parses the body.
-    // Searching the text still reads and parses the bodies.
+    // SEARCH BODY reads each message's text part (its only one), and
+    // nothing else: one range each.
     let found = rt.block_on(search(imap, "BODY \"Line of message 7,\""));
     assert_eq!(found, [8]);
     settle();
     let bodies = counter(&appliance, "cairn_storage_body_reads_total");
-    println!("after SEARCH BODY: {bodies} body reads");
-    assert_eq!(bodies, MESSAGES as u64);
+    let streams = counter(&appliance, "cairn_storage_body_streams_total");
+    println!("after SEARCH BODY: {bodies} body reads, {streams} ranges read");
+    assert_eq!(bodies, 0, "SEARCH BODY read no body whole");
+    assert_eq!(streams, 1 + MESSAGES as u64);
+    // A header key reads each message's header range.
+    let found = rt.block_on(search(imap, "SUBJECT \"cached subject 1\" FROM sender"));
+    let want: Vec<u32> = (1..=MESSAGES as u32)
+        .filter(|seq| (seq - 1).to_string().starts_with('1'))
+        .collect();
+    assert_eq!(found, want);
+    settle();
+    assert_eq!(counter(&appliance, "cairn_storage_body_reads_total"), 0);
+    assert_eq!(
+        counter(&appliance, "cairn_storage_body_streams_total"),
+        1 + 2 * MESSAGES as u64
+    );
 }

@@ -24,10 +24,13 @@ mod tests;
 use std::num::NonZeroU32;
 
 pub use parsed::Parsed;
-pub use search::{matches, needs_message, Candidate, SearchContext};
+pub use search::{
+    matches, needs_body, needs_header, needs_message, part_text, Candidate, MessageText,
+    SearchContext,
+};
 pub use section::BinaryError;
 pub(crate) use section::{filter_fields, Located};
-pub use shape::{cut_range, Shape};
+pub use shape::{cut_range, Framing, Shape};
 pub use sort::{sort, SortItem};
 pub use thread::{thread, thread_root};
 

@@ -130,9 +130,13 @@ impl<'a> Parsed<'a> {
     }
 }
 
+/// Adds a part's text as a line of its own; an empty text adds nothing
+/// (so that the texts of parts decoded alone add up to the same).
 fn push_line(out: &mut String, text: &str) {
-    out.push_str(text);
-    out.push('\n');
+    if !text.is_empty() {
+        out.push_str(text);
+        out.push('\n');
+    }
 }
 
 impl Node<'_> {

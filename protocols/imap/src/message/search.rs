@@ -2,7 +2,10 @@
 //! (a [`Candidate`]) against one search key.
 //!
 //! Text keys match by case-insensitive substring (Unicode simple
-//! lowercase) on decoded UTF-8. Dates: BEFORE/ON/SINCE compare the
+//! lowercase) on decoded UTF-8: header keys on the message header
+//! (RFC 2047 words decoded), BODY on the text of the text parts
+//! (transfer encoding and charset undone, HTML reduced to text), TEXT on
+//! both ([`MessageText`]). Dates: BEFORE/ON/SINCE compare the
 //! internal date's day in UTC; SENTBEFORE/SENTON/SENTSINCE the Date:
 //! header's own day (its time and zone ignored), or the internal date's
 //! day when the message has no parseable Date:.
@@ -16,6 +19,7 @@ use imap_types::{
 use mail_parser::HeaderName;
 
 use super::parsed::Parsed;
+use super::shape::Framing;
 
 /// The message a search key is evaluated against.
 pub struct Candidate<'a> {
@@ -33,9 +37,62 @@ pub struct Candidate<'a> {
     pub internal_date: i64,
     /// Its size in octets (RFC822.SIZE).
     pub size: u64,
-    /// The parsed message; `Some` when [`needs_message`] says the key
+    /// The message's text; `Some` when [`needs_message`] says the key
     /// needs it (keys that need it do not match without it).
-    pub parsed: Option<&'a Parsed<'a>>,
+    pub text: Option<&'a MessageText<'a>>,
+}
+
+/// What the text keys of SEARCH read of one message: its header when a
+/// key needs it ([`needs_header`]), the text of its body when one needs
+/// that ([`needs_body`]).
+pub struct MessageText<'a> {
+    /// The message header, parsed on its own (empty when not asked for).
+    header: Parsed<'a>,
+    /// The body's text, case-folded; `None` when not asked for.
+    body: Option<String>,
+}
+
+impl<'a> MessageText<'a> {
+    /// The text of a message whose header is `header` (the raw header,
+    /// blank line included) and whose body's text (as
+    /// [`Parsed::body_text`] or [`part_text`] give it) is `body`.
+    pub fn new(header: &'a [u8], body: Option<&str>) -> Self {
+        Self {
+            header: Parsed::parse(header),
+            body: body.map(fold),
+        }
+    }
+}
+
+/// The text of one text part, given whole (its header and body: see
+/// [`super::Shape::text_parts`]), decoded as a parse of the whole message
+/// decodes it; the texts of a message's text parts, in order, make its
+/// [`Parsed::body_text`]. A part of a multipart is parsed as the one part
+/// of a multipart (see [`Framing`]), a message's root part alone.
+pub fn part_text(part: &[u8], framing: Framing) -> String {
+    if framing == Framing::Root {
+        return Parsed::parse(part).body_text();
+    }
+    let mut boundary = String::from("=_cairn_part");
+    while part
+        .windows(boundary.len())
+        .any(|w| w == boundary.as_bytes())
+    {
+        boundary.push('_');
+    }
+    let mut wrapped = Vec::with_capacity(part.len() + 3 * boundary.len() + 64);
+    wrapped.extend_from_slice(b"Content-Type: multipart/mixed; boundary=\"");
+    wrapped.extend_from_slice(boundary.as_bytes());
+    wrapped.extend_from_slice(b"\"\r\n\r\n--");
+    wrapped.extend_from_slice(boundary.as_bytes());
+    wrapped.extend_from_slice(b"\r\n");
+    wrapped.extend_from_slice(part);
+    if framing == Framing::Bounded {
+        wrapped.extend_from_slice(b"\r\n--");
+        wrapped.extend_from_slice(boundary.as_bytes());
+        wrapped.extend_from_slice(b"--\r\n");
+    }
+    Parsed::parse(&wrapped).body_text()
 }
 
 /// What a search key's sequence sets expand against. (imap-types does not
@@ -50,12 +107,17 @@ pub struct SearchContext {
 /// Whether evaluating `key` needs the message's bytes (header, body, sent
 /// date); flag, UID, size and internal-date searches do not.
 pub fn needs_message(key: &SearchKey<'_>) -> bool {
+    needs_header(key) || needs_body(key)
+}
+
+/// Whether evaluating `key` needs the message's header (header fields,
+/// the sent date, TEXT).
+pub fn needs_header(key: &SearchKey<'_>) -> bool {
     match key {
-        SearchKey::And(keys) => keys.as_ref().iter().any(needs_message),
-        SearchKey::Not(key) => needs_message(key),
-        SearchKey::Or(a, b) => needs_message(a) || needs_message(b),
+        SearchKey::And(keys) => keys.as_ref().iter().any(needs_header),
+        SearchKey::Not(key) => needs_header(key),
+        SearchKey::Or(a, b) => needs_header(a) || needs_header(b),
         SearchKey::Bcc(_)
-        | SearchKey::Body(_)
         | SearchKey::Cc(_)
         | SearchKey::From(_)
         | SearchKey::Header(..)
@@ -65,6 +127,18 @@ pub fn needs_message(key: &SearchKey<'_>) -> bool {
         | SearchKey::Subject(_)
         | SearchKey::Text(_)
         | SearchKey::To(_) => true,
+        _ => false,
+    }
+}
+
+/// Whether evaluating `key` needs the text of the message's body (BODY,
+/// TEXT).
+pub fn needs_body(key: &SearchKey<'_>) -> bool {
+    match key {
+        SearchKey::And(keys) => keys.as_ref().iter().any(needs_body),
+        SearchKey::Not(key) => needs_body(key),
+        SearchKey::Or(a, b) => needs_body(a) || needs_body(b),
+        SearchKey::Body(_) | SearchKey::Text(_) => true,
         _ => false,
     }
 }
@@ -146,30 +220,36 @@ fn internal_day(c: &Candidate<'_>) -> Option<NaiveDate> {
 
 /// The Date: header's day as written, else the internal date's day.
 fn sent_day(c: &Candidate<'_>) -> Option<NaiveDate> {
-    c.parsed
-        .and_then(|p| p.root().parsed(&HeaderName::Date)?.as_datetime().copied())
+    c.text
+        .and_then(|t| {
+            t.header
+                .root()
+                .parsed(&HeaderName::Date)?
+                .as_datetime()
+                .copied()
+        })
         .and_then(|d| NaiveDate::from_ymd_opt(d.year.into(), d.month.into(), d.day.into()))
         .or_else(|| internal_day(c))
 }
 
 fn header_has(c: &Candidate<'_>, name: &str, needle: &[u8]) -> bool {
-    let Some(parsed) = c.parsed else {
+    let Some(text) = c.text else {
         return false;
     };
     let needle = fold(&String::from_utf8_lossy(needle));
-    parsed
+    text.header
         .header_values(name)
         .iter()
         .any(|value| fold(value).contains(&needle))
 }
 
 fn text_has(c: &Candidate<'_>, needle: &[u8], with_header: bool) -> bool {
-    let Some(parsed) = c.parsed else {
+    let Some(text) = c.text else {
         return false;
     };
     let needle = fold(&String::from_utf8_lossy(needle));
-    (with_header && fold(&parsed.header_text()).contains(&needle))
-        || fold(&parsed.body_text()).contains(&needle)
+    (with_header && fold(&text.header.header_text()).contains(&needle))
+        || text.body.as_deref().is_some_and(|b| b.contains(&needle))
 }
 
 /// Case folding for text matching (Unicode lowercase).
@@ -184,6 +264,7 @@ mod tests {
 
     use super::*;
     use crate::message::fixtures::{crlf, mixed};
+    use crate::message::Shape;
 
     fn s(text: &'static str) -> AString<'static> {
         AString::try_from(text).unwrap_or_else(|_| unreachable!())
@@ -206,7 +287,25 @@ mod tests {
         largest_uid: 500,
     };
 
-    fn candidate<'a>(flags: &'a Flags, parsed: Option<&'a Parsed<'a>>) -> Candidate<'a> {
+    /// The text of `raw` both ways a session makes it: from a parse of
+    /// the whole message, and from its kept tree (its header and text
+    /// parts read and decoded on their own).
+    fn texts(raw: &[u8]) -> [MessageText<'_>; 2] {
+        let parsed = Parsed::parse(raw);
+        let whole = MessageText::new(
+            parsed.bytes(parsed.root().header.clone()),
+            Some(&parsed.body_text()),
+        );
+        let shape = Shape::of(&parsed).unwrap_or_else(|| unreachable!());
+        let parts: String = shape
+            .text_parts()
+            .map(|(part, framing)| part_text(&raw[part], framing))
+            .collect();
+        let kept = MessageText::new(&raw[shape.header()], Some(&parts));
+        [whole, kept]
+    }
+
+    fn candidate<'a>(flags: &'a Flags, text: Option<&'a MessageText<'a>>) -> Candidate<'a> {
         Candidate {
             seq: 3,
             uid: 300,
@@ -216,7 +315,7 @@ mod tests {
             // 2022-03-05T12:00:00Z
             internal_date: 1_646_481_600,
             size: 1000,
-            parsed,
+            text,
         }
     }
 
@@ -276,9 +375,16 @@ mod tests {
     #[test]
     fn internal_and_sent_dates() {
         let raw = crlf("Date: Tue, 1 Mar 2022 23:30:00 -0500\nSubject: x\n\nbody\n");
-        let parsed = Parsed::parse(&raw);
         let flags = Flags::default();
-        let c = candidate(&flags, Some(&parsed));
+        for text in &texts(&raw) {
+            dates_of(&candidate(&flags, Some(text)));
+        }
+        let undated = texts(b"Subject: x\r\n\r\n");
+        let c = candidate(&flags, Some(&undated[1]));
+        assert!(matches(&SearchKey::SentOn(day(2022, 3, 5)), &c, &CTX));
+    }
+
+    fn dates_of(c: &Candidate<'_>) {
         let yes = [
             SearchKey::On(day(2022, 3, 5)),
             SearchKey::Since(day(2022, 3, 5)),
@@ -288,7 +394,7 @@ mod tests {
             SearchKey::SentSince(day(2022, 3, 1)),
         ];
         for key in &yes {
-            assert!(matches(key, &c, &CTX), "{key:?}");
+            assert!(matches(key, c, &CTX), "{key:?}");
         }
         let no = [
             SearchKey::Before(day(2022, 3, 5)),
@@ -297,19 +403,32 @@ mod tests {
             SearchKey::SentBefore(day(2022, 3, 1)),
         ];
         for key in &no {
-            assert!(!matches(key, &c, &CTX), "{key:?}");
+            assert!(!matches(key, c, &CTX), "{key:?}");
         }
-        let undated = Parsed::parse(b"Subject: x\r\n\r\n");
-        let c = candidate(&flags, Some(&undated));
-        assert!(matches(&SearchKey::SentOn(day(2022, 3, 5)), &c, &CTX));
     }
 
     #[test]
     fn text_keys_match_decoded_text_case_insensitively() {
         let raw = mixed();
-        let parsed = Parsed::parse(&raw);
         let flags = Flags::default();
-        let c = candidate(&flags, Some(&parsed));
+        for text in &texts(&raw) {
+            text_keys_of(&candidate(&flags, Some(text)));
+        }
+        let without = candidate(&flags, None);
+        assert!(!matches(&SearchKey::Subject(s("")), &without, &CTX));
+        assert!(needs_message(&SearchKey::Or(
+            Box::new(SearchKey::All),
+            Box::new(SearchKey::Text(s("x")))
+        )));
+        assert!(needs_body(&SearchKey::Not(Box::new(SearchKey::Body(s(
+            "x"
+        ))))));
+        assert!(!needs_body(&SearchKey::Subject(s("x"))));
+        assert!(!needs_header(&SearchKey::Body(s("x"))));
+        assert!(needs_header(&SearchKey::Text(s("x"))));
+    }
+
+    fn text_keys_of(c: &Candidate<'_>) {
         let yes = [
             SearchKey::From(s("JÖRG")),
             SearchKey::From(s("jorg@example")),
@@ -325,7 +444,7 @@ mod tests {
             and(vec![SearchKey::Unseen, SearchKey::Subject(s("menu"))]),
         ];
         for key in &yes {
-            assert!(matches(key, &c, &CTX), "{key:?}");
+            assert!(matches(key, c, &CTX), "{key:?}");
             assert!(needs_message(key), "{key:?}");
         }
         let no = [
@@ -336,13 +455,7 @@ mod tests {
             and(vec![SearchKey::Seen, SearchKey::Subject(s("menu"))]),
         ];
         for key in &no {
-            assert!(!matches(key, &c, &CTX), "{key:?}");
+            assert!(!matches(key, c, &CTX), "{key:?}");
         }
-        let without = candidate(&flags, None);
-        assert!(!matches(&SearchKey::Subject(s("")), &without, &CTX));
-        assert!(needs_message(&SearchKey::Or(
-            Box::new(SearchKey::All),
-            Box::new(SearchKey::Text(s("x")))
-        )));
     }
 }

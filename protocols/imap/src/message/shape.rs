@@ -5,8 +5,13 @@
 //! body and parsing it again (sections resolve over it with the code that
 //! resolves them over [`Parsed`], see [`super::section::Tree`]).
 //!
+//! It also names the text parts (those the parse decoded to text), so
+//! that SEARCH reads the text of a message from those parts alone, each
+//! decoded on its own ([`Shape::text_parts`]), never the attachments.
+//!
 //! Encoded compactly (LEB128 varints): the body's size, the node count,
-//! then the nodes in preorder, each a kind byte, its header's start, the
+//! then the nodes in preorder, each a kind byte (0 a leaf, 1 a multipart,
+//! 2 a message/rfc822, 3 a text leaf), its header's start, the
 //! header's and the body's lengths (a part's body follows its header), and
 //! for a multipart its part count. A digest is read from disk, so decoding
 //! checks everything: every range within the body, each part within its
@@ -16,7 +21,7 @@
 use std::num::NonZeroU32;
 use std::ops::Range;
 
-use super::parsed::{Node, MAX_DEPTH};
+use super::parsed::{Content, Node, MAX_DEPTH};
 use super::section::{locate, Kind, Located, Tree};
 use super::Parsed;
 use imap_types::fetch::Section;
@@ -40,6 +45,10 @@ struct ShapeNode {
     header: Range<usize>,
     body: Range<usize>,
     kind: Kind,
+    /// A leaf the parse decoded to text (plain or HTML).
+    text: bool,
+    /// Where the part lies: what decoding it alone needs.
+    framing: Framing,
     children: Range<usize>,
 }
 
@@ -66,11 +75,7 @@ impl Shape {
         put(out, self.size as u64);
         put(out, self.nodes.len() as u64);
         for node in &self.nodes {
-            out.push(match node.kind {
-                Kind::Leaf => 0,
-                Kind::Multipart => 1,
-                Kind::Message => 2,
-            });
+            out.push(kind_byte(node.kind, node.text));
             put(out, node.header.start as u64);
             put(out, node.header.len() as u64);
             put(out, node.body.len() as u64);
@@ -94,20 +99,28 @@ impl Shape {
             nodes: Vec::with_capacity(count),
             children: Vec::with_capacity(count - 1),
         };
-        shape.node(&mut reader, 0, 0..size)?;
+        shape.node(&mut reader, 0, 0..size, Some(Framing::Root))?;
         (reader.0.is_empty() && shape.nodes.len() == count).then_some(shape)
     }
 
     /// Decodes one node and the nodes under it, at `depth`, within
-    /// `within`; its index.
-    fn node(&mut self, reader: &mut Reader<'_>, depth: usize, within: Range<usize>) -> Option<u32> {
+    /// `within`, its framing `framing` (`None`: a part of a multipart,
+    /// framed by where it ends); its index.
+    fn node(
+        &mut self,
+        reader: &mut Reader<'_>,
+        depth: usize,
+        within: Range<usize>,
+        framing: Option<Framing>,
+    ) -> Option<u32> {
         if depth > MAX_DEPTH || self.nodes.len() >= MAX_NODES {
             return None;
         }
-        let kind = match reader.byte()? {
-            0 => Kind::Leaf,
-            1 => Kind::Multipart,
-            2 => Kind::Message,
+        let (kind, text) = match reader.byte()? {
+            0 => (Kind::Leaf, false),
+            1 => (Kind::Multipart, false),
+            2 => (Kind::Message, false),
+            3 => (Kind::Leaf, true),
             _ => return None,
         };
         let start = usize::try_from(reader.varint()?).ok()?;
@@ -129,12 +142,21 @@ impl Shape {
             header: start..header_end,
             body: header_end..body_end,
             kind,
+            text,
+            framing: match framing {
+                Some(framing) => framing,
+                None if body_end < within.end => Framing::Bounded,
+                None => Framing::Unended,
+            },
             children: 0..0,
         });
         let mut mine = Vec::with_capacity(count.min(64));
         let mut next = header_end;
+        // A message/rfc822 part's message lies as the part lies: its root
+        // is decoded as a part so framed would be.
+        let framing = (kind == Kind::Message).then_some(self.nodes[id].framing);
         for _ in 0..count {
-            let child = self.node(reader, depth + 1, next..body_end)?;
+            let child = self.node(reader, depth + 1, next..body_end, framing)?;
             next = self.nodes[child as usize].body.end;
             mine.push(child);
         }
@@ -142,6 +164,21 @@ impl Shape {
         self.children.extend(mine);
         self.nodes[id].children = from..self.children.len();
         u32::try_from(id).ok()
+    }
+
+    /// The message's header (its blank line included).
+    pub fn header(&self) -> Range<usize> {
+        self.nodes[0].header.clone()
+    }
+
+    /// Each text part, in the order [`Parsed::body_text`] takes them: its
+    /// header and body, and where it lies (what [`super::part_text`]
+    /// needs to decode it alone).
+    pub fn text_parts(&self) -> impl Iterator<Item = (Range<usize>, Framing)> + '_ {
+        self.nodes
+            .iter()
+            .filter(|node| node.text)
+            .map(|node| (node.header.start..node.body.end, node.framing))
     }
 
     /// Where `section`'s content lies (as [`Parsed::find_section`] finds
@@ -201,11 +238,10 @@ fn count_nodes<'t, 'a>(parsed: &'t Parsed<'a>, node: &'t Node<'a>, count: &mut u
 
 fn put_node<'t, 'a>(parsed: &'t Parsed<'a>, node: &'t Node<'a>, out: &mut Vec<u8>) {
     let kind = parsed.kind(node);
-    out.push(match kind {
-        Kind::Leaf => 0,
-        Kind::Multipart => 1,
-        Kind::Message => 2,
-    });
+    out.push(kind_byte(
+        kind,
+        matches!(node.content, Content::Text { .. }),
+    ));
     put(out, node.header.start as u64);
     put(out, node.header.len() as u64);
     put(out, node.body.len() as u64);
@@ -218,6 +254,31 @@ fn put_node<'t, 'a>(parsed: &'t Parsed<'a>, node: &'t Node<'a>, out: &mut Vec<u8
     }
     for child in children {
         put_node(parsed, child, out);
+    }
+}
+
+/// Where a part lies, for decoding it alone as it decodes within its
+/// message (mail-parser decodes a part of a multipart its own way, e.g. a
+/// malformed quoted-printable escape, and a last part that no boundary
+/// ends its own way again). The root of a message/rfc822 part's message
+/// lies as that part lies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// A message's root part (the message's or a message/rfc822's).
+    Root,
+    /// A part of a multipart, a boundary after it.
+    Bounded,
+    /// The last part of a multipart that no boundary ends.
+    Unended,
+}
+
+/// A node's kind byte (see the module).
+fn kind_byte(kind: Kind, text: bool) -> u8 {
+    match kind {
+        Kind::Leaf if text => 3,
+        Kind::Leaf => 0,
+        Kind::Multipart => 1,
+        Kind::Message => 2,
     }
 }
 
@@ -553,7 +614,7 @@ forwarded body
         many.extend_from_slice(&[0, 0, 0, 0]);
         assert!(Shape::decode(&many).is_none());
         assert!(Shape::decode(&[10, 2, 0, 0, 0, 0]).is_none());
-        assert!(Shape::decode(&[10, 1, 3, 0, 0, 0]).is_none());
+        assert!(Shape::decode(&[10, 1, 4, 0, 0, 0]).is_none());
         assert!(Shape::decode(&[10, 1, 0, 0, 0, 0]).is_some());
         assert!(Shape::decode(&[0x8a, 0x00, 1, 0, 0, 0, 0]).is_none());
         assert!(Shape::decode(&[0xff; 12]).is_none());

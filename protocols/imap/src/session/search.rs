@@ -1,11 +1,20 @@
 //! SEARCH, SORT and THREAD (and their UID forms): candidates from the
 //! index, message bytes loaded only when a key needs them; evaluation,
-//! ordering and threading by [`crate::message`]. SEARCH RETURN answers
+//! ordering and threading by [`crate::message`].
+//!
+//! What a key reads of a message comes from the MIME tree kept in its
+//! digest when there is one: the header's range alone (header keys, SORT,
+//! THREAD), and the text parts' ranges alone, each decoded on its own
+//! (BODY, TEXT), so that attachments are never read and nothing is parsed
+//! whole. A message without a kept tree is read and parsed whole (and its
+//! summary kept in the shard's cache). SEARCH RETURN answers
 //! `* ESEARCH` (RFC 4731) and saves the result for `$` (RFC 5182), as
 //! does every SEARCH once IMAP4rev2 is enabled.
 
 use std::fmt::Write as _;
+use std::ops::Range;
 
+use cairn_storage::mailbox::{MailError, Message};
 use imap_types::extensions::sort::SortCriterion;
 use imap_types::extensions::thread::{Thread, ThreadingAlgorithm};
 use imap_types::response::Data;
@@ -15,21 +24,27 @@ use super::view::uid_set;
 use super::{Reply, Session};
 use crate::codec::extended::SearchReturn;
 use crate::codec::response::{self, string};
-use crate::message::{self, Candidate, Parsed, SearchContext, SortItem};
+use crate::message::{self, Candidate, MessageText, Parsed, SearchContext, SortItem};
+use crate::session::summaries::Summary;
 
-/// A message that matched: its number, UID, and (for SORT/THREAD) body.
+/// A message that matched: its number, UID, and (for SORT/THREAD) header.
 struct Hit {
     seq: u32,
     uid: u32,
     internal_date: i64,
     size: u64,
-    raw: Option<Vec<u8>>,
+    header: Option<Vec<u8>>,
 }
 
+/// The hits' headers, parsed (SORT and THREAD read nothing else).
 fn parse_all(hits: &[Hit]) -> Vec<Parsed<'_>> {
     hits.iter()
-        .map(|h| Parsed::parse(h.raw.as_deref().unwrap_or_default()))
+        .map(|h| Parsed::parse(h.header.as_deref().unwrap_or_default()))
         .collect()
+}
+
+fn wide(range: Range<usize>) -> Range<u64> {
+    range.start as u64..range.end as u64
 }
 
 fn sort_items<'p>(hits: &[Hit], parsed: &'p [Parsed<'p>], uid: bool) -> Vec<SortItem<'p>> {
@@ -46,18 +61,62 @@ fn sort_items<'p>(hits: &[Hit], parsed: &'p [Parsed<'p>], uid: bool) -> Vec<Sort
 }
 
 impl Session<'_> {
-    /// The messages matching every key; with their bodies when `bodies`.
+    /// The header of the message `m` when `header` (else empty) and its
+    /// body's text when `body` ([`message::part_text`] of each text part):
+    /// read from the ranges its kept tree names, or else from the whole
+    /// message, parsed.
+    async fn searched_text(
+        &self,
+        m: &Message,
+        header: bool,
+        body: bool,
+    ) -> Result<(Vec<u8>, Option<String>), MailError> {
+        let tree = self.stored_summary(&m.blob).await.and_then(|summary| {
+            let tree = summary.tree(m.size)?;
+            let parts: Vec<_> = tree.text_parts().collect();
+            Some((tree.header(), parts))
+        });
+        if let Some((range, parts)) = tree {
+            let header = match header {
+                true => self.read_range(&m.blob, wide(range)).await?,
+                false => Vec::new(),
+            };
+            if !body {
+                return Ok((header, None));
+            }
+            let mut text = String::new();
+            for (part, framing) in parts {
+                let part = self.read_range(&m.blob, wide(part)).await?;
+                text.push_str(&message::part_text(&part, framing));
+            }
+            return Ok((header, Some(text)));
+        }
+        let raw = self.inner.services.mailstore.body(&m.blob).await?;
+        let parsed = Parsed::parse(&raw);
+        self.inner
+            .summaries
+            .insert(m.blob.hash, Summary::of(&parsed));
+        let header = match header {
+            true => parsed.bytes(parsed.root().header.clone()).to_vec(),
+            false => Vec::new(),
+        };
+        Ok((header, body.then(|| parsed.body_text())))
+    }
+
+    /// The messages matching every key; with their headers when
+    /// `headers`.
     async fn matching(
         &mut self,
         account: &str,
         keys: &[SearchKey<'_>],
-        bodies: bool,
+        headers: bool,
     ) -> Result<Vec<Hit>, Reply> {
         let Some(view) = &self.selected else {
             return Err(Reply::bad("No mailbox selected"));
         };
         let store = &self.inner.services.mailstore;
-        let load = bodies || keys.iter().any(message::needs_message);
+        let header = headers || keys.iter().any(message::needs_header);
+        let body = keys.iter().any(message::needs_body);
         let uids = view.uids().to_vec();
         let messages = store
             .read_mailbox(account, &view.mailbox, |mb| {
@@ -73,12 +132,15 @@ impl Session<'_> {
         };
         let mut hits = Vec::new();
         for (seq, m) in messages {
-            let raw = if load {
-                Some(store.body(&m.blob).await.map_err(|e| Reply::mail(&e))?)
+            let read = if header || body {
+                let read = self.searched_text(&m, header, body).await;
+                Some(read.map_err(|e| Reply::mail(&e))?)
             } else {
                 None
             };
-            let parsed = raw.as_deref().map(Parsed::parse);
+            let text = read
+                .as_ref()
+                .map(|(header, body)| MessageText::new(header, body.as_deref()));
             let candidate = Candidate {
                 seq,
                 uid: m.uid,
@@ -87,16 +149,16 @@ impl Session<'_> {
                 recent: view.is_recent(m.uid),
                 internal_date: m.internal_date,
                 size: m.size,
-                parsed: parsed.as_ref(),
+                text: text.as_ref(),
             };
             if keys.iter().all(|k| message::matches(k, &candidate, &ctx)) {
-                drop(parsed);
+                drop(text);
                 hits.push(Hit {
                     seq,
                     uid: m.uid,
                     internal_date: m.internal_date,
                     size: m.size,
-                    raw: if bodies { raw } else { None },
+                    header: read.filter(|_| headers).map(|(header, _)| header),
                 });
             }
             cairn_shards::yield_if_needed().await;

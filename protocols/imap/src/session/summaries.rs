@@ -40,13 +40,14 @@ pub const DEFAULT_CAPACITY: usize = 20_000;
 /// checks a digest from disk passes like any server's answer; then a byte
 /// saying whether the MIME tree follows, and the tree as byte ranges
 /// ([`Shape`], checked as it decodes), which locates `BODY[section]`
-/// without the body parsed (see [`super::fetch_stream`]).
+/// without the body parsed (see [`super::fetch_stream`]) and names the
+/// text parts SEARCH reads (see [`super::search`]).
 ///
 /// Bump `version` whenever the encoding changes (the layout, a change in
 /// what [`Summary::of`] computes): digests of an older version are then
 /// never read, and those messages are parsed again at their first FETCH.
 pub const DIGESTER: Digester = Digester {
-    version: 3,
+    version: 4,
     digest: digest_of,
 };
 
