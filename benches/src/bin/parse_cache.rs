@@ -10,7 +10,13 @@
 //!   for after the last delivery);
 //! - reading a summary (what FETCH ENVELOPE BODYSTRUCTURE needs) on a
 //!   cold cache: read the body and parse it, against read the digest
-//!   record and decode it.
+//!   record and decode it;
+//! - what SEARCH reads of a message on a cold cache, for a header key
+//!   (SUBJECT) and for a text key (BODY): read the body and parse it
+//!   (header values, text of the text parts), against read the digest and
+//!   from the MIME tree it keeps (decoded alone), read the header's range
+//!   alone, or the text parts' ranges alone (one read when side by side),
+//!   each decoded on its own: what the IMAP session does.
 //!
 //! `cargo run --release -p cairn-benches --bin parse_cache -- --write-results`
 
@@ -21,10 +27,10 @@ use std::time::Instant;
 
 use cairn_benches::report::{new_histogram, record, TABLE_HEADER};
 use cairn_benches::{Measurement, ResultsFile};
-use cairn_imap::message::Parsed;
+use cairn_imap::message::{Parsed, Shape, TextReads};
 use cairn_imap::session::summaries::Summary;
 use cairn_shards::BlockingPool;
-use cairn_storage::mailbox::BlobRef;
+use cairn_storage::mailbox::{BlobRef, BODY_CHUNK};
 use cairn_storage::shard_store::ShardStore;
 use clap::Parser;
 
@@ -135,7 +141,7 @@ fn deliver(
     cli: &Cli,
     attachment: usize,
     digests: bool,
-) -> (Measurement, u64, Vec<BlobRef>, u64) {
+) -> (Measurement, u64, Vec<(BlobRef, u64)>, u64) {
     let (dir, messages, writers, accounts) =
         (dir.to_path_buf(), cli.messages, cli.writers, cli.accounts);
     let pool = pool(cli);
@@ -185,7 +191,7 @@ fn deliver(
                 .mail
                 .messages(&account(a), "INBOX")
                 .unwrap_or_else(|e| panic!("messages: {e}"));
-            blobs.extend(inbox.into_iter().map(|m| m.blob));
+            blobs.extend(inbox.into_iter().map(|m| (m.blob, m.size)));
         }
         store.log.close().await;
         let subject = if digests {
@@ -205,7 +211,7 @@ fn deliver(
 /// Makes the summary of every body in `blobs` after a reopen (no cache in
 /// memory): from the digest record, or by reading and parsing the body (a
 /// body without a digest is parsed, as IMAP would).
-fn summaries(dir: &Path, cli: &Cli, blobs: &[BlobRef], from_digest: bool) -> Measurement {
+fn summaries(dir: &Path, cli: &Cli, blobs: &[(BlobRef, u64)], from_digest: bool) -> Measurement {
     let (dir, blobs) = (dir.to_path_buf(), blobs.to_vec());
     let pool = pool(cli);
     cairn_shards::local::block_on(async move {
@@ -219,7 +225,7 @@ fn summaries(dir: &Path, cli: &Cli, blobs: &[BlobRef], from_digest: bool) -> Mea
             "read body + parse"
         });
         let start = Instant::now();
-        for blob in &blobs {
+        for (blob, _) in &blobs {
             let t = Instant::now();
             let digest = if from_digest {
                 store
@@ -251,6 +257,134 @@ fn summaries(dir: &Path, cli: &Cli, blobs: &[BlobRef], from_digest: bool) -> Mea
     .unwrap_or_else(|e| panic!("executor: {e}"))
 }
 
+/// What SEARCH reads of a message.
+#[derive(Clone, Copy, PartialEq)]
+enum Searched {
+    /// The values of a header field (SUBJECT).
+    Subject,
+    /// The text of the text parts (BODY).
+    Body,
+}
+
+/// The bytes `range` of `blob`, read as a session reads a range.
+async fn read_range(store: &ShardStore, blob: &BlobRef, range: std::ops::Range<usize>) -> Vec<u8> {
+    let range = range.start as u64..range.end as u64;
+    let mut reader = store
+        .mail
+        .body_reader(blob, Some(range))
+        .await
+        .unwrap_or_else(|e| panic!("range: {e}"));
+    let mut out = Vec::new();
+    while let Some(chunk) = reader.next_chunk().await {
+        out.extend_from_slice(&chunk.unwrap_or_else(|e| panic!("chunk: {e}")));
+    }
+    out
+}
+
+/// How a search reads a message.
+#[derive(Clone, Copy, PartialEq)]
+enum Reading {
+    /// Reads the body whole and parses it.
+    Parse,
+    /// Reads the digest, decodes its MIME tree, reads the ranges.
+    DigestRanges,
+    /// Reads the ranges of a MIME tree already in memory.
+    KeptRanges,
+}
+
+/// The MIME tree of `blob` (of `size` bytes) kept in its digest (`None`:
+/// it was left without one; it is then parsed, as the session would).
+async fn kept_tree(store: &ShardStore, blob: &BlobRef, size: u64) -> Option<Shape> {
+    let digest = store
+        .mail
+        .digest(blob)
+        .await
+        .unwrap_or_else(|e| panic!("digest: {e}"));
+    let tree = digest
+        .as_deref()
+        .and_then(Summary::tree_from_digest)
+        .flatten();
+    tree.filter(|t| t.size() == size)
+}
+
+/// Reads what SEARCH reads of every body in `blobs` after a reopen (no
+/// cache in memory, but for [`Reading::KeptRanges`] the trees) and looks
+/// for a word in it.
+fn searches(
+    dir: &Path,
+    cli: &Cli,
+    blobs: &[(BlobRef, u64)],
+    what: Searched,
+    how: Reading,
+) -> Measurement {
+    let (dir, blobs) = (dir.to_path_buf(), blobs.to_vec());
+    let pool = pool(cli);
+    cairn_shards::local::block_on(async move {
+        let (store, _) = ShardStore::open(&dir, 0)
+            .await
+            .unwrap_or_else(|e| panic!("open: {e}"));
+        store.mail.digest_with(cairn_imap::DIGESTER, pool);
+        let mut m = Measurement::new(match how {
+            Reading::Parse => "read body + parse",
+            Reading::DigestRanges => "read digest + ranges",
+            Reading::KeptRanges => "tree in memory, ranges",
+        });
+        let mut trees = Vec::new();
+        if how == Reading::KeptRanges {
+            for (blob, size) in &blobs {
+                trees.push(kept_tree(&store, blob, *size).await);
+            }
+        }
+        let start = Instant::now();
+        let mut found = 0;
+        for (i, (blob, size)) in blobs.iter().enumerate() {
+            let t = Instant::now();
+            let tree = match how {
+                Reading::Parse => None,
+                Reading::DigestRanges => kept_tree(&store, blob, *size).await,
+                Reading::KeptRanges => trees.get(i).cloned().flatten(),
+            };
+            let text = if let Some(tree) = tree {
+                let reads =
+                    TextReads::new(&tree, what == Searched::Subject, what == Searched::Body);
+                let read = match reads.span(BODY_CHUNK) {
+                    Some(span) => reads.cut(&span, &read_range(&store, blob, span.clone()).await),
+                    None => {
+                        let mut read = Vec::new();
+                        for range in &reads.ranges {
+                            read.push(read_range(&store, blob, range.clone()).await);
+                        }
+                        read
+                    }
+                };
+                match reads.text(read) {
+                    (header, None) => Parsed::parse(&header).header_values("Subject").concat(),
+                    (_, Some(text)) => text,
+                }
+            } else {
+                let body = store
+                    .mail
+                    .body(blob)
+                    .await
+                    .unwrap_or_else(|e| panic!("body: {e}"));
+                let parsed = Parsed::parse(&body);
+                match what {
+                    Searched::Subject => parsed.header_values("Subject").concat(),
+                    Searched::Body => parsed.body_text(),
+                }
+            };
+            found += usize::from(text.to_lowercase().contains("meeting 7"));
+            record(&mut m.latency_us, t.elapsed());
+        }
+        assert!(found > 0, "the word was found nowhere");
+        m.elapsed = start.elapsed();
+        m.ops = m.latency_us.len();
+        store.log.close().await;
+        m
+    })
+    .unwrap_or_else(|e| panic!("executor: {e}"))
+}
+
 /// The rows of one kind of message, and its log bytes per message with
 /// and without digests.
 fn scenario(work: &Path, cli: &Cli, attachment: usize) -> (Vec<String>, String) {
@@ -268,6 +402,17 @@ fn scenario(work: &Path, cli: &Cli, attachment: usize) -> (Vec<String>, String) 
     let parse = summaries(&digest_dir, cli, &blobs, false);
     let cached = summaries(&digest_dir, cli, &blobs, true);
     println!("  {}\n  {}", parse.summary(), cached.summary());
+    let mut search_rows = Vec::new();
+    for (what, name) in [(Searched::Subject, "SUBJECT"), (Searched::Body, "BODY")] {
+        let parse = searches(&digest_dir, cli, &blobs, what, Reading::Parse);
+        let row = format!("{size} B: SEARCH {name}, cold cache");
+        search_rows.push(parse.markdown_row(&row, &parse));
+        for how in [Reading::DigestRanges, Reading::KeptRanges] {
+            let ranges = searches(&digest_dir, cli, &blobs, what, how);
+            println!("  {}\n  {}", parse.summary(), ranges.summary());
+            search_rows.push(ranges.markdown_row(&row, &parse));
+        }
+    }
     let per_message = |bytes: u64| bytes as f64 / cli.messages as f64;
     let delivery = format!("deliver {size} B, {} writers", cli.writers);
     let reading = format!("{size} B: summary, cold cache");
@@ -276,7 +421,10 @@ fn scenario(work: &Path, cli: &Cli, attachment: usize) -> (Vec<String>, String) 
         digested.markdown_row(&delivery, &plain),
         parse.markdown_row(&reading, &parse),
         cached.markdown_row(&reading, &parse),
-    ];
+    ]
+    .into_iter()
+    .chain(search_rows)
+    .collect();
     let bytes = format!(
         "{size} B messages: {:.0} log bytes per delivered message without digests, {:.0} with ({:+.1} %).",
         per_message(plain_bytes),
@@ -319,7 +467,14 @@ fn main() {
              with IMAP's (ENVELOPE, BODY, BODYSTRUCTURE and thread root made from the body on the blocking pool, in \
              IMAP wire form, appended once made; the delivery does not wait for it); ratio is to the body alone. Summary on a cold cache (after a reopen; \
              what `FETCH ENVELOPE BODYSTRUCTURE` needs per message): read the body and parse it, against read the \
-             digest's record and decode it, one message at a time; ratio is to parsing.\n\n\
+             digest's record and decode it, one message at a time; ratio is to parsing. SEARCH on a cold cache \
+             (what a header key, SUBJECT, and a text key, BODY, read of each message, and a substring looked for \
+             in it): read the body and parse it (header values; text of the text parts, decoded), against read \
+             the digest and, from the MIME tree it keeps (decoded alone), the header's range alone or the text \
+             parts' ranges alone (one read when side by side), each decoded on its own; and the same reads with \
+             the tree already in memory (the session's summary cache holds it once a message was fetched); ratio \
+             is to parsing. From these rows, the IMAP session reads a message of at most 64 KiB whose summary is \
+             not in memory whole and parses it (one read, as its digest would be), and uses the ranges otherwise.\n\n\
              {table}\n\n{bytes}\n\nCommand: `{command}`\n",
             kib.join(" and "),
             messages = cli.messages,

@@ -5,6 +5,10 @@
 //! checksum covers the whole payload and so is not checked here: the
 //! caller checks what it reads (a body against its SHA-256).
 //!
+//! Opening reads the frame's header and, in the same read, as many of
+//! the payload's first bytes as the caller asks for (a body's hash and a
+//! small range of it, say): reads within them cost no further I/O.
+//!
 //! An open record holds its segment file open: compaction may remove the
 //! file meanwhile (its records copied elsewhere), and the reads go on from
 //! the file as it was.
@@ -25,6 +29,8 @@ pub struct RecordReader {
     /// Where the payload starts in the file.
     start: u64,
     len: u32,
+    /// The payload's first bytes, read when the record was opened.
+    head: Vec<u8>,
 }
 
 fn field<const N: usize>(header: &[u8], at: usize) -> Option<[u8; N]> {
@@ -33,12 +39,14 @@ fn field<const N: usize>(header: &[u8], at: usize) -> Option<[u8; N]> {
 
 impl SegmentLog {
     /// Opens the durable record at `at` for reads of its payload in pieces
-    /// (see [`RecordReader`]), checking its frame's header.
-    pub async fn open_record(&self, at: Location) -> Result<RecordReader, LogError> {
+    /// (see [`RecordReader`]), checking its frame's header; its first
+    /// `head` bytes (at most the payload) are read with the header.
+    pub async fn open_record(&self, at: Location, head: usize) -> Result<RecordReader, LogError> {
         let path = self.shared.dir.join(segment_name(at.segment));
         let file = self.reader(at.segment, &path).await?;
-        let header = file
-            .read_at(at.offset, HEADER_LEN)
+        let head = head.min(at.len as usize);
+        let mut header = file
+            .read_at(at.offset, HEADER_LEN + head)
             .await
             .map_err(|e| LogError::io(&path, &e))?;
         let corrupt = |reason: String| LogError::Corrupt {
@@ -51,11 +59,15 @@ impl SegmentLog {
         let seq = field::<8>(&header, 8).map(u64::from_le_bytes);
         match (len, kind, seq) {
             (Some(len), Some(kind), Some(seq)) if len == at.len && kind != 0 && seq == at.seq => {
+                // A file that ends within the head leaves it short: reads
+                // past what was read go to the file (and fail there).
+                let head = header.split_off(HEADER_LEN.min(header.len()));
                 Ok(RecordReader {
                     file,
                     path,
                     start: at.offset + HEADER_LEN as u64,
                     len,
+                    head,
                 })
             }
             (Some(_), Some(_), Some(seq)) if seq != at.seq => Err(corrupt(format!(
@@ -89,6 +101,12 @@ impl RecordReader {
                     self.len
                 ),
             });
+        }
+        if let Some(bytes) = usize::try_from(from)
+            .ok()
+            .and_then(|from| self.head.get(from..from.checked_add(len)?))
+        {
+            return Ok(bytes.to_vec());
         }
         let at = self.start + from;
         let bytes = self

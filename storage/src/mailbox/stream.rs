@@ -61,11 +61,19 @@ impl BodyReader {
         range: Option<Range<u64>>,
     ) -> Result<Self, MailError> {
         blobs.count_read(|r| r.streams += 1);
+        // The hash, and the first chunk or a range within it, are read
+        // with the record's header: one read for a small range.
+        let head = HASH_LEN as usize
+            + match &range {
+                None => BODY_CHUNK,
+                Some(r) if r.end <= BODY_CHUNK as u64 => r.end as usize,
+                Some(_) => 0,
+            };
         let first = blobs.resolve(blob)?;
-        let record = match open_at(log, &first).await {
+        let record = match open_at(log, &first, head).await {
             Ok(record) => record,
             Err(e) => match blobs.resolve(blob) {
-                Ok(now) if now != first => open_at(log, &now).await?,
+                Ok(now) if now != first => open_at(log, &now, head).await?,
                 _ => return Err(e),
             },
         };
@@ -126,9 +134,10 @@ impl BodyReader {
     }
 }
 
-/// Opens the record of `blob` and checks the hash stored at its head.
-async fn open_at(log: &SegmentLog, blob: &BlobRef) -> Result<RecordReader, MailError> {
-    let record = log.open_record(blob.location()).await?;
+/// Opens the record of `blob` (its first `head` bytes read at once) and
+/// checks the hash stored at its head.
+async fn open_at(log: &SegmentLog, blob: &BlobRef, head: usize) -> Result<RecordReader, MailError> {
+    let record = log.open_record(blob.location(), head).await?;
     if u64::from(record.payload_len()) < HASH_LEN {
         return Err(MailError::Corrupt(
             "blob record shorter than its hash".into(),

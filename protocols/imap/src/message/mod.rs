@@ -26,7 +26,7 @@ use std::num::NonZeroU32;
 pub use parsed::Parsed;
 pub use search::{
     matches, needs_body, needs_header, needs_message, part_text, Candidate, MessageText,
-    SearchContext,
+    SearchContext, TextReads,
 };
 pub use section::BinaryError;
 pub(crate) use section::{filter_fields, Located};

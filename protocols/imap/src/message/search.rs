@@ -11,6 +11,8 @@
 //! day when the message has no parseable Date:.
 
 use cairn_storage::mailbox::Flags;
+use std::ops::Range;
+
 use chrono::NaiveDate;
 use imap_types::{
     search::SearchKey,
@@ -19,7 +21,7 @@ use imap_types::{
 use mail_parser::HeaderName;
 
 use super::parsed::Parsed;
-use super::shape::Framing;
+use super::shape::{Framing, Shape};
 
 /// The message a search key is evaluated against.
 pub struct Candidate<'a> {
@@ -61,6 +63,77 @@ impl<'a> MessageText<'a> {
             header: Parsed::parse(header),
             body: body.map(fold),
         }
+    }
+}
+
+/// What SEARCH reads of a message whose MIME tree is kept ([`Shape`]):
+/// the header's range and the text parts' ranges, as the keys need them;
+/// read side by side in one read when that reads little more.
+pub struct TextReads {
+    /// The ranges to read: the header's first if asked for, then the
+    /// text parts' (starts ascending; the header and a single-part
+    /// message's text part overlap).
+    pub ranges: Vec<Range<usize>>,
+    header: bool,
+    /// The text parts' framings; `None`: the body's text is not asked for.
+    framings: Option<Vec<Framing>>,
+}
+
+impl TextReads {
+    /// The reads for the header (when `header`) and the body's text
+    /// (when `body`) of the message whose tree is `tree`.
+    pub fn new(tree: &Shape, header: bool, body: bool) -> Self {
+        let parts: Vec<_> = match body {
+            true => tree.text_parts().collect(),
+            false => Vec::new(),
+        };
+        Self {
+            ranges: header
+                .then(|| tree.header())
+                .into_iter()
+                .chain(parts.iter().map(|(range, _)| range.clone()))
+                .collect(),
+            header,
+            framings: body.then(|| parts.into_iter().map(|(_, framing)| framing).collect()),
+        }
+    }
+
+    /// The one range to read for all of them, when it is not much more
+    /// than they hold (at most twice, or `small` bytes); `None`: read
+    /// each.
+    pub fn span(&self, small: usize) -> Option<Range<usize>> {
+        let first = self.ranges.first()?;
+        let end = self.ranges.iter().map(|r| r.end).max()?;
+        let held: usize = self.ranges.iter().map(Range::len).sum();
+        let span = first.start..end.max(first.start);
+        (span.len() <= (2 * held).max(small)).then_some(span)
+    }
+
+    /// `span`'s bytes (see [`TextReads::span`]) cut into each range's.
+    pub fn cut(&self, span: &Range<usize>, bytes: &[u8]) -> Vec<Vec<u8>> {
+        self.ranges
+            .iter()
+            .map(|r| {
+                let cut = r.start.saturating_sub(span.start)..r.end.saturating_sub(span.start);
+                bytes.get(cut).unwrap_or_default().to_vec()
+            })
+            .collect()
+    }
+
+    /// The header (empty if not asked for) and the body's text (if asked
+    /// for) from the bytes of each range, in order.
+    pub fn text(&self, read: Vec<Vec<u8>>) -> (Vec<u8>, Option<String>) {
+        let mut read = read.into_iter();
+        let header = match self.header {
+            true => read.next().unwrap_or_default(),
+            false => Vec::new(),
+        };
+        let body = self.framings.as_ref().map(|framings| {
+            read.zip(framings)
+                .map(|(part, framing)| part_text(&part, *framing))
+                .collect()
+        });
+        (header, body)
     }
 }
 
@@ -297,12 +370,59 @@ mod tests {
             Some(&parsed.body_text()),
         );
         let shape = Shape::of(&parsed).unwrap_or_else(|| unreachable!());
-        let parts: String = shape
-            .text_parts()
-            .map(|(part, framing)| part_text(&raw[part], framing))
+        let reads = TextReads::new(&shape, true, true);
+        let each: Vec<Vec<u8>> = reads
+            .ranges
+            .iter()
+            .map(|r| raw[r.clone()].to_vec())
             .collect();
-        let kept = MessageText::new(&raw[shape.header()], Some(&parts));
+        let span = reads.span(0).unwrap_or_else(|| unreachable!());
+        let (header, text) = reads.text(reads.cut(&span, &raw[span.clone()]));
+        assert_eq!((header.clone(), text.clone()), reads.text(each));
+        let header = raw
+            .windows(header.len())
+            .position(|w| w == header)
+            .map_or(&[][..], |at| &raw[at..at + header.len()]);
+        let kept = MessageText::new(header, text.as_deref());
         [whole, kept]
+    }
+
+    #[test]
+    fn text_parts_apart_are_read_apart() {
+        let attachment = "QUJD\n".repeat(40_000);
+        let raw = crlf(&format!(
+            "Subject: apart\nContent-Type: multipart/mixed; boundary=x\n\n--x\n\
+             Content-Type: text/plain\n\nfirst words\n--x\n\
+             Content-Type: application/pdf\nContent-Transfer-Encoding: base64\n\n{attachment}--x\n\
+             Content-Type: text/html\n\n<p>last words</p>\n--x--\n"
+        ));
+        let shape = Shape::of(&Parsed::parse(&raw)).unwrap_or_else(|| unreachable!());
+        let both = TextReads::new(&shape, true, true);
+        assert_eq!(both.ranges.len(), 3);
+        assert!(
+            both.span(64 * 1024).is_none(),
+            "the attachment lies between"
+        );
+        let each = both
+            .ranges
+            .iter()
+            .map(|r| raw[r.clone()].to_vec())
+            .collect();
+        let (header, text) = both.text(each);
+        assert!(header.starts_with(b"Subject: apart"));
+        let text = text.unwrap_or_default();
+        assert!(text.starts_with("first words\nlast words"), "{text:?}");
+        assert!(!text.contains("QUJD"), "{text:?}");
+        let header_only = TextReads::new(&shape, true, false);
+        assert_eq!(header_only.span(0), Some(shape.header()));
+        let (_, text) = header_only.text(vec![raw[shape.header()].to_vec()]);
+        assert_eq!(text, None);
+        // Asked for, a body without text parts has an empty text.
+        let bare = crlf("Content-Type: image/png\n\nAAAA\n");
+        let shape = Shape::of(&Parsed::parse(&bare)).unwrap_or_else(|| unreachable!());
+        let reads = TextReads::new(&shape, false, true);
+        assert!(reads.ranges.is_empty() && reads.span(0).is_none());
+        assert_eq!(reads.text(Vec::new()), (Vec::new(), Some(String::new())));
     }
 
     fn candidate<'a>(flags: &'a Flags, text: Option<&'a MessageText<'a>>) -> Candidate<'a> {

@@ -6,15 +6,15 @@
 //! digest when there is one: the header's range alone (header keys, SORT,
 //! THREAD), and the text parts' ranges alone, each decoded on its own
 //! (BODY, TEXT), so that attachments are never read and nothing is parsed
-//! whole. A message without a kept tree is read and parsed whole (and its
-//! summary kept in the shard's cache). SEARCH RETURN answers
+//! whole. A message without a kept tree, or a small one whose summary is
+//! not in memory, is read and parsed whole. SEARCH RETURN answers
 //! `* ESEARCH` (RFC 4731) and saves the result for `$` (RFC 5182), as
 //! does every SEARCH once IMAP4rev2 is enabled.
 
 use std::fmt::Write as _;
 use std::ops::Range;
 
-use cairn_storage::mailbox::{MailError, Message};
+use cairn_storage::mailbox::{MailError, Message, BODY_CHUNK};
 use imap_types::extensions::sort::SortCriterion;
 use imap_types::extensions::thread::{Thread, ThreadingAlgorithm};
 use imap_types::response::Data;
@@ -24,7 +24,9 @@ use super::view::uid_set;
 use super::{Reply, Session};
 use crate::codec::extended::SearchReturn;
 use crate::codec::response::{self, string};
-use crate::message::{self, Candidate, MessageText, Parsed, SearchContext, SortItem};
+use crate::message::{
+    self, Candidate, MessageText, Parsed, SearchContext, Shape, SortItem, TextReads,
+};
 use crate::session::summaries::Summary;
 
 /// A message that matched: its number, UID, and (for SORT/THREAD) header.
@@ -61,41 +63,69 @@ fn sort_items<'p>(hits: &[Hit], parsed: &'p [Parsed<'p>], uid: bool) -> Vec<Sort
 }
 
 impl Session<'_> {
+    /// The MIME tree kept for the message `m`: its summary's if the
+    /// shard's cache has it, else, for a message larger than a chunk,
+    /// decoded alone from its digest (the rest of the digest is not
+    /// needed here). `None`: none is kept (or its digest does not read
+    /// back or decode: counted), or the message is small and its summary
+    /// not in memory: one read of it whole costs what the read of its
+    /// digest would, and parsing it less than a second read (see
+    /// `benches/RESULTS.md`, "parse cache").
+    async fn kept_tree(&self, m: &Message) -> Option<Shape> {
+        if let Some(summary) = self.inner.summaries.get(&m.blob.hash) {
+            return summary.tree(m.size).cloned();
+        }
+        if m.size <= BODY_CHUNK as u64 {
+            return None;
+        }
+        let store = &self.inner.services.mailstore;
+        let digest = match store.digest(&m.blob).await {
+            Ok(digest) => digest?,
+            Err(error) => {
+                tracing::warn!(%error, "a message's digest did not read back; parsing the message");
+                return None;
+            }
+        };
+        match Summary::tree_from_digest(&digest) {
+            Some(tree) => tree.filter(|tree| tree.size() == m.size),
+            None => {
+                store.digest_rejected();
+                tracing::warn!("a message's digest did not decode; parsing the message");
+                None
+            }
+        }
+    }
+
     /// The header of the message `m` when `header` (else empty) and its
     /// body's text when `body` ([`message::part_text`] of each text part):
-    /// read from the ranges its kept tree names, or else from the whole
-    /// message, parsed.
+    /// read from the ranges its kept tree names ([`TextReads`]: one read
+    /// when they lie side by side), or else from the whole message,
+    /// parsed.
     async fn searched_text(
         &self,
         m: &Message,
         header: bool,
         body: bool,
     ) -> Result<(Vec<u8>, Option<String>), MailError> {
-        let tree = self.stored_summary(&m.blob).await.and_then(|summary| {
-            let tree = summary.tree(m.size)?;
-            let parts: Vec<_> = tree.text_parts().collect();
-            Some((tree.header(), parts))
-        });
-        if let Some((range, parts)) = tree {
-            let header = match header {
-                true => self.read_range(&m.blob, wide(range)).await?,
-                false => Vec::new(),
+        if let Some(tree) = self.kept_tree(m).await {
+            let reads = TextReads::new(&tree, header, body);
+            let read = match reads.span(BODY_CHUNK) {
+                Some(span) => {
+                    let bytes = self.read_range(&m.blob, wide(span.clone())).await?;
+                    reads.cut(&span, &bytes)
+                }
+                None => {
+                    let mut read = Vec::with_capacity(reads.ranges.len());
+                    for range in &reads.ranges {
+                        read.push(self.read_range(&m.blob, wide(range.clone())).await?);
+                    }
+                    read
+                }
             };
-            if !body {
-                return Ok((header, None));
-            }
-            let mut text = String::new();
-            for (part, framing) in parts {
-                let part = self.read_range(&m.blob, wide(part)).await?;
-                text.push_str(&message::part_text(&part, framing));
-            }
-            return Ok((header, Some(text)));
+            return Ok(reads.text(read));
         }
         let raw = self.inner.services.mailstore.body(&m.blob).await?;
         let parsed = Parsed::parse(&raw);
-        self.inner
-            .summaries
-            .insert(m.blob.hash, Summary::of(&parsed));
         let header = match header {
             true => parsed.bytes(parsed.root().header.clone()).to_vec(),
             false => Vec::new(),

@@ -34,14 +34,15 @@ pub const DEFAULT_CAPACITY: usize = 20_000;
 
 /// Summaries as storage's digests, made at delivery from the raw body, in
 /// IMAP's own wire form: a byte saying whether a thread root follows, the
-/// root (u64 LE), then `* 1 FETCH (ENVELOPE … BODY … BODYSTRUCTURE …)\r\n`
-/// as imap-codec writes it (about a fifth of the size of a JSON form of
-/// the same values), read back with imap-codec's response parser, whose
-/// checks a digest from disk passes like any server's answer; then a byte
-/// saying whether the MIME tree follows, and the tree as byte ranges
-/// ([`Shape`], checked as it decodes), which locates `BODY[section]`
-/// without the body parsed (see [`super::fetch_stream`]) and names the
-/// text parts SEARCH reads (see [`super::search`]).
+/// root (u64 LE); a byte saying whether the MIME tree follows, its length
+/// (u32 LE) and the tree as byte ranges ([`Shape`], checked as it
+/// decodes), which locates `BODY[section]` without the body parsed (see
+/// [`super::fetch_stream`]) and names the text parts SEARCH reads (see
+/// [`super::search`]: it decodes the tree alone, [`Summary::tree_from_digest`]);
+/// then `* 1 FETCH (ENVELOPE … BODY … BODYSTRUCTURE …)\r\n` as
+/// imap-codec writes it (about a fifth of the size of a JSON form of the
+/// same values), read back with imap-codec's response parser, whose
+/// checks a digest from disk passes like any server's answer.
 ///
 /// Bump `version` whenever the encoding changes (the layout, a change in
 /// what [`Summary::of`] computes): digests of an older version are then
@@ -101,37 +102,61 @@ impl Summary {
             seq: NonZeroU32::MIN,
             items,
         });
-        out.extend_from_slice(&ResponseCodec::default().encode(&fetch).dump());
-        match &self.tree {
-            Some(tree) => {
-                out.push(1);
-                tree.encode(&mut out);
-            }
-            None => out.push(0),
+        let mut tree = Vec::new();
+        if let Some(shape) = &self.tree {
+            shape.encode(&mut tree);
         }
+        match u32::try_from(tree.len()) {
+            Ok(len) if self.tree.is_some() => {
+                out.push(1);
+                out.extend_from_slice(&len.to_le_bytes());
+                out.extend_from_slice(&tree);
+            }
+            _ => out.push(0),
+        }
+        out.extend_from_slice(&ResponseCodec::default().encode(&fetch).dump());
         out
+    }
+
+    /// The thread root and the MIME tree at the head of a digest, and the
+    /// rest (`None` when they do not decode).
+    fn digest_head(digest: &[u8]) -> Option<(Option<u64>, Option<Shape>, &[u8])> {
+        let (thread_root, rest) = match digest.split_first()? {
+            (0, rest) => (None, rest),
+            (1, rest) => {
+                let (root, rest) = rest.split_first_chunk::<8>()?;
+                (Some(u64::from_le_bytes(*root)), rest)
+            }
+            _ => return None,
+        };
+        let (tree, wire) = match rest.split_first()? {
+            (0, wire) => (None, wire),
+            (1, rest) => {
+                let (len, rest) = rest.split_first_chunk::<4>()?;
+                let len = usize::try_from(u32::from_le_bytes(*len)).ok()?;
+                let tree = rest.get(..len)?;
+                (Some(Shape::decode(tree)?), rest.get(len..)?)
+            }
+            _ => return None,
+        };
+        Some((thread_root, tree, wire))
+    }
+
+    /// The MIME tree alone of a digest [`DIGESTER`] made, without the rest
+    /// decoded (what SEARCH needs): `None` when it does not decode,
+    /// `Some(None)` when the digest keeps no tree.
+    pub fn tree_from_digest(digest: &[u8]) -> Option<Option<Shape>> {
+        Self::digest_head(digest).map(|(_, tree, _)| tree)
     }
 
     /// A summary made by [`DIGESTER`] (read from disk: untrusted; `None`
     /// when it does not decode, imap-codec's checks included).
     pub fn from_digest(digest: &[u8]) -> Option<Self> {
-        let (thread_root, wire) = match digest.split_first()? {
-            (0, wire) => (None, wire),
-            (1, rest) => {
-                let (root, wire) = rest.split_first_chunk::<8>()?;
-                (Some(u64::from_le_bytes(*root)), wire)
-            }
-            _ => return None,
-        };
-        let (rest, Response::Data(Data::Fetch { items, .. })) =
+        let (thread_root, tree, wire) = Self::digest_head(digest)?;
+        let ([], Response::Data(Data::Fetch { items, .. })) =
             ResponseCodec::default().decode(wire).ok()?
         else {
             return None;
-        };
-        let tree = match rest.split_first()? {
-            (0, []) => None,
-            (1, tree) => Some(Shape::decode(tree)?),
-            _ => return None,
         };
         let (mut envelope, mut body, mut structure) = (None, None, None);
         for item in items.into_inner() {
@@ -160,7 +185,7 @@ impl Summary {
     }
 
     /// The MIME tree, if kept and made for a body of `size` bytes.
-    pub(crate) fn tree(&self, size: u64) -> Option<&Shape> {
+    pub fn tree(&self, size: u64) -> Option<&Shape> {
         self.tree.as_ref().filter(|tree| tree.size() == size)
     }
 }
@@ -282,20 +307,21 @@ mod tests {
         let tree = back.tree(raw.len() as u64).expect("a tree");
         assert_eq!(Some(tree), Shape::of(&Parsed::parse(&raw)).as_ref());
         assert!(back.tree(raw.len() as u64 + 1).is_none(), "another size");
-        // Where the tree starts: after the response's line end.
-        let at = digest
-            .windows(2)
-            .rposition(|w| w == b"\r\n")
-            .map(|i| i + 2)
-            .expect("a response");
+        // Where the tree's marker is: after the thread root.
+        let at = if digest[0] == 1 { 9 } else { 1 };
         let mut tree_bytes = Vec::new();
         tree.encode(&mut tree_bytes);
-        assert_eq!(digest[at..], [&[1][..], &tree_bytes].concat()[..]);
+        let len = (tree_bytes.len() as u32).to_le_bytes();
+        let wire = at + 5 + tree_bytes.len();
+        assert_eq!(digest[at..wire], [&[1][..], &len, &tree_bytes].concat()[..]);
+        assert!(digest[wire..].starts_with(b"* 1 FETCH ("));
+        assert_eq!(Summary::tree_from_digest(&digest), Some(Some(tree.clone())));
         // Without a tree: the summary, with none.
-        let without = [&digest[..at], &[0]].concat();
+        let without = [&digest[..at], &[0], &digest[wire..]].concat();
         let summary = Summary::from_digest(&without).expect("decodes");
         assert!(summary.tree(raw.len() as u64).is_none());
         assert_eq!(summary.envelope, back.envelope);
+        assert_eq!(Summary::tree_from_digest(&without), Some(None));
         // Every truncation, anything after the tree, an unknown marker,
         // garbage in place of the tree: refused, never a panic.
         for end in 0..digest.len() {
@@ -306,14 +332,21 @@ mod tests {
         }
         assert!(Summary::from_digest(&[&digest[..], &[0]].concat()).is_none());
         assert!(Summary::from_digest(&[&without[..], &[0]].concat()).is_none());
-        assert!(Summary::from_digest(&[&digest[..at], &[2]].concat()).is_none());
-        for garbage in [&[1u8][..], &[1, 0xff, 0xff], &[1, 5, 1, 0, 0, 9, 0]] {
-            let bad = [&digest[..at], garbage].concat();
+        let unknown = [&digest[..at], &[2], &digest[at + 1..]].concat();
+        assert!(Summary::from_digest(&unknown).is_none());
+        assert!(Summary::tree_from_digest(&unknown).is_none());
+        for garbage in [
+            &[1u8][..],
+            &[1, 3, 0, 0, 0, 0xff, 0xff],
+            &[1, 7, 0, 0, 0, 5, 1, 0, 0, 9, 0],
+        ] {
+            let bad = [&digest[..at], garbage, &digest[wire..]].concat();
             assert!(Summary::from_digest(&bad).is_none(), "{garbage:?}");
+            assert!(Summary::tree_from_digest(&bad).is_none(), "{garbage:?}");
         }
         // Every byte of the tree changed: decodes or not, never a panic,
         // and a tree that decodes stays within its body.
-        for i in at..digest.len() {
+        for i in at..wire {
             for value in [0u8, 1, 0x7f, 0x80, 0xff] {
                 let mut bad = digest.clone();
                 bad[i] = value;
