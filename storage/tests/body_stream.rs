@@ -8,12 +8,12 @@ use std::ops::Range;
 
 use cairn_shards::local::block_on;
 use cairn_storage::log::LogConfig;
-use cairn_storage::mailbox::{
-    flags, BlobRef, BodyReader, FlagAction, Flags, MailError, BODY_CHUNK,
-};
-use cairn_storage::shard_store::{shard_dir, CompactionConfig, ShardStore};
+use cairn_storage::mailbox::{BodyReader, MailError, BODY_CHUNK};
+use cairn_storage::shard_store::{shard_dir, ShardStore};
 
-const ALICE: &str = "alice@example.org";
+mod common;
+use common::{add_alice, compact_all, deliver, ALICE};
+
 const FIVE_MIB: usize = 5 * 1024 * 1024;
 
 /// A body of `len` bytes: lines of varying text, so that no chunk repeats.
@@ -38,25 +38,8 @@ async fn open(data: &std::path::Path) -> ShardStore {
         ..LogConfig::default()
     };
     let (store, _) = ShardStore::open_with(data, 0, config).await.expect("open");
+    add_alice(&store).await;
     store
-        .mail
-        .create_account(ALICE, 0, 0)
-        .await
-        .expect("account");
-    store
-}
-
-/// Delivers `body` to ALICE's INBOX; returns its message's body reference.
-async fn deliver(store: &ShardStore, body: &[u8]) -> BlobRef {
-    let rcpt = [(ALICE.to_string(), "INBOX".to_string())];
-    let done = store.mail.deliver(&rcpt, body, 0).await;
-    let uid = done[0].as_ref().expect("delivered").uid;
-    let messages = store.mail.messages(ALICE, "INBOX").expect("inbox");
-    messages
-        .iter()
-        .find(|m| m.uid == uid)
-        .map(|m| m.blob)
-        .expect("the message")
 }
 
 /// Every chunk of `reader`, and the error that ended it if any.
@@ -206,23 +189,9 @@ async fn read_across_compaction(expunge: bool) {
             .filter(|m| m.blob.hash == blob.hash)
             .map(|m| m.uid)
             .collect();
-        let deleted = Flags::new(flags::DELETED, &[]);
-        store
-            .mail
-            .store_flags(ALICE, "INBOX", &uids, FlagAction::Add, &deleted, None)
-            .await
-            .expect("flag");
-        store
-            .mail
-            .expunge(ALICE, "INBOX", None)
-            .await
-            .expect("expunge");
+        common::expunge(&store, &uids).await;
     }
-    let config = CompactionConfig {
-        min_dead_fraction: 0.0,
-        ..CompactionConfig::default()
-    };
-    let report = store.compact(&config).await.expect("compact");
+    let report = compact_all(&store).await;
     assert!(
         report.removed.contains(&blob.segment),
         "the body's segment is gone: {report:?}"

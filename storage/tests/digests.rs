@@ -13,9 +13,10 @@ use cairn_shards::local::block_on;
 use cairn_shards::BlockingPool;
 use cairn_storage::log::LogConfig;
 use cairn_storage::mailbox::{BlobRef, Digester};
-use cairn_storage::shard_store::{CompactionConfig, ShardStore};
+use cairn_storage::shard_store::ShardStore;
 
-const ALICE: &str = "alice@example.org";
+mod common;
+use common::{add_alice, compact_all, deliver, expunge, ALICE};
 
 fn reversed(raw: &[u8]) -> Vec<u8> {
     raw.iter().rev().copied().collect()
@@ -37,16 +38,31 @@ const SLOW_V1: Digester = Digester {
     digest: slowly_reversed,
 };
 
-/// Holds [`gated`] digests until opened.
-static GATE: (Mutex<bool>, Condvar) = (Mutex::new(false), Condvar::new());
+/// A gate digests wait at until it is opened.
+type Gate = (Mutex<bool>, Condvar);
 
-/// [`V1`]'s digest, made once [`GATE`] is open.
-fn gated(raw: &[u8]) -> Vec<u8> {
-    let (open, opened) = &GATE;
+/// Waits until `gate` is open.
+fn pass(gate: &Gate) {
+    let (open, opened) = gate;
     let mut open = open.lock().unwrap_or_else(|e| e.into_inner());
     while !*open {
         open = opened.wait(open).unwrap_or_else(|e| e.into_inner());
     }
+}
+
+/// Opens `gate`, letting every digest waiting at it through.
+fn open_gate(gate: &Gate) {
+    let (open, opened) = gate;
+    *open.lock().unwrap_or_else(|e| e.into_inner()) = true;
+    opened.notify_all();
+}
+
+/// Holds [`gated`] digests until opened.
+static GATE: Gate = (Mutex::new(false), Condvar::new());
+
+/// [`V1`]'s digest, made once [`GATE`] is open.
+fn gated(raw: &[u8]) -> Vec<u8> {
+    pass(&GATE);
     reversed(raw)
 }
 
@@ -72,11 +88,11 @@ async fn open(data: &std::path::Path, digester: Option<Digester>) -> ShardStore 
     store
 }
 
-async fn deliver(store: &ShardStore, i: usize) {
-    let rcpt = [(ALICE.to_string(), "INBOX".to_string())];
-    store.mail.deliver(&rcpt, &body(i), 0).await[0]
-        .as_ref()
-        .expect("delivered");
+/// A new store under `data` (see [`open`]) with the account ALICE.
+async fn opened_with_alice(data: &std::path::Path, digester: Option<Digester>) -> ShardStore {
+    let store = open(data, digester).await;
+    add_alice(&store).await;
+    store
 }
 
 fn blobs(store: &ShardStore) -> Vec<BlobRef> {
@@ -108,14 +124,9 @@ async fn assert_digests(store: &ShardStore, n: usize) {
 fn digests_survive_replay_checkpoint_and_compaction() {
     let tmp = tempfile::tempdir().expect("tempdir");
     block_on(async {
-        let store = open(tmp.path(), Some(V1)).await;
-        store
-            .mail
-            .create_account(ALICE, 0, 0)
-            .await
-            .expect("account");
+        let store = opened_with_alice(tmp.path(), Some(V1)).await;
         for i in 0..40 {
-            deliver(&store, i).await;
+            deliver(&store, &body(i)).await;
         }
         store.mail.digests_settled().await;
         assert_digests(&store, 40).await;
@@ -133,30 +144,8 @@ fn digests_survive_replay_checkpoint_and_compaction() {
         assert_digests(&store, 40).await;
         // Half the messages go: their segments qualify and are emptied.
         let uids: Vec<u32> = (1..=40).filter(|u| u % 2 == 0).collect();
-        let deleted =
-            cairn_storage::mailbox::Flags::new(cairn_storage::mailbox::flags::DELETED, &[]);
-        store
-            .mail
-            .store_flags(
-                ALICE,
-                "INBOX",
-                &uids,
-                cairn_storage::mailbox::FlagAction::Add,
-                &deleted,
-                None,
-            )
-            .await
-            .expect("flag");
-        store
-            .mail
-            .expunge(ALICE, "INBOX", None)
-            .await
-            .expect("expunge");
-        let config = CompactionConfig {
-            min_dead_fraction: 0.0,
-            ..CompactionConfig::default()
-        };
-        let report = store.compact(&config).await.expect("compact");
+        expunge(&store, &uids).await;
+        let report = compact_all(&store).await;
         assert!(!report.removed.is_empty(), "{report:?}");
         let kept: Vec<usize> = (0..40).filter(|i| (i + 1) % 2 == 1).collect();
         for (blob, i) in blobs(&store).iter().zip(&kept) {
@@ -184,25 +173,15 @@ fn digests_survive_replay_checkpoint_and_compaction() {
 fn no_digest_without_a_digester_or_for_another_version() {
     let tmp = tempfile::tempdir().expect("tempdir");
     block_on(async {
-        let store = open(tmp.path(), None).await;
-        store
-            .mail
-            .create_account(ALICE, 0, 0)
-            .await
-            .expect("account");
-        let rcpt = [(ALICE.to_string(), "INBOX".to_string())];
-        store.mail.deliver(&rcpt, &body(0), 0).await[0]
-            .as_ref()
-            .expect("delivered");
+        let store = opened_with_alice(tmp.path(), None).await;
+        deliver(&store, &body(0)).await;
         store.log.close().await;
 
         // Stored before any digester: none, even with one now.
         let store = open(tmp.path(), Some(V1)).await;
         let old = blobs(&store)[0];
         assert_eq!(store.mail.digest(&old).await.expect("read"), None);
-        store.mail.deliver(&rcpt, &body(1), 0).await[0]
-            .as_ref()
-            .expect("delivered");
+        deliver(&store, &body(1)).await;
         store.mail.digests_settled().await;
         let new = blobs(&store)[1];
         assert_eq!(
@@ -225,14 +204,9 @@ fn no_digest_without_a_digester_or_for_another_version() {
 fn a_delivery_is_acknowledged_before_its_slow_digest_is_made() {
     let tmp = tempfile::tempdir().expect("tempdir");
     block_on(async {
-        let store = open(tmp.path(), Some(SLOW_V1)).await;
-        store
-            .mail
-            .create_account(ALICE, 0, 0)
-            .await
-            .expect("account");
+        let store = opened_with_alice(tmp.path(), Some(SLOW_V1)).await;
         let start = Instant::now();
-        deliver(&store, 0).await;
+        deliver(&store, &body(0)).await;
         let acknowledged = start.elapsed();
         assert!(
             acknowledged < Duration::from_millis(300),
@@ -261,13 +235,8 @@ fn a_delivery_is_acknowledged_before_its_slow_digest_is_made() {
 fn a_crash_before_the_digest_is_durable_leaves_the_message_without_one() {
     let tmp = tempfile::tempdir().expect("tempdir");
     block_on(async {
-        let store = open(tmp.path(), Some(SLOW_V1)).await;
-        store
-            .mail
-            .create_account(ALICE, 0, 0)
-            .await
-            .expect("account");
-        deliver(&store, 0).await;
+        let store = opened_with_alice(tmp.path(), Some(SLOW_V1)).await;
+        deliver(&store, &body(0)).await;
         // The log goes while the digest is being made: its record is never
         // written (the late append is refused, nothing is indexed).
         assert_eq!(store.mail.digests_in_flight(), 1);
@@ -282,7 +251,7 @@ fn a_crash_before_the_digest_is_durable_leaves_the_message_without_one() {
         assert_eq!(store.mail.body(&found[0]).await.expect("body"), body(0));
         assert_eq!(store.mail.digest(&found[0]).await.expect("read"), None);
         // A new body still gets its digest.
-        deliver(&store, 1).await;
+        deliver(&store, &body(1)).await;
         store.mail.digests_settled().await;
         let found = blobs(&store);
         assert_eq!(
@@ -299,22 +268,13 @@ fn bodies_staged_while_too_many_digests_are_made_get_none() {
     const IN_FLIGHT: usize = cairn_storage::mailbox::MAX_DIGESTS_IN_FLIGHT;
     let tmp = tempfile::tempdir().expect("tempdir");
     block_on(async {
-        let store = open(tmp.path(), Some(GATED_V1)).await;
-        store
-            .mail
-            .create_account(ALICE, 0, 0)
-            .await
-            .expect("account");
+        let store = opened_with_alice(tmp.path(), Some(GATED_V1)).await;
         for i in 0..IN_FLIGHT + 6 {
-            deliver(&store, i).await;
+            deliver(&store, &body(i)).await;
         }
         assert_eq!(store.mail.digests_in_flight(), IN_FLIGHT);
         assert_eq!(store.mail.reads().skipped_digests, 6);
-        {
-            let (open, opened) = &GATE;
-            *open.lock().unwrap_or_else(|e| e.into_inner()) = true;
-            opened.notify_all();
-        }
+        open_gate(&GATE);
         store.mail.digests_settled().await;
         for (i, blob) in blobs(&store).iter().enumerate() {
             let want = (i < IN_FLIGHT).then(|| reversed(&body(i)));
@@ -327,15 +287,11 @@ fn bodies_staged_while_too_many_digests_are_made_get_none() {
 }
 
 /// Holds [`gated_too`] digests until opened.
-static OTHER_GATE: (Mutex<bool>, Condvar) = (Mutex::new(false), Condvar::new());
+static OTHER_GATE: Gate = (Mutex::new(false), Condvar::new());
 
 /// [`V1`]'s digest, made once [`OTHER_GATE`] is open.
 fn gated_too(raw: &[u8]) -> Vec<u8> {
-    let (open, opened) = &OTHER_GATE;
-    let mut open = open.lock().unwrap_or_else(|e| e.into_inner());
-    while !*open {
-        open = opened.wait(open).unwrap_or_else(|e| e.into_inner());
-    }
+    pass(&OTHER_GATE);
     reversed(raw)
 }
 
@@ -347,51 +303,20 @@ fn a_digest_made_after_its_body_was_forgotten_is_dropped() {
         digest: gated_too,
     };
     block_on(async {
-        let store = open(tmp.path(), Some(digester)).await;
-        store
-            .mail
-            .create_account(ALICE, 0, 0)
-            .await
-            .expect("account");
-        deliver(&store, 0).await;
+        let store = opened_with_alice(tmp.path(), Some(digester)).await;
+        deliver(&store, &body(0)).await;
         let gone = blobs(&store)[0].hash;
-        let deleted =
-            cairn_storage::mailbox::Flags::new(cairn_storage::mailbox::flags::DELETED, &[]);
-        store
-            .mail
-            .store_flags(
-                ALICE,
-                "INBOX",
-                &[1],
-                cairn_storage::mailbox::FlagAction::Add,
-                &deleted,
-                None,
-            )
-            .await
-            .expect("flag");
-        store
-            .mail
-            .expunge(ALICE, "INBOX", None)
-            .await
-            .expect("expunge");
+        expunge(&store, &[1]).await;
         // Enough mail after it to seal its segment.
         for i in 1..=30 {
-            deliver(&store, i).await;
+            deliver(&store, &body(i)).await;
         }
-        let config = CompactionConfig {
-            min_dead_fraction: 0.0,
-            ..CompactionConfig::default()
-        };
-        let report = store.compact(&config).await.expect("compact");
+        let report = compact_all(&store).await;
         assert!(!report.removed.is_empty(), "{report:?}");
         assert_eq!(store.mail.blob_count(), 30, "the dead body is forgotten");
 
         // Its digest is made and written now: not indexed.
-        {
-            let (open, opened) = &OTHER_GATE;
-            *open.lock().unwrap_or_else(|e| e.into_inner()) = true;
-            opened.notify_all();
-        }
+        open_gate(&OTHER_GATE);
         store.mail.digests_settled().await;
         let orphan = BlobRef::pending(gone);
         assert_eq!(store.mail.digest(&orphan).await.expect("read"), None);

@@ -5,23 +5,22 @@
 //! streamed response is byte for byte what the parsing path writes; and a
 //! body found corrupt once sent ends the connection with BYE.
 
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
-use std::net::TcpStream as StdTcp;
+use std::io::{Seek, SeekFrom, Write};
 use std::sync::mpsc;
 use std::time::Duration;
 
 use cairn_imap::{ImapMesh, ImapOptions, ImapServer};
 use cairn_shards::metrics::Metrics;
-use cairn_shards::Shutdown;
-use cairn_storage::directory::NewAccount;
 use cairn_storage::log::LogConfig;
 use cairn_storage::mailbox::{BlobRef, Reads};
 use cairn_storage::services::Services;
 use cairn_storage::shard_store::shard_dir;
-use cairn_storage::testing::{accept_loop, address_per_shard, ServiceNode};
+use cairn_storage::testing::{address_per_shard, ServiceNode};
 use futures_channel::mpsc::{unbounded, UnboundedReceiver, UnboundedSender};
 use futures_lite::StreamExt;
-use tokio::net::TcpStream;
+
+mod common;
+use common::{add_accounts, fetch_one, listen, login, Raw, Session};
 
 const LARGE: usize = 20 * 1024 * 1024;
 
@@ -127,29 +126,15 @@ fn start() -> TestServer {
             let server = ImapServer::start(services.clone(), None, options, m, &mesh)
                 .await
                 .expect("imap server");
-            services
-                .directory
-                .add_domain("example.org".into(), None, None)
-                .await
-                .expect("domain");
-            let hash = services.hash_password("secret".into()).await.expect("hash");
             let [user] = <[String; 1]>::try_from(address_per_shard(&services, 1)).expect("one");
-            services
-                .add_account(NewAccount {
-                    address: user.clone(),
-                    password_hash: hash,
-                    ..Default::default()
-                })
-                .await
-                .expect("account");
+            add_accounts(&services, &[&user], 0).await;
             if let Some(asks) = asks.lock().ok().and_then(|mut a| a.take()) {
                 cairn_shards::spawn_detached(answer(services.clone(), asks));
             }
-            let any: std::net::SocketAddr = "127.0.0.1:0".parse().expect("addr");
-            let listener = cairn_shards::net::bind_tcp(any).expect("bind");
-            let port = listener.local_addr().expect("addr").port();
-            ready_tx.send((port, user)).expect("ready");
-            serve(listener, server, ctx.shutdown().clone()).await;
+            listen(server, ctx.shutdown().clone(), |port| {
+                ready_tx.send((port, user)).expect("ready");
+            })
+            .await;
         }
     });
     let (port, user) = ready_rx
@@ -161,14 +146,6 @@ fn start() -> TestServer {
         asks: asks_tx,
         node,
     }
-}
-
-async fn serve(listener: cairn_shards::net::TcpListener, server: ImapServer, shutdown: Shutdown) {
-    let serve = move |stream, peer| {
-        let server = server.clone();
-        async move { server.serve(stream, peer).await }
-    };
-    accept_loop(listener, serve, shutdown).await
 }
 
 /// A message of `len` bytes whose lines all differ.
@@ -186,32 +163,9 @@ fn message(len: usize) -> Vec<u8> {
     out
 }
 
-async fn login(port: u16, user: &str) -> async_imap::Session<TcpStream> {
-    let tcp = TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("connect");
-    let mut client = async_imap::Client::new(tcp);
-    client
-        .read_response()
-        .await
-        .expect("greeting")
-        .expect("greeting");
-    client
-        .login(user, "secret")
-        .await
-        .map_err(|(e, _)| e)
-        .expect("login")
-}
-
 /// The body (`BODY[]…` or `RFC822`) of message 1 fetched with `items`.
-async fn fetch_body(s: &mut async_imap::Session<TcpStream>, items: &str) -> Vec<u8> {
-    let fetched: Vec<_> = s
-        .fetch("1", items)
-        .await
-        .expect("fetch")
-        .collect::<Vec<_>>()
-        .await;
-    let f = fetched.into_iter().next().expect("one").expect("fetch");
+async fn fetch_body(s: &mut Session, items: &str) -> Vec<u8> {
+    let f = fetch_one(s, items).await;
     f.body().expect("a body").to_vec()
 }
 
@@ -242,13 +196,7 @@ fn a_large_message_streams_whole_and_in_ranges() {
         assert!(beyond.is_empty());
         let rfc822 = fetch_body(&mut s, "RFC822").await;
         assert!(rfc822 == original, "RFC822 differs");
-        let seen: Vec<_> = s
-            .fetch("1", "FLAGS")
-            .await
-            .expect("fetch")
-            .collect::<Vec<_>>()
-            .await;
-        let f = seen.into_iter().next().expect("one").expect("fetch");
+        let f = fetch_one(&mut s, "FLAGS").await;
         assert!(f.flags().any(|fl| fl == async_imap::types::Flag::Seen));
         let last = server.reads();
         assert_eq!(last.streams, before.streams + 4);
@@ -257,53 +205,24 @@ fn a_large_message_streams_whole_and_in_ranges() {
     });
 }
 
-/// A raw client reading whole replies as bytes.
-struct Raw {
-    writer: StdTcp,
-    reader: BufReader<StdTcp>,
+/// APPENDs `msg` to INBOX (tag `a1`) as a synchronizing literal, or as a
+/// literal8 (`~{n}`, RFC 3516) where `binary`.
+fn append(raw: &mut Raw, msg: &[u8], binary: bool) {
+    let literal8 = if binary { "~" } else { "" };
+    raw.send(format!("a1 APPEND INBOX {literal8}{{{}}}\r\n", msg.len()).as_bytes());
+    raw.until_bytes(b"+ ");
+    raw.send(msg);
+    raw.send(b"\r\n");
+    raw.until_bytes(b"a1 OK");
 }
 
-impl Raw {
-    fn login(port: u16, user: &str) -> Self {
-        let s = StdTcp::connect(("127.0.0.1", port)).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(20)))
-            .expect("timeout");
-        let mut raw = Raw {
-            reader: BufReader::new(s.try_clone().expect("clone")),
-            writer: s,
-        };
-        raw.until(b"* OK");
-        raw.command("l1", &format!("LOGIN {user} secret"));
-        raw
-    }
-
-    /// Every byte up to and including the line starting with `end`.
-    fn until(&mut self, end: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        loop {
-            let start = out.len();
-            let n = self.reader.read_until(b'\n', &mut out).expect("read");
-            assert!(n > 0, "closed; got {}", String::from_utf8_lossy(&out));
-            if out[start..].starts_with(end) {
-                return out;
-            }
-        }
-    }
-
-    fn command(&mut self, tag: &str, line: &str) -> Vec<u8> {
-        self.writer
-            .write_all(format!("{tag} {line}\r\n").as_bytes())
-            .expect("write");
-        let reply = self.until(format!("{tag} ").as_bytes());
-        let body = reply.strip_suffix(b"\n").unwrap_or(&reply);
-        let last = body.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-        assert!(
-            reply[last..].starts_with(format!("{tag} OK").as_bytes()),
-            "{}",
-            String::from_utf8_lossy(&reply)
-        );
-        reply
-    }
+/// The `* 1 FETCH …\r\n` response of a reply tagged `tag`.
+fn untagged(reply: &[u8], tag: &[u8]) -> Vec<u8> {
+    let end = reply
+        .windows(tag.len() + 2)
+        .rposition(|w| w.starts_with(b"\r\n") && w.ends_with(tag))
+        .expect("tagged reply");
+    reply[..end + 2].to_vec()
 }
 
 #[test]
@@ -311,38 +230,24 @@ fn streamed_responses_are_the_bytes_the_parsing_path_writes() {
     let server = start();
     let mut raw = Raw::login(server.port, &server.user);
     let msg = "From: Alice <alice@example.org>\r\nSubject: caf\u{e9} .\r\n\r\nline one\r\n.dot\r\n";
-    raw.writer
-        .write_all(format!("a1 APPEND INBOX {{{}}}\r\n", msg.len()).as_bytes())
-        .expect("write");
-    raw.until(b"+ ");
-    raw.writer
-        .write_all(format!("{msg}\r\n").as_bytes())
-        .expect("write");
-    raw.until(b"a1 OK");
+    append(&mut raw, msg.as_bytes(), false);
     // ENVELOPE comes from the digest, made after the append.
     server.digests_settled();
-    raw.command("a2", "SELECT INBOX");
+    raw.command_bytes("a2", "SELECT INBOX");
     let items =
         "UID RFC822.SIZE ENVELOPE BODY.PEEK[]<5.10> BINARY.PEEK[] BODY.PEEK[]<9999.1> BODY.PEEK[]";
     let before = server.reads();
-    let streamed = raw.command("a3", &format!("FETCH 1 ({items})"));
+    let streamed = raw.command_bytes("a3", &format!("FETCH 1 ({items})"));
     let middle = server.reads();
     assert_eq!(middle.streams, before.streams + 4);
     assert_eq!(middle.bodies, before.bodies);
     // One more item that needs the message parsed: the parsing path.
-    let parsed = raw.command("a4", &format!("FETCH 1 ({items} BINARY.SIZE[1])"));
+    let parsed = raw.command_bytes("a4", &format!("FETCH 1 ({items} BINARY.SIZE[1])"));
     let after = server.reads();
     assert_eq!(after.streams, middle.streams);
     assert_eq!(after.bodies, middle.bodies + 1);
-    let fetch = |reply: &[u8], tag: &[u8]| {
-        let end = reply
-            .windows(tag.len() + 2)
-            .rposition(|w| w.starts_with(b"\r\n") && w.ends_with(tag))
-            .expect("tagged reply");
-        reply[..end + 2].to_vec()
-    };
-    let streamed = fetch(&streamed, b"a3");
-    let parsed = fetch(&parsed, b"a4");
+    let streamed = untagged(&streamed, b"a3");
+    let parsed = untagged(&parsed, b"a4");
     let open = streamed.strip_suffix(b")\r\n").expect("a FETCH response");
     let text = " BINARY.SIZE[1] 16)\r\n";
     assert_eq!(
@@ -364,15 +269,6 @@ fn streamed_responses_are_the_bytes_the_parsing_path_writes() {
     );
 }
 
-/// The `* 1 FETCH …\r\n` response of a reply tagged `tag`.
-fn untagged(reply: &[u8], tag: &[u8]) -> Vec<u8> {
-    let end = reply
-        .windows(tag.len() + 2)
-        .rposition(|w| w.starts_with(b"\r\n") && w.ends_with(tag))
-        .expect("tagged reply");
-    reply[..end + 2].to_vec()
-}
-
 #[test]
 fn sections_stream_from_the_digest_tree_as_the_parsing_path_writes_them() {
     let server = start();
@@ -383,15 +279,8 @@ fn sections_stream_from_the_digest_tree_as_the_parsing_path_writes_them() {
                --b\r\nContent-Type: message/rfc822\r\n\r\n\
                Subject: inner\r\nFrom: b@example.org\r\n\r\ninner body\r\n\
                --b--\r\n";
-    raw.writer
-        .write_all(format!("a1 APPEND INBOX ~{{{}}}\r\n", msg.len()).as_bytes())
-        .expect("write");
-    raw.until(b"+ ");
-    raw.writer
-        .write_all(format!("{msg}\r\n").as_bytes())
-        .expect("write");
-    raw.until(b"a1 OK");
-    raw.command("a2", "SELECT INBOX");
+    append(&mut raw, msg.as_bytes(), true);
+    raw.command_bytes("a2", "SELECT INBOX");
     let items = "UID BODY.PEEK[1] BODY.PEEK[HEADER.FIELDS (SUBJECT)] BODY.PEEK[TEXT] \
                  BODY.PEEK[2.MIME] BODY.PEEK[2.HEADER.FIELDS.NOT (From)]<1.6> \
                  BODY.PEEK[2.TEXT] RFC822.HEADER BODY.PEEK[1]<2.3> BODY.PEEK[9] \
@@ -401,7 +290,7 @@ fn sections_stream_from_the_digest_tree_as_the_parsing_path_writes_them() {
     let mut tries = 0;
     let (streamed, before, after) = loop {
         let before = server.reads();
-        let reply = raw.command("a3", &format!("FETCH 1 ({items})"));
+        let reply = raw.command_bytes("a3", &format!("FETCH 1 ({items})"));
         let after = server.reads();
         if after.bodies == before.bodies || tries == 1 {
             break (untagged(&reply, b"a3"), before, after);
@@ -418,7 +307,7 @@ fn sections_stream_from_the_digest_tree_as_the_parsing_path_writes_them() {
     // other header filter's header read, empty parts not opened).
     assert!(after.streams >= before.streams + 8, "{before:?} {after:?}");
     // One item more that needs the message parsed: the parsing path.
-    let parsed = raw.command("a4", &format!("FETCH 1 ({items} BINARY.SIZE[1])"));
+    let parsed = raw.command_bytes("a4", &format!("FETCH 1 ({items} BINARY.SIZE[1])"));
     let parsed = untagged(&parsed, b"a4");
     let open = streamed.strip_suffix(b")\r\n").expect("a FETCH response");
     assert_eq!(
@@ -448,17 +337,11 @@ fn a_nul_goes_out_as_0x80_in_literals_and_as_it_is_in_binary() {
     let server = start();
     let mut raw = Raw::login(server.port, &server.user);
     let msg = b"Subject: nul\r\n\r\nbefore\0after\r\n";
-    raw.writer
-        .write_all(format!("a1 APPEND INBOX ~{{{}}}\r\n", msg.len()).as_bytes())
-        .expect("write");
-    raw.until(b"+ ");
-    raw.writer.write_all(msg).expect("write");
-    raw.writer.write_all(b"\r\n").expect("write");
-    raw.until(b"a1 OK");
-    raw.command("a2", "SELECT INBOX");
+    append(&mut raw, msg, true);
+    raw.command_bytes("a2", "SELECT INBOX");
     let mapped = b"before\x80after";
     // Streamed: BODY[] as a literal, BINARY[] as a literal8.
-    let streamed = raw.command("a3", "FETCH 1 (BODY.PEEK[] BINARY.PEEK[])");
+    let streamed = raw.command_bytes("a3", "FETCH 1 (BODY.PEEK[] BINARY.PEEK[])");
     let find = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
     assert!(
         find(&streamed, mapped),
@@ -471,7 +354,7 @@ fn a_nul_goes_out_as_0x80_in_literals_and_as_it_is_in_binary() {
         String::from_utf8_lossy(&streamed)
     );
     // Parsed: a section.
-    let parsed = raw.command("a4", "FETCH 1 (BODY.PEEK[TEXT])");
+    let parsed = raw.command_bytes("a4", "FETCH 1 (BODY.PEEK[TEXT])");
     assert!(
         find(&parsed, mapped),
         "{}",
@@ -485,14 +368,7 @@ fn a_body_found_corrupt_once_sent_ends_the_connection_with_bye() {
     let server = start();
     let mut raw = Raw::login(server.port, &server.user);
     let msg = format!("Subject: soon damaged\r\n\r\n{}\r\n", "z".repeat(200_000));
-    raw.writer
-        .write_all(format!("a1 APPEND INBOX {{{}}}\r\n", msg.len()).as_bytes())
-        .expect("write");
-    raw.until(b"+ ");
-    raw.writer
-        .write_all(format!("{msg}\r\n").as_bytes())
-        .expect("write");
-    raw.until(b"a1 OK");
+    append(&mut raw, msg.as_bytes(), false);
     // One byte of the body, past the record's header (20 bytes) and the
     // stored hash (32), changed on disk.
     let blob = server.first_blob();
@@ -508,12 +384,9 @@ fn a_body_found_corrupt_once_sent_ends_the_connection_with_bye() {
     file.write_all(b"Z").expect("write");
     file.sync_all().expect("sync");
     drop(file);
-    raw.command("a2", "SELECT INBOX");
-    raw.writer
-        .write_all(b"a3 FETCH 1 (UID BODY.PEEK[])\r\n")
-        .expect("write");
-    let mut rest = Vec::new();
-    raw.reader.read_to_end(&mut rest).expect("read to the end");
+    raw.command_bytes("a2", "SELECT INBOX");
+    raw.send(b"a3 FETCH 1 (UID BODY.PEEK[])\r\n");
+    let rest = raw.rest();
     let head = format!("* 1 FETCH (UID 1 BODY[] {{{}}}\r\n", msg.len());
     assert!(
         rest.starts_with(head.as_bytes()),

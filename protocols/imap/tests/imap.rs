@@ -3,23 +3,18 @@
 //! shard (so that a login on shard 0 moves the session to shard 1 for
 //! one of them), the listener on shard 0.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream as StdTcp;
 use std::sync::mpsc;
 use std::time::Duration;
 
 use async_imap::extensions::idle::IdleResponse;
 use cairn_imap::{ImapMesh, ImapOptions, ImapServer};
 use cairn_shards::metrics::Metrics;
-use cairn_shards::net::TcpListener;
-use cairn_shards::Shutdown;
-use cairn_storage::directory::NewAccount;
-use cairn_storage::services::Services;
-use cairn_storage::testing::{
-    accept_loop, address_per_shard, certificate, tls_config, ServiceNode,
-};
+use cairn_storage::testing::{address_per_shard, certificate, tls_config, ServiceNode};
 use futures_lite::StreamExt;
 use tokio::net::TcpStream;
+
+mod common;
+use common::{add_accounts, fetch_one, listen, login, Raw, PASSWORD};
 
 struct Ready {
     port: u16,
@@ -31,36 +26,6 @@ struct Ready {
 struct TestServer {
     ready: Ready,
     _node: ServiceNode,
-}
-
-async fn provision(services: &Services) -> (String, String) {
-    services
-        .directory
-        .add_domain("example.org".into(), None, None)
-        .await
-        .expect("domain");
-    let hash = services.hash_password("secret".into()).await.expect("hash");
-    let [a, b] = <[String; 2]>::try_from(address_per_shard(services, 2)).expect("two shards");
-    for address in [&a, &b] {
-        services
-            .add_account(NewAccount {
-                address: address.clone(),
-                password_hash: hash.clone(),
-                ..Default::default()
-            })
-            .await
-            .expect("account");
-    }
-    (a, b)
-}
-
-/// Serves `listener` with `server` until `shutdown`.
-async fn serve(listener: TcpListener, server: ImapServer, shutdown: Shutdown) {
-    let serve = move |stream, peer| {
-        let server = server.clone();
-        async move { server.serve(stream, peer).await }
-    };
-    accept_loop(listener, serve, shutdown).await
 }
 
 fn start(options: ImapOptions) -> TestServer {
@@ -86,12 +51,13 @@ fn start(options: ImapOptions) -> TestServer {
                 drop(server);
                 return;
             }
-            let (a, b) = provision(&services).await;
-            let any: std::net::SocketAddr = "127.0.0.1:0".parse().expect("addr");
-            let listener = cairn_shards::net::bind_tcp(any).expect("bind");
-            let port = listener.local_addr().expect("addr").port();
-            ready_tx.send(Ready { port, a, b }).expect("ready");
-            serve(listener, server, ctx.shutdown().clone()).await;
+            let [a, b] =
+                <[String; 2]>::try_from(address_per_shard(&services, 2)).expect("two shards");
+            add_accounts(&services, &[&a, &b], 0).await;
+            listen(server, ctx.shutdown().clone(), |port| {
+                ready_tx.send(Ready { port, a, b }).expect("ready");
+            })
+            .await;
         }
     });
     let ready = ready_rx
@@ -105,25 +71,6 @@ fn plaintext() -> ImapOptions {
         allow_plaintext_auth: true,
         ..ImapOptions::default()
     }
-}
-
-type Session = async_imap::Session<TcpStream>;
-
-async fn login(port: u16, user: &str) -> Session {
-    let tcp = TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("connect");
-    let mut client = async_imap::Client::new(tcp);
-    client
-        .read_response()
-        .await
-        .expect("greeting")
-        .expect("greeting");
-    client
-        .login(user, "secret")
-        .await
-        .map_err(|(e, _)| e)
-        .expect("login")
 }
 
 const MESSAGE: &str = "From: Alice <alice@example.org>\r\nTo: bob@example.org\r\nSubject: Hello there\r\nDate: Mon, 7 Feb 1994 21:52:25 -0800\r\nMessage-ID: <1@example.org>\r\n\r\nThe body of the message.\r\n";
@@ -161,13 +108,7 @@ async fn mail_flow_with_a_real_client() {
         let mb = s.select("INBOX").await.expect("select");
         assert_eq!(mb.exists, 2);
         // Flags, envelope, body, partial body.
-        let fetched: Vec<_> = s
-            .fetch("1", "(FLAGS ENVELOPE BODY.PEEK[] BODY.PEEK[]<0.4> UID)")
-            .await
-            .expect("fetch")
-            .collect::<Vec<_>>()
-            .await;
-        let f = fetched.into_iter().next().expect("one").expect("fetch");
+        let f = fetch_one(&mut s, "(FLAGS ENVELOPE BODY.PEEK[] BODY.PEEK[]<0.4> UID)").await;
         assert_eq!(f.body(), Some(MESSAGE.as_bytes()));
         let env = f.envelope().expect("envelope");
         assert_eq!(env.subject.as_deref(), Some(&b"Hello there"[..]));
@@ -225,55 +166,6 @@ async fn idle_wakes_on_append() {
         assert!(matches!(woke.expect("idle"), IdleResponse::NewData(_)));
         let mut watcher = idle.done().await.expect("done");
         watcher.noop().await.expect("noop");
-    }
-}
-
-/// A raw client: lines and whole tagged replies.
-struct Raw {
-    writer: StdTcp,
-    reader: BufReader<StdTcp>,
-}
-
-impl Raw {
-    fn connect(port: u16) -> (Self, String) {
-        let s = StdTcp::connect(("127.0.0.1", port)).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(20)))
-            .expect("timeout");
-        let mut raw = Raw {
-            reader: BufReader::new(s.try_clone().expect("clone")),
-            writer: s,
-        };
-        let greeting = raw.line();
-        (raw, greeting)
-    }
-
-    fn line(&mut self) -> String {
-        let mut line = String::new();
-        self.reader.read_line(&mut line).expect("read");
-        line
-    }
-
-    fn send(&mut self, bytes: &[u8]) {
-        self.writer.write_all(bytes).expect("write");
-    }
-
-    /// Sends a command, returns every line up to its tagged reply.
-    fn command(&mut self, tag: &str, line: &str) -> Vec<String> {
-        self.send(format!("{tag} {line}\r\n").as_bytes());
-        self.until(tag)
-    }
-
-    fn until(&mut self, tag: &str) -> Vec<String> {
-        let mut lines = Vec::new();
-        loop {
-            let line = self.line();
-            assert!(!line.is_empty(), "closed; got {lines:?}");
-            let done = line.starts_with(&format!("{tag} "));
-            lines.push(line);
-            if done {
-                return lines;
-            }
-        }
     }
 }
 
@@ -406,7 +298,7 @@ async fn starttls_then_login() {
             .expect("handshake");
         let client = async_imap::Client::new(tls);
         let mut s = client
-            .login(user, "secret")
+            .login(user, PASSWORD)
             .await
             .map_err(|(e, _)| e)
             .expect("login");
@@ -423,12 +315,8 @@ async fn starttls_then_login() {
 fn qresync_and_two_sessions() {
     let server = start(plaintext());
     for user in [&server.ready.a, &server.ready.b] {
-        let (mut one, _) = Raw::connect(server.ready.port);
-        let (mut two, _) = Raw::connect(server.ready.port);
-        for raw in [&mut one, &mut two] {
-            let r = raw.command("l", &format!("LOGIN {user} secret"));
-            assert!(r.last().expect("reply").starts_with("l OK"), "{r:?}");
-        }
+        let mut one = Raw::login(server.ready.port, user);
+        let mut two = Raw::login(server.ready.port, user);
         for i in 0..3 {
             let r = one.command(
                 &format!("p{i}"),
@@ -499,12 +387,7 @@ fn qresync_and_two_sessions() {
 #[test]
 fn a_large_fetch_streams_whole_and_in_order() {
     let server = start(plaintext());
-    let (mut raw, _) = Raw::connect(server.ready.port);
-    let login = raw.command("l", &format!("LOGIN {} secret", server.ready.b));
-    assert!(
-        login.last().is_some_and(|l| l.starts_with("l OK")),
-        "{login:?}"
-    );
+    let mut raw = Raw::login(server.ready.port, &server.ready.b);
     let line = "x".repeat(70);
     for i in 0..100 {
         let body = format!(
@@ -540,14 +423,6 @@ fn a_large_fetch_streams_whole_and_in_order() {
     );
 }
 
-/// Logs in over a raw connection as `user` (password "secret").
-fn raw_login(port: u16, user: &str) -> Raw {
-    let (mut raw, _) = Raw::connect(port);
-    let r = raw.command("l1", &format!("LOGIN {user} secret"));
-    assert!(r.last().expect("reply").starts_with("l1 OK"), "{r:?}");
-    raw
-}
-
 /// The one line of `lines` that starts with `prefix`.
 fn one<'a>(lines: &'a [String], prefix: &str) -> &'a str {
     let found: Vec<&String> = lines.iter().filter(|l| l.starts_with(prefix)).collect();
@@ -561,7 +436,7 @@ fn one<'a>(lines: &'a [String], prefix: &str) -> &'a str {
 #[test]
 fn esearch_searchres_and_imap4rev2() {
     let server = start(plaintext());
-    let mut raw = raw_login(server.ready.port, &server.ready.b);
+    let mut raw = Raw::login(server.ready.port, &server.ready.b);
     let r = raw.command("c0", "CAPABILITY");
     for cap in [
         "IMAP4rev2",
@@ -637,7 +512,7 @@ fn esearch_searchres_and_imap4rev2() {
 #[test]
 fn list_extended_create_special_use_and_multiappend() {
     let server = start(plaintext());
-    let mut raw = raw_login(server.ready.port, &server.ready.a);
+    let mut raw = Raw::login(server.ready.port, &server.ready.a);
     // CREATE-SPECIAL-USE, and LIST showing it.
     let r = raw.command("c1", "CREATE \"Old Sent\" (USE (\\Sent))");
     assert_eq!(r.len(), 1, "{r:?}");
@@ -750,7 +625,7 @@ fn id_after(line: &str, key: &str) -> String {
 #[test]
 fn object_ids() {
     let server = start(plaintext());
-    let mut raw = raw_login(server.ready.port, &server.ready.a);
+    let mut raw = Raw::login(server.ready.port, &server.ready.a);
     let r = raw.command("c0", "CAPABILITY");
     assert!(
         r[0].contains(" OBJECTID") && r[0].contains(" UTF8=ACCEPT"),
@@ -858,8 +733,8 @@ fn object_ids() {
 #[test]
 fn utf8_accept() {
     let server = start(plaintext());
-    let mut utf8 = raw_login(server.ready.port, &server.ready.b);
-    let mut legacy = raw_login(server.ready.port, &server.ready.b);
+    let mut utf8 = Raw::login(server.ready.port, &server.ready.b);
+    let mut legacy = Raw::login(server.ready.port, &server.ready.b);
     // Before ENABLE: nothing changes.
     let r = legacy.command("a1", "CREATE \"Entwürfe\"");
     assert!(r[0].starts_with("a1 BAD"), "{r:?}");
@@ -953,7 +828,7 @@ fn catenate() {
         ..plaintext()
     });
     let user = &server.ready.b;
-    let mut raw = raw_login(server.ready.port, user);
+    let mut raw = Raw::login(server.ready.port, user);
     let r = raw.command("c0", "CAPABILITY");
     assert!(r[0].contains(" CATENATE"), "{r:?}");
     let r = raw.command(

@@ -4,15 +4,15 @@
 //! one APPENDUID range, and a second session in IDLE sees the messages
 //! arrive together (one EXISTS).
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
 use std::sync::mpsc;
 use std::time::Duration;
 
 use cairn_imap::{ImapMesh, ImapOptions, ImapServer};
 use cairn_shards::metrics::Metrics;
-use cairn_storage::directory::NewAccount;
-use cairn_storage::testing::{accept_loop, tls_config, ServiceNode};
+use cairn_storage::testing::{tls_config, ServiceNode};
+
+mod common;
+use common::{add_accounts, listen, Raw};
 
 const USER: &str = "batch@example.org";
 const QUOTA: u64 = 2000;
@@ -32,87 +32,17 @@ fn start() -> (u16, ServiceNode) {
             let server = ImapServer::start(services.clone(), Some(tls), options, m, &mesh)
                 .await
                 .expect("imap server");
-            services
-                .directory
-                .add_domain("example.org".into(), None, None)
-                .await
-                .expect("domain");
-            let hash = services.hash_password("secret".into()).await.expect("hash");
-            services
-                .add_account(NewAccount {
-                    address: USER.into(),
-                    password_hash: hash,
-                    quota_bytes: QUOTA,
-                    ..Default::default()
-                })
-                .await
-                .expect("account");
-            let any: std::net::SocketAddr = "127.0.0.1:0".parse().expect("addr");
-            let listener = cairn_shards::net::bind_tcp(any).expect("bind");
-            ready_tx
-                .send(listener.local_addr().expect("addr").port())
-                .expect("ready");
-            let serve = move |stream, peer| {
-                let server = server.clone();
-                async move { server.serve(stream, peer).await }
-            };
-            accept_loop(listener, serve, ctx.shutdown().clone()).await
+            add_accounts(&services, &[USER], QUOTA).await;
+            listen(server, ctx.shutdown().clone(), |port| {
+                ready_tx.send(port).expect("ready");
+            })
+            .await
         }
     });
     let port = ready_rx
         .recv_timeout(Duration::from_secs(60))
         .expect("the server started");
     (port, node)
-}
-
-/// A raw client: lines and whole tagged replies.
-struct Raw {
-    writer: TcpStream,
-    reader: BufReader<TcpStream>,
-}
-
-impl Raw {
-    fn login(port: u16) -> Self {
-        let s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(20)))
-            .expect("timeout");
-        let mut raw = Raw {
-            reader: BufReader::new(s.try_clone().expect("clone")),
-            writer: s,
-        };
-        assert!(raw.line().starts_with("* OK"));
-        let r = raw.command("l1", &format!("LOGIN {USER} secret"));
-        assert!(r.last().expect("reply").starts_with("l1 OK"), "{r:?}");
-        raw
-    }
-
-    fn line(&mut self) -> String {
-        let mut line = String::new();
-        self.reader.read_line(&mut line).expect("read");
-        assert!(!line.is_empty(), "connection closed");
-        line
-    }
-
-    fn send(&mut self, bytes: &[u8]) {
-        self.writer.write_all(bytes).expect("write");
-    }
-
-    fn command(&mut self, tag: &str, line: &str) -> Vec<String> {
-        self.send(format!("{tag} {line}\r\n").as_bytes());
-        self.until(tag)
-    }
-
-    fn until(&mut self, tag: &str) -> Vec<String> {
-        let mut lines = Vec::new();
-        loop {
-            let line = self.line();
-            let done = line.starts_with(&format!("{tag} "));
-            lines.push(line);
-            if done {
-                return lines;
-            }
-        }
-    }
 }
 
 /// `tag APPEND INBOX` with each body as a non-synchronizing literal.
@@ -135,7 +65,7 @@ fn message(i: usize, len: usize) -> Vec<u8> {
 #[test]
 fn multiappend_is_all_or_nothing_and_seen_at_once() {
     let (port, _node) = start();
-    let mut writer = Raw::login(port);
+    let mut writer = Raw::login(port, USER);
 
     // The third exceeds the quota: none of them is appended.
     let over = [message(1, 100), message(2, 100), message(3, QUOTA as usize)];
@@ -152,7 +82,7 @@ fn multiappend_is_all_or_nothing_and_seen_at_once() {
     );
 
     // A watcher in IDLE, then three that fit.
-    let mut watcher = Raw::login(port);
+    let mut watcher = Raw::login(port, USER);
     watcher.command("s1", "SELECT INBOX");
     watcher.send(b"i1 IDLE\r\n");
     assert!(watcher.line().starts_with("+ "));
