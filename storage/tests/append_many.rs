@@ -1,14 +1,19 @@
 //! MULTIAPPEND in the store (`MailStore::append_many`): consecutive UIDs at
 //! one MODSEQ, the quota checked for the whole batch (appends in flight
 //! counted), all or none on a refusal and across a crash that tears the
-//! batch's record, one wake-up for watchers.
+//! batch's record, one wake-up for watchers; a body carried twice in a
+//! batch is written once and referred to twice.
 
 use std::path::Path;
 
 use cairn_shards::local::block_on;
 use cairn_storage::log::{LogConfig, RecoveryReport, SegmentLog};
 use cairn_storage::mailbox::{flags, Flags, MailError, MailRecovery, MailStore};
+use cairn_storage::shard_store::ShardStore;
 use sha2::{Digest, Sha256};
+
+mod common;
+use common::{add_alice, compact_all, deliver, expunge, ALICE};
 
 const ACCOUNT: &str = "multi@example.org";
 
@@ -22,6 +27,16 @@ async fn open(dir: &Path) -> (MailStore, SegmentLog, RecoveryReport) {
     .await
     .expect("open log");
     (recovery.finish(log.clone()), log, report)
+}
+
+/// Shard 0 under `data`, with segments small enough to seal in a test.
+async fn open_shard(data: &Path) -> ShardStore {
+    let config = LogConfig {
+        segment_bytes: 16 * 1024,
+        ..LogConfig::default()
+    };
+    let (store, _) = ShardStore::open_with(data, 0, config).await.expect("open");
+    store
 }
 
 fn body(tag: &str, len: usize) -> Vec<u8> {
@@ -179,6 +194,63 @@ fn a_batch_torn_by_a_crash_leaves_none_and_a_whole_one_survives() {
         let uids: Vec<u32> = again.iter().map(|d| d.uid).collect();
         assert_eq!(uids, [4, 5]);
         log.close().await;
+    })
+    .expect("executor");
+}
+
+#[test]
+fn a_body_carried_twice_in_a_batch_is_written_once() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    block_on(async {
+        let store = open_shard(tmp.path()).await;
+        add_alice(&store).await;
+        let twice = body("twice", 4000);
+        let bodies = [twice.clone(), body("once", 4000), twice.clone()];
+        let before = store.log.stats();
+        let done = store
+            .mail
+            .append_many(ALICE, "INBOX", &batch(&bodies))
+            .await
+            .expect("append_many");
+        let after = store.log.stats();
+        // Two bodies and the batch's operation.
+        assert_eq!(after.records - before.records, 3);
+        let written = after.bytes - before.bytes;
+        assert!(written < 3 * 4000, "{written} bytes: a body written twice");
+        let hash: [u8; 32] = Sha256::digest(&twice).into();
+        assert_eq!(store.mail.blob_references(&hash), 2);
+        let messages = store.mail.messages(ALICE, "INBOX").expect("messages");
+        assert_eq!(messages.len(), 3);
+        assert_eq!(messages[0].blob, messages[2].blob);
+        for (m, b) in messages.iter().zip(&bodies) {
+            assert_eq!(&store.mail.body(&m.blob).await.expect("body"), b);
+        }
+
+        // One copy expunged, the body's segment sealed and compacted: the
+        // body is still referred to, so it is moved, not forgotten.
+        expunge(&store, &[done[0].uid]).await;
+        assert_eq!(store.mail.blob_references(&hash), 1);
+        let segment = messages[0].blob.segment;
+        for i in 0.. {
+            if store.log.active_segment() > segment {
+                break;
+            }
+            deliver(&store, &body(&format!("filler {i}"), 4000)).await;
+        }
+        let report = compact_all(&store).await;
+        assert!(report.removed.contains(&segment), "{report:?}");
+        store.log.close().await;
+
+        let store = open_shard(tmp.path()).await;
+        assert_eq!(store.mail.blob_references(&hash), 1);
+        let messages = store.mail.messages(ALICE, "INBOX").expect("messages");
+        let kept = messages
+            .iter()
+            .find(|m| m.uid == done[2].uid)
+            .expect("the other copy");
+        assert_eq!(store.mail.body(&kept.blob).await.expect("body"), twice);
+        assert!(messages.iter().all(|m| m.uid != done[0].uid));
+        store.log.close().await;
     })
     .expect("executor");
 }

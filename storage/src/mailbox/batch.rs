@@ -1,15 +1,18 @@
 //! Several messages appended to one mailbox at once (IMAP MULTIAPPEND,
-//! RFC 3502): all of them or none. The bodies are staged first (each its
-//! own record; one left without a message is garbage that compaction
-//! reclaims), then the messages are planned together under the account's
-//! lock — the quota for their total, counting the appends in flight,
-//! consecutive UIDs, one MODSEQ — and committed as one
+//! RFC 3502): all of them or none. The bodies are staged first, each
+//! distinct one once (its own record, referred to by every message of the
+//! batch that carries it; one left without a message is garbage that
+//! compaction reclaims), then the messages are planned together under the
+//! account's lock — the quota for their total, counting the appends in
+//! flight, consecutive UIDs, one MODSEQ — and committed as one
 //! [`MailOp::AppendMany`] record. One record is whole or absent at
 //! recovery, and it is applied to the state in one step, so that other
 //! sessions (and their IDLE) see every message at once or none.
 
+use std::collections::HashMap;
 use std::rc::Rc;
 
+use super::blobs::hash_of;
 use super::flags::{self, Flags};
 use super::ops::NewMessage;
 use super::{canonical, Delivered, MailError, MailOp, MailStore, Pin, Staged};
@@ -42,9 +45,27 @@ impl MailStore {
         if count == 0 {
             return Ok(Vec::new());
         }
-        let staged: Vec<_> = messages.iter().map(|(body, ..)| self.stage(body)).collect();
+        // Each distinct body staged once; `carried[i]`: message i's body.
+        let mut staged = Vec::new();
+        let mut first_of = HashMap::new();
+        let carried: Vec<usize> = messages
+            .iter()
+            .map(|(body, ..)| {
+                let hash = hash_of(body);
+                *first_of.entry(hash).or_insert_with(|| {
+                    staged.push(self.stage_hashed(hash, body));
+                    staged.len() - 1
+                })
+            })
+            .collect();
         let done = self
-            .append_staged_many(account, &mailbox, &staged, messages, (size, count))
+            .append_staged_many(
+                account,
+                &mailbox,
+                (&staged, &carried),
+                messages,
+                (size, count),
+            )
             .await;
         for (blob, _) in &staged {
             self.finish_blob(blob).await;
@@ -52,11 +73,13 @@ impl MailStore {
         done
     }
 
+    /// Plans and queues the batch: `staged` holds its distinct bodies,
+    /// `carried` the index there of each message's body.
     async fn append_staged_many(
         &self,
         account: &str,
         mailbox: &str,
-        staged: &[(Staged, Rc<Pin>)],
+        (staged, carried): (&[(Staged, Rc<Pin>)], &[usize]),
         messages: &[(&[u8], Flags, i64)],
         (size, count): (u64, u32),
     ) -> Result<Vec<Delivered>, MailError> {
@@ -65,18 +88,23 @@ impl MailStore {
         let (first, modseq, uidvalidity) =
             self.plan_appends(&pipe, account, mailbox, (size, count))?;
         let mut pending = Vec::new();
-        let mut planned = Vec::with_capacity(messages.len());
-        for (((blob, _), (body, flags, internal_date)), uid) in
-            staged.iter().zip(messages).zip(first..)
-        {
+        let mut blobs = Vec::with_capacity(staged.len());
+        for (blob, _) in staged {
             let (blob, in_flight) = self.reference(blob)?;
             pending.extend(in_flight);
+            blobs.push(blob);
+        }
+        let mut planned = Vec::with_capacity(messages.len());
+        for (((body, flags, internal_date), &carries), uid) in
+            messages.iter().zip(carried).zip(first..)
+        {
             planned.push(NewMessage {
                 uid,
                 flags: flags.clone(),
                 internal_date: *internal_date,
                 size: body.len() as u64,
-                blob,
+                // Made above for every index `carried` holds.
+                blob: blobs[carries],
             });
         }
         let op = MailOp::AppendMany {

@@ -102,6 +102,11 @@ impl Drop for Pin {
     }
 }
 
+/// A body's SHA-256: the key it is stored under.
+pub fn hash_of(body: &[u8]) -> [u8; 32] {
+    Sha256::digest(body).into()
+}
+
 fn to_ref(hash: [u8; 32], at: Location) -> BlobRef {
     BlobRef {
         hash,
@@ -378,15 +383,15 @@ impl Blobs {
         true
     }
 
-    /// Stores `body` unless the same bytes are stored already: queues its
-    /// record and returns at once, with the body pinned; see [`Staged`].
-    pub fn stage(&self, log: &SegmentLog, body: &[u8]) -> (Staged, Rc<Pin>) {
-        let hash: [u8; 32] = Sha256::digest(body).into();
+    /// Stores `body`, whose SHA-256 is `hash` ([`hash_of`]), unless the
+    /// same bytes are stored already: queues its record and returns at
+    /// once, with the body pinned; see [`Staged`].
+    pub fn stage(&self, log: &SegmentLog, hash: [u8; 32], body: &[u8]) -> (Staged, Rc<Pin>) {
         let pin = self.pin(hash);
-        (self.stage_hashed(log, hash, body), pin)
+        (self.queue(log, hash, body), pin)
     }
 
-    fn stage_hashed(&self, log: &SegmentLog, hash: [u8; 32], body: &[u8]) -> Staged {
+    fn queue(&self, log: &SegmentLog, hash: [u8; 32], body: &[u8]) -> Staged {
         if let Some(found) = self.find(&hash) {
             return Staged::Stored(found);
         }
@@ -432,8 +437,7 @@ impl Blobs {
             return Err(MailError::Corrupt("blob hash does not match".into()));
         }
         let body = payload.split_off(32);
-        let hash: [u8; 32] = Sha256::digest(&body).into();
-        if hash != blob.hash {
+        if hash_of(&body) != blob.hash {
             return Err(MailError::Corrupt(
                 "blob content does not match its hash".into(),
             ));

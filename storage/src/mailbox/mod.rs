@@ -866,7 +866,12 @@ impl MailStore {
     /// Stages `body` (see [`Blobs::stage`]) and, if it is new, starts
     /// making its digest.
     fn stage(&self, body: &[u8]) -> (Staged, Rc<Pin>) {
-        let (staged, pin) = self.inner.blobs.stage(&self.inner.log, body);
+        self.stage_hashed(blobs::hash_of(body), body)
+    }
+
+    /// [`MailStore::stage`] of a body whose SHA-256 is `hash`.
+    fn stage_hashed(&self, hash: [u8; 32], body: &[u8]) -> (Staged, Rc<Pin>) {
+        let (staged, pin) = self.inner.blobs.stage(&self.inner.log, hash, body);
         if let Staged::Pending(pending) = &staged {
             self.digest_later(pending, body);
         }
