@@ -187,7 +187,7 @@ struct Moves {
 }
 
 fn mesh_failure(e: MeshError) -> MailError {
-    MailError::Corrupt(format!("a move lost its way: {e}"))
+    MailError::MoveFailed(format!("the shards lost each other: {e}"))
 }
 
 impl Moves {
@@ -201,7 +201,7 @@ impl Moves {
         let frozen = self.frozen.borrow_mut().remove(account);
         match frozen {
             Some(frozen) => store.thaw(frozen, remove).await,
-            None => Err(MailError::Corrupt(format!("{account} is not moving"))),
+            None => Err(MailError::MoveFailed(format!("{account} is not moving"))),
         }
     }
 
@@ -269,7 +269,8 @@ impl Moves {
         let req = MailRequest::Freeze {
             account: account.clone(),
         };
-        let mismatch = || MailError::Corrupt("a move got a different answer".into());
+        let mismatch =
+            || MailError::MoveFailed("the source shard answered a different request".into());
         let export = expect_reply!(self.call(from, req).await?, MailReply::Frozen, mismatch())?;
         let body = |blob| async move {
             expect_reply!(

@@ -286,6 +286,13 @@ fn moving_an_account_carries_everything_and_empties_the_source() {
         assert_eq!(from.expect("move"), 0);
         assert_eq!(services.mail.owner(&account), 1);
         assert!(mail_of(&store, &account).is_none(), "the source is emptied");
+        // Letting go of an account no move holds is a failed move step,
+        // not damaged data.
+        let stray = services.mail.thaw(&account, 0, false).await;
+        assert!(
+            matches!(stray, Err(ServiceError::Mail(MailError::MoveFailed(_)))),
+            "{stray:?}"
+        );
         assert_eq!(
             store.bayes.export(&account).expect("export"),
             Default::default()

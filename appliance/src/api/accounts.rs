@@ -398,7 +398,9 @@ struct Moved {
 /// writes wait, then fail the same way, so that the client's retry reaches
 /// the new shard. 200 with where it
 /// was, 400 for a shard that does not run, 404 for no such account, 503
-/// when the move failed (the account stays where it was).
+/// when the move failed (the account stays where it was; code
+/// `move_failed` when the copy or the shards' exchange failed, so that it
+/// may be tried again).
 async fn move_account(api: &Api, address: String, req: Request) -> Reply {
     let to: MoveTo = match read_json(req, api.max_body).await {
         Ok(v) => v,
@@ -431,6 +433,15 @@ async fn move_account(api: &Api, address: String, req: Request) -> Reply {
             &e.to_string(),
             Some("shard"),
         ),
+        Err(MoveError::Mail(ServiceError::Mail(e @ MailError::MoveFailed(_)))) => {
+            tracing::warn!(account = %primary, error = %e, "api: an account move failed");
+            errors::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "move_failed",
+                &e.to_string(),
+                None,
+            )
+        }
         Err(MoveError::Mail(e)) => errors::mail(e),
         Err(e @ MoveError::Placement(_)) => errors::error(
             StatusCode::SERVICE_UNAVAILABLE,

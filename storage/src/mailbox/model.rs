@@ -40,6 +40,11 @@ pub enum MailError {
     Log(#[from] crate::log::LogError),
     #[error("stored mail data is corrupt: {0}")]
     Corrupt(String),
+    /// A step of moving an account to another shard failed (the copy did
+    /// not match its source, or the shards lost or misunderstood each
+    /// other): not damaged data, and the move may be tried again.
+    #[error("moving the account failed: {0}")]
+    MoveFailed(String),
 }
 
 /// The hierarchy separator of mailbox names.

@@ -209,7 +209,7 @@ impl MailStore {
                 .await?;
             staged += 1;
             if at.uid != staged {
-                return Err(MailError::Corrupt(format!(
+                return Err(MailError::MoveFailed(format!(
                     "body {staged} of a moving account staged as UID {}",
                     at.uid
                 )));
@@ -294,7 +294,7 @@ impl MailStore {
         let copy = self.read(account, |a| Ok(a.clone()))?;
         drop(guard);
         if by_content(copy) != by_content(src.clone()) {
-            return Err(MailError::Corrupt(format!(
+            return Err(MailError::MoveFailed(format!(
                 "the copy of {account} does not match its source"
             )));
         }
