@@ -8,7 +8,11 @@
 //! whole sessions back to back for `--duration-secs`: connect, LOGIN,
 //! SELECT INBOX, FETCH (UID FLAGS ENVELOPE) of the latest 50, UID FETCH
 //! BODY.PEEK[] of a few of them, UID STORE +FLAGS/-FLAGS (\Seen), APPEND of a
-//! 5 KB message, UID STORE +FLAGS (\Deleted) on it, EXPUNGE, LOGOUT. Each
+//! 5 KB message, UID STORE +FLAGS (\Deleted) on it, EXPUNGE, LOGOUT; with
+//! `--searches N`, N × (UID SEARCH FROM a sender, a header key; UID
+//! SEARCH BODY a word no message holds, a scan of every message's text)
+//! after the FETCH of bodies (the results then go to a section of their
+//! own). Each
 //! command's time (write to tagged reply) goes into an hdrhistogram per
 //! command; ops/s counts every command.
 //!
@@ -75,6 +79,9 @@ struct Args {
     /// Full bodies fetched per session.
     #[arg(long, default_value_t = 3)]
     bodies: usize,
+    /// Pairs of SEARCH commands (FROM, BODY) per session.
+    #[arg(long, default_value_t = 0)]
+    searches: usize,
     /// Connections held in IDLE for the memory measurement (0: skip).
     #[arg(long, default_value_t = 10_000)]
     idle_connections: usize,
@@ -218,11 +225,13 @@ fn seed(rt: &tokio::runtime::Runtime, s: &Subject, args: &Args) -> Result<(), St
 type Latencies = BTreeMap<&'static str, Histogram<u64>>;
 
 /// The commands, in the order they are reported.
-const COMMANDS: [&str; 9] = [
+const COMMANDS: [&str; 11] = [
     "LOGIN",
     "SELECT",
     "FETCH envelopes",
     "UID FETCH body",
+    "UID SEARCH FROM",
+    "UID SEARCH BODY",
     "UID STORE",
     "APPEND",
     "EXPUNGE",
@@ -246,7 +255,7 @@ async fn timed<T>(
 async fn session(
     addr: SocketAddr,
     u: usize,
-    bodies: usize,
+    (bodies, searches): (usize, usize),
     rng: &mut Rng,
     lat: &mut Latencies,
 ) -> Result<(), String> {
@@ -272,6 +281,21 @@ async fn session(
                 lat,
                 "UID FETCH body",
                 c.command(&format!("UID FETCH {uid} (BODY.PEEK[])")),
+            )
+            .await?;
+        }
+        for _ in 0..searches {
+            let sender = rng.below(50);
+            timed(
+                lat,
+                "UID SEARCH FROM",
+                c.command(&format!("UID SEARCH FROM sender{sender}@remote.test")),
+            )
+            .await?;
+            timed(
+                lat,
+                "UID SEARCH BODY",
+                c.command("UID SEARCH BODY \"zebra crossing\""),
             )
             .await?;
         }
@@ -325,7 +349,7 @@ struct Round {
 
 fn load(rt: &tokio::runtime::Runtime, s: &Subject, args: &Args) -> Round {
     let deadline = Duration::from_secs(args.duration_secs);
-    let (addr, bodies) = (s.addr, args.bodies);
+    let (addr, mix) = (s.addr, (args.bodies, args.searches));
     let clients = args.users * args.sessions_per_user.max(1);
     let users = args.users.max(1);
     let (lat, sessions, errors, elapsed) = rt.block_on(async move {
@@ -338,7 +362,7 @@ fn load(rt: &tokio::runtime::Runtime, s: &Subject, args: &Args) -> Round {
                     let (mut done, mut errors) = (0u64, 0u64);
                     let mut first_error = None;
                     while started.elapsed() < deadline && done < MAX_SESSIONS_PER_CLIENT {
-                        match session(addr, c % users, bodies, &mut rng, &mut lat).await {
+                        match session(addr, c % users, mix, &mut rng, &mut lat).await {
                             Ok(()) => done += 1,
                             Err(e) => {
                                 errors += 1;
@@ -750,7 +774,11 @@ fn main() {
     }
     for (k, name) in COMMANDS.iter().enumerate() {
         for r in best.iter().flatten() {
+            // A command the mix did not run (no SEARCH without --searches).
             if let (Some(m), Some(b)) = (r.per_command.get(k), baseline.per_command.get(k)) {
+                if m.ops == 0 {
+                    continue;
+                }
                 table.push_str(&m.markdown_row(name, b));
                 table.push('\n');
             }
@@ -811,8 +839,16 @@ fn main() {
         .iter()
         .filter_map(|k| std::env::var(k).ok().map(|v| format!("{k}={v} ")))
         .collect();
+    let (searched, searches, section) = match args.searches {
+        0 => (String::new(), String::new(), "IMAP sessions vs Dovecot"),
+        n => (
+            format!("{n} × (UID SEARCH FROM a sender (a header key, about 4 of the messages match), UID SEARCH BODY a word no message holds (every message's text scanned)), "),
+            format!(" --searches {n}"),
+            "IMAP sessions with SEARCH vs Dovecot",
+        ),
+    };
     let body = format!(
-        "IMAP sessions on a {cores}-core machine: Cairn (release, one shard per core, plain IMAP, every acknowledged write fsync'd with group commit) against Dovecot 2.3.19 (Debian dovecot-imapd, maildir, `mail_fsync = {fsync}`{fsync_note}; an imap process per connection; imap-login in {login} mode), the same {} accounts with the same {} messages each (APPENDed through IMAP), the same load generator (tokio, {} thread). Each of {} concurrent clients runs whole sessions back to back for {} s: connect, LOGIN, SELECT INBOX, FETCH (UID FLAGS ENVELOPE) of the latest {WINDOW}, {} × UID FETCH BODY.PEEK[], UID STORE +FLAGS/-FLAGS (\\Seen), APPEND of 5 KB, UID STORE +FLAGS (\\Deleted) on it, EXPUNGE, LOGOUT; best of {} alternating rounds. ops/s = IMAP commands answered per second (connect not counted); ratio is to Dovecot; latencies per command, write to tagged reply. Sessions: {}.\n\n{table}\nMemory per idle connection: connections LOGIN, SELECT INBOX and IDLE; the server's memory before and after, divided by the connections (Dovecot: master and all children summed; RSS counts shared pages once per process, PSS shares them out).\n{memory_table}\nCommand: `cargo build --release -p cairn && {env_prefix}cargo run --release -p cairn-benches --bin imap_load -- --users {} --messages {} --sessions-per-user {} --duration-secs {} --rounds {} --idle-connections {}{only} --write-results`\n",
+        "IMAP sessions on a {cores}-core machine: Cairn (release, one shard per core, plain IMAP, every acknowledged write fsync'd with group commit) against Dovecot 2.3.19 (Debian dovecot-imapd, maildir, `mail_fsync = {fsync}`{fsync_note}; an imap process per connection; imap-login in {login} mode), the same {} accounts with the same {} messages each (APPENDed through IMAP), the same load generator (tokio, {} thread). Each of {} concurrent clients runs whole sessions back to back for {} s: connect, LOGIN, SELECT INBOX, FETCH (UID FLAGS ENVELOPE) of the latest {WINDOW}, {} × UID FETCH BODY.PEEK[], {searched}UID STORE +FLAGS/-FLAGS (\\Seen), APPEND of 5 KB, UID STORE +FLAGS (\\Deleted) on it, EXPUNGE, LOGOUT; best of {} alternating rounds. ops/s = IMAP commands answered per second (connect not counted); ratio is to Dovecot; latencies per command, write to tagged reply. Sessions: {}.\n\n{table}\nMemory per idle connection: connections LOGIN, SELECT INBOX and IDLE; the server's memory before and after, divided by the connections (Dovecot: master and all children summed; RSS counts shared pages once per process, PSS shares them out).\n{memory_table}\nCommand: `cargo build --release -p cairn && {env_prefix}cargo run --release -p cairn-benches --bin imap_load -- --users {} --messages {} --sessions-per-user {} --duration-secs {} --rounds {} --idle-connections {}{searches}{only} --write-results`\n",
         args.users,
         args.messages,
         args.client_threads,
@@ -831,10 +867,7 @@ fn main() {
     println!("\n{body}");
     if args.write_results {
         ResultsFile::default_path()
-            .write_section(
-                &format!("IMAP sessions vs Dovecot, {cores}-core machine"),
-                &body,
-            )
+            .write_section(&format!("{section}, {cores}-core machine"), &body)
             .expect("write RESULTS.md");
     }
 }

@@ -15,6 +15,7 @@ use std::fmt::Write as _;
 use std::ops::Range;
 
 use cairn_storage::mailbox::{MailError, Message, BODY_CHUNK};
+use futures_util::future::join_all;
 use imap_types::extensions::sort::SortCriterion;
 use imap_types::extensions::thread::{Thread, ThreadingAlgorithm};
 use imap_types::response::Data;
@@ -43,6 +44,25 @@ fn parse_all(hits: &[Hit]) -> Vec<Parsed<'_>> {
     hits.iter()
         .map(|h| Parsed::parse(h.header.as_deref().unwrap_or_default()))
         .collect()
+}
+
+/// Most messages whose reads are in flight together in a search, and
+/// most bytes of them (a message larger is read alone).
+const READ_WINDOW: usize = 32;
+const READ_WINDOW_BYTES: u64 = 4 << 20;
+
+/// How many of `messages` (at least one) the next window reads.
+fn read_window(messages: &[(u32, Message)]) -> usize {
+    let mut bytes = 0u64;
+    let fits = messages
+        .iter()
+        .take(READ_WINDOW)
+        .take_while(|(_, m)| {
+            bytes = bytes.saturating_add(m.size);
+            bytes <= READ_WINDOW_BYTES
+        })
+        .count();
+    fits.max(1)
 }
 
 fn wide(range: Range<usize>) -> Range<u64> {
@@ -161,13 +181,46 @@ impl Session<'_> {
             largest_uid: uids.last().copied().unwrap_or(0),
         };
         let mut hits = Vec::new();
-        for (seq, m) in messages {
-            let read = if header || body {
-                let read = self.searched_text(&m, header, body).await;
-                Some(read.map_err(|e| Reply::mail(&e))?)
-            } else {
-                None
+        let mut rest = &messages[..];
+        while !rest.is_empty() {
+            let (window, after) = rest.split_at(read_window(rest));
+            rest = after;
+            // The window's reads are in flight together (they are
+            // independent disk reads); evaluation goes in order.
+            let reads = match header || body {
+                true => join_all(
+                    window
+                        .iter()
+                        .map(|(_, m)| self.searched_text(m, header, body)),
+                )
+                .await
+                .into_iter()
+                .map(Some)
+                .collect(),
+                false => vec![None; window.len()],
             };
+            for ((seq, m), read) in window.iter().zip(reads) {
+                let read = read.transpose().map_err(|e| Reply::mail(&e))?;
+                self.evaluate(keys, &ctx, (*seq, m), read, headers, &mut hits);
+            }
+            cairn_shards::yield_if_needed().await;
+        }
+        Ok(hits)
+    }
+
+    /// Evaluates `keys` on the message `m` (number `seq`) given what was
+    /// read of it, keeping a hit (with its header when `headers`).
+    fn evaluate(
+        &self,
+        keys: &[SearchKey<'_>],
+        ctx: &SearchContext,
+        (seq, m): (u32, &Message),
+        read: Option<(Vec<u8>, Option<String>)>,
+        headers: bool,
+        hits: &mut Vec<Hit>,
+    ) {
+        let recent = self.selected.as_ref().is_some_and(|v| v.is_recent(m.uid));
+        {
             let text = read
                 .as_ref()
                 .map(|(header, body)| MessageText::new(header, body.as_deref()));
@@ -176,24 +229,22 @@ impl Session<'_> {
                 uid: m.uid,
                 modseq: m.modseq,
                 flags: &m.flags,
-                recent: view.is_recent(m.uid),
+                recent,
                 internal_date: m.internal_date,
                 size: m.size,
                 text: text.as_ref(),
             };
-            if keys.iter().all(|k| message::matches(k, &candidate, &ctx)) {
-                drop(text);
-                hits.push(Hit {
-                    seq,
-                    uid: m.uid,
-                    internal_date: m.internal_date,
-                    size: m.size,
-                    header: read.filter(|_| headers).map(|(header, _)| header),
-                });
+            if !keys.iter().all(|k| message::matches(k, &candidate, ctx)) {
+                return;
             }
-            cairn_shards::yield_if_needed().await;
         }
-        Ok(hits)
+        hits.push(Hit {
+            seq,
+            uid: m.uid,
+            internal_date: m.internal_date,
+            size: m.size,
+            header: read.filter(|_| headers).map(|(header, _)| header),
+        });
     }
 
     pub(super) async fn search(
