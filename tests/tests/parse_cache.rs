@@ -200,4 +200,14 @@ fn fetches_and_searches_after_a_restart_are_served_from_digests_made_at_delivery
         counter(&appliance, "cairn_storage_body_streams_total"),
         1 + 2 * MESSAGES as u64
     );
+    // Again: the headers are in the shard's header cache, nothing is read.
+    let again = rt.block_on(search(imap, "FROM sender SUBJECT \"cached subject 1\""));
+    assert_eq!(again, want);
+    settle();
+    assert_eq!(
+        counter(&appliance, "cairn_storage_body_streams_total"),
+        1 + 2 * MESSAGES as u64,
+        "the second header search read no header"
+    );
+    assert_eq!(counter(&appliance, "cairn_storage_body_reads_total"), 0);
 }

@@ -101,6 +101,8 @@ pub(crate) struct Inner {
     pub(crate) recent: session::recent::Recent,
     /// ENVELOPE and BODYSTRUCTURE by body (see [`session::summaries`]).
     pub(crate) summaries: session::summaries::Summaries,
+    /// Message headers SEARCH read, by body (see [`session::search`]).
+    pub(crate) headers: session::search::Headers,
     /// The appliance's stop, which ends sessions waiting for a command.
     shutdown: std::cell::RefCell<Option<Shutdown>>,
     /// The shard's live connections, which sessions moved here join (so
@@ -139,7 +141,8 @@ impl ImapServer {
             metrics,
             mesh: endpoint,
             recent: session::recent::Recent::default(),
-            summaries: session::summaries::Summaries::new(session::summaries::DEFAULT_CAPACITY),
+            summaries: session::summaries::summaries(),
+            headers: session::search::headers(),
             shutdown: Default::default(),
             tracker: Default::default(),
         });

@@ -41,6 +41,24 @@ pub(crate) fn fields(block: &[u8]) -> Fields<'_> {
     Fields { rest: block }
 }
 
+/// The header block at the start of a raw message: its fields as
+/// [`fields`] finds them and the blank line after them (all of `raw` when
+/// there is none).
+pub fn block(raw: &[u8]) -> &[u8] {
+    let mut at = 0;
+    loop {
+        let rest = raw.get(at..).unwrap_or_default();
+        if rest.is_empty() {
+            return raw;
+        }
+        if rest.starts_with(b"\r\n") || rest.starts_with(b"\n") {
+            let blank = if rest[0] == b'\r' { 2 } else { 1 };
+            return raw.get(..at + blank).unwrap_or(raw);
+        }
+        at += field_len(rest).max(1);
+    }
+}
+
 /// The iterator [`fields`] returns.
 pub(crate) struct Fields<'a> {
     rest: &'a [u8],
@@ -159,6 +177,18 @@ mod tests {
         let names: Vec<_> = fields(block).map(|f| f.name.to_vec()).collect();
         assert_eq!(names, vec![b"A".to_vec(), b"B".to_vec()]);
         assert_eq!(first_raw(block, b"b"), Some(b"2".to_vec()));
+    }
+
+    #[test]
+    fn the_block_ends_after_the_blank_line() {
+        let raw = b"A: 1\r\nB: 2\r\n folded\r\n\r\nbody\r\n\r\nmore";
+        assert_eq!(block(raw), b"A: 1\r\nB: 2\r\n folded\r\n\r\n");
+        assert_eq!(block(b"A: 1\n\nbody"), b"A: 1\n\n");
+        assert_eq!(block(b"A: 1\r\nno blank line"), b"A: 1\r\nno blank line");
+        assert_eq!(block(b"\r\nbody"), b"\r\n");
+        assert_eq!(block(b""), b"");
+        let parsed = crate::message::Parsed::parse(raw);
+        assert_eq!(block(raw), parsed.bytes(parsed.root().header.clone()));
     }
 
     #[test]

@@ -23,6 +23,7 @@ mod tests;
 
 use std::num::NonZeroU32;
 
+pub use header::block as header_block;
 pub use parsed::Parsed;
 pub use search::{
     matches, needs_body, needs_header, needs_message, part_text, Candidate, MessageText,

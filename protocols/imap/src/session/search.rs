@@ -7,7 +7,10 @@
 //! THREAD), and the text parts' ranges alone, each decoded on its own
 //! (BODY, TEXT), so that attachments are never read and nothing is parsed
 //! whole. A message without a kept tree, or a small one whose summary is
-//! not in memory, is read and parsed whole. SEARCH RETURN answers
+//! not in memory, is read whole (and parsed only for its text). Headers
+//! read are kept in the shard's header cache ([`Headers`]), so searching
+//! header keys again reads nothing; the reads of up to [`READ_WINDOW`]
+//! messages are in flight together. SEARCH RETURN answers
 //! `* ESEARCH` (RFC 4731) and saves the result for `$` (RFC 5182), as
 //! does every SEARCH once IMAP4rev2 is enabled.
 
@@ -28,6 +31,7 @@ use crate::codec::response::{self, string};
 use crate::message::{
     self, Candidate, MessageText, Parsed, SearchContext, Shape, SortItem, TextReads,
 };
+use crate::session::shard_cache::ShardCache;
 use crate::session::summaries::Summary;
 
 /// A message that matched: its number, UID, and (for SORT/THREAD) header.
@@ -44,6 +48,21 @@ fn parse_all(hits: &[Hit]) -> Vec<Parsed<'_>> {
     hits.iter()
         .map(|h| Parsed::parse(h.header.as_deref().unwrap_or_default()))
         .collect()
+}
+
+/// Message headers SEARCH read (header keys, SORT, THREAD), by body, up
+/// to [`HEADER_CACHE_BYTES`] of them: a search of the same mailbox again
+/// reads no header from disk (as Dovecot's cache file keeps the header
+/// fields searched on).
+pub(crate) type Headers = ShardCache<Vec<u8>>;
+
+/// The bytes of headers a shard keeps for SEARCH.
+const HEADER_CACHE_BYTES: usize = 16 << 20;
+
+/// The shard's header cache (see [`Headers`]); an entry weighs its bytes
+/// and what keeping it costs besides.
+pub(crate) fn headers() -> Headers {
+    ShardCache::new(HEADER_CACHE_BYTES, |header| header.len() + 96)
 }
 
 /// Most messages whose reads are in flight together in a search, and
@@ -116,17 +135,45 @@ impl Session<'_> {
         }
     }
 
-    /// The header of the message `m` when `header` (else empty) and its
-    /// body's text when `body` ([`message::part_text`] of each text part):
-    /// read from the ranges its kept tree names ([`TextReads`]: one read
-    /// when they lie side by side), or else from the whole message,
-    /// parsed.
+    /// The header of the message `m` when `header` (else empty), from
+    /// the shard's header cache or else read (and then kept there), and
+    /// its body's text when `body` (see [`Session::read_text`]).
     async fn searched_text(
         &self,
         m: &Message,
         header: bool,
         body: bool,
     ) -> Result<(Vec<u8>, Option<String>), MailError> {
+        let cached = header
+            .then(|| self.inner.headers.get(&m.blob.hash))
+            .flatten();
+        let read_header = header && cached.is_none();
+        let (read, text) = self.read_text(m, read_header, body).await?;
+        let header = match cached {
+            Some(kept) => kept.to_vec(),
+            None if read_header => {
+                self.inner.headers.insert(m.blob.hash, read.clone());
+                read
+            }
+            None => Vec::new(),
+        };
+        Ok((header, text))
+    }
+
+    /// Reads the header of the message `m` when `header` (else empty) and
+    /// its body's text when `body` ([`message::part_text`] of each text
+    /// part): from the ranges its kept tree names ([`TextReads`]: one read
+    /// when they lie side by side), or else from the whole message (its
+    /// header block cut out, or the message parsed for its text).
+    async fn read_text(
+        &self,
+        m: &Message,
+        header: bool,
+        body: bool,
+    ) -> Result<(Vec<u8>, Option<String>), MailError> {
+        if !header && !body {
+            return Ok((Vec::new(), None));
+        }
         if let Some(tree) = self.kept_tree(m).await {
             let reads = TextReads::new(&tree, header, body);
             let read = match reads.span(BODY_CHUNK) {
@@ -145,12 +192,11 @@ impl Session<'_> {
             return Ok(reads.text(read));
         }
         let raw = self.inner.services.mailstore.body(&m.blob).await?;
-        let parsed = Parsed::parse(&raw);
         let header = match header {
-            true => parsed.bytes(parsed.root().header.clone()).to_vec(),
+            true => message::header_block(&raw).to_vec(),
             false => Vec::new(),
         };
-        Ok((header, body.then(|| parsed.body_text())))
+        Ok((header, body.then(|| Parsed::parse(&raw).body_text())))
     }
 
     /// The messages matching every key; with their headers when

@@ -10,10 +10,7 @@
 //! restart a summary missing here is read from there, and the body is read
 //! and parsed only when there is none (or it does not decode).
 
-use std::cell::RefCell;
-use std::collections::{HashMap, VecDeque};
 use std::num::NonZeroU32;
-use std::rc::Rc;
 
 use cairn_storage::mailbox::Digester;
 use imap_codec::decode::Decoder;
@@ -26,6 +23,7 @@ use imap_types::fetch::MessageDataItem;
 use imap_types::response::{Data, Response};
 use imap_types::IntoStatic;
 
+use super::shard_cache::ShardCache;
 use crate::codec::objectid;
 use crate::message::{thread_root, Parsed, Shape};
 
@@ -190,49 +188,12 @@ impl Summary {
     }
 }
 
-/// The cache (one per shard).
-pub struct Summaries {
-    capacity: usize,
-    entries: RefCell<HashMap<[u8; 32], Rc<Summary>>>,
-    order: RefCell<VecDeque<[u8; 32]>>,
-}
+/// The cache (one per shard), by entries.
+pub type Summaries = ShardCache<Summary>;
 
-impl Summaries {
-    pub fn new(capacity: usize) -> Self {
-        Self {
-            capacity,
-            entries: RefCell::default(),
-            order: RefCell::default(),
-        }
-    }
-
-    pub fn get(&self, hash: &[u8; 32]) -> Option<Rc<Summary>> {
-        self.entries.borrow().get(hash).cloned()
-    }
-
-    /// Keeps `summary` for `hash` (evicting the oldest entry when full).
-    pub fn insert(&self, hash: [u8; 32], summary: Summary) -> Rc<Summary> {
-        let summary = Rc::new(summary);
-        let mut entries = self.entries.borrow_mut();
-        if self.capacity == 0 {
-            return summary;
-        }
-        if entries.insert(hash, summary.clone()).is_none() {
-            let mut order = self.order.borrow_mut();
-            order.push_back(hash);
-            while order.len() > self.capacity {
-                if let Some(old) = order.pop_front() {
-                    entries.remove(&old);
-                }
-            }
-        }
-        summary
-    }
-
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        self.entries.borrow().len()
-    }
+/// The shard's summary cache, of [`DEFAULT_CAPACITY`] entries.
+pub fn summaries() -> Summaries {
+    ShardCache::new(DEFAULT_CAPACITY, |_| 1)
 }
 
 #[cfg(test)]
@@ -241,7 +202,7 @@ mod tests {
 
     #[test]
     fn keeps_at_most_capacity_and_drops_the_oldest() {
-        let cache = Summaries::new(2);
+        let cache = Summaries::new(2, |_| 1);
         let raw = b"Subject: hi\r\n\r\nbody\r\n";
         let parsed = Parsed::parse(raw);
         for i in 0..3u8 {
