@@ -208,6 +208,16 @@ fn deliver(
     .unwrap_or_else(|e| panic!("executor: {e}"))
 }
 
+/// The store at `dir` opened again (no cache in memory), with IMAP's
+/// digester as the appliance gives it.
+async fn reopened(dir: &Path, pool: BlockingPool) -> ShardStore {
+    let (store, _) = ShardStore::open(dir, 0)
+        .await
+        .unwrap_or_else(|e| panic!("open: {e}"));
+    store.mail.digest_with(cairn_imap::DIGESTER, pool);
+    store
+}
+
 /// Makes the summary of every body in `blobs` after a reopen (no cache in
 /// memory): from the digest record, or by reading and parsing the body (a
 /// body without a digest is parsed, as IMAP would).
@@ -215,10 +225,7 @@ fn summaries(dir: &Path, cli: &Cli, blobs: &[(BlobRef, u64)], from_digest: bool)
     let (dir, blobs) = (dir.to_path_buf(), blobs.to_vec());
     let pool = pool(cli);
     cairn_shards::local::block_on(async move {
-        let (store, _) = ShardStore::open(&dir, 0)
-            .await
-            .unwrap_or_else(|e| panic!("open: {e}"));
-        store.mail.digest_with(cairn_imap::DIGESTER, pool);
+        let store = reopened(&dir, pool).await;
         let mut m = Measurement::new(if from_digest {
             "read digest + decode"
         } else {
@@ -239,11 +246,7 @@ fn summaries(dir: &Path, cli: &Cli, blobs: &[(BlobRef, u64)], from_digest: bool)
             let summary = if let Some(digest) = digest {
                 Summary::from_digest(&digest)
             } else {
-                let body = store
-                    .mail
-                    .body(blob)
-                    .await
-                    .unwrap_or_else(|e| panic!("body: {e}"));
+                let body = body(&store, blob).await;
                 Some(Summary::of(&Parsed::parse(&body)))
             };
             assert!(summary.is_some_and(|s| s.envelope.subject.0.is_some()));
@@ -264,6 +267,15 @@ enum Searched {
     Subject,
     /// The text of the text parts (BODY).
     Body,
+}
+
+/// The body `blob`, read whole.
+async fn body(store: &ShardStore, blob: &BlobRef) -> Vec<u8> {
+    store
+        .mail
+        .body(blob)
+        .await
+        .unwrap_or_else(|e| panic!("body: {e}"))
 }
 
 /// The bytes `range` of `blob`, read as a session reads a range.
@@ -320,10 +332,7 @@ fn searches(
     let (dir, blobs) = (dir.to_path_buf(), blobs.to_vec());
     let pool = pool(cli);
     cairn_shards::local::block_on(async move {
-        let (store, _) = ShardStore::open(&dir, 0)
-            .await
-            .unwrap_or_else(|e| panic!("open: {e}"));
-        store.mail.digest_with(cairn_imap::DIGESTER, pool);
+        let store = reopened(&dir, pool).await;
         let mut m = Measurement::new(match how {
             Reading::Parse => "read body + parse",
             Reading::DigestRanges => "read digest + ranges",
@@ -362,11 +371,7 @@ fn searches(
                     (_, Some(text)) => text,
                 }
             } else {
-                let body = store
-                    .mail
-                    .body(blob)
-                    .await
-                    .unwrap_or_else(|e| panic!("body: {e}"));
+                let body = body(&store, blob).await;
                 let parsed = Parsed::parse(&body);
                 match what {
                     Searched::Subject => parsed.header_values("Subject").concat(),
