@@ -356,17 +356,12 @@ fn searches(
             let text = if let Some(tree) = tree {
                 let reads =
                     TextReads::new(&tree, what == Searched::Subject, what == Searched::Body);
-                let read = match reads.span(BODY_CHUNK) {
-                    Some(span) => reads.cut(&span, &read_range(&store, blob, span.clone()).await),
-                    None => {
-                        let mut read = Vec::new();
-                        for range in &reads.ranges {
-                            read.push(read_range(&store, blob, range.clone()).await);
-                        }
-                        read
-                    }
-                };
-                match reads.text(read) {
+                let spans = reads.spans(BODY_CHUNK);
+                let mut read = Vec::with_capacity(spans.len());
+                for span in &spans {
+                    read.push(read_range(&store, blob, span.clone()).await);
+                }
+                match reads.text(reads.cut(&spans, &read)) {
                     (header, None) => Parsed::parse(&header).header_values("Subject").concat(),
                     (_, Some(text)) => text,
                 }

@@ -332,6 +332,72 @@ fn sections_stream_from_the_digest_tree_as_the_parsing_path_writes_them() {
     assert!(!streamed.contains(&0));
 }
 
+/// SEARCH on a large message whose summary is not in memory: the tree is
+/// decoded from its digest, the header and the text parts are read as
+/// ranges (quoted-printable decoded), the attachment is never searched,
+/// and no body is read whole; SORT reads the header only.
+#[test]
+fn searches_read_the_header_and_text_parts_not_the_attachment() {
+    let server = start();
+    let mut raw = Raw::login(server.port, &server.user);
+    let attachment = "SECRETWORD in an attachment line\r\n".repeat(8_000);
+    let msg = format!(
+        "From: Alice <alice@example.org>\r\nSubject: parted search\r\n\
+         Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
+         --b\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n\
+         hello wor=\r\nld, soft=20break\r\n\
+         --b\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{attachment}\
+         --b\r\nContent-Type: text/html\r\n\r\n<p>closing <b>remark</b></p>\r\n\
+         --b--\r\n"
+    );
+    assert!(msg.len() > 256 * 1024);
+    append(&mut raw, msg.as_bytes(), false);
+    server.digests_settled();
+    // A new session: the summary cache of the shard is still empty (the
+    // APPEND kept none), so the tree comes from the digest.
+    let mut raw = Raw::login(server.port, &server.user);
+    raw.command("s0", "SELECT INBOX");
+    let before = server.reads();
+    let found = |raw: &mut Raw, tag: &str, search: &str| -> String {
+        let reply = raw.command(tag, search);
+        let line = reply.iter().find(|l| l.starts_with("* SEARCH")).cloned();
+        line.unwrap_or_default().trim_end().to_string()
+    };
+    assert_eq!(
+        found(&mut raw, "s1", "SEARCH BODY \"hello world\""),
+        "* SEARCH 1"
+    );
+    assert_eq!(
+        found(&mut raw, "s2", "SEARCH BODY \"closing remark\""),
+        "* SEARCH 1"
+    );
+    assert_eq!(found(&mut raw, "s3", "SEARCH BODY SECRETWORD"), "* SEARCH");
+    assert_eq!(
+        found(&mut raw, "s4", "SEARCH TEXT \"parted search\""),
+        "* SEARCH 1"
+    );
+    assert_eq!(
+        found(&mut raw, "s5", "SEARCH FROM alice SUBJECT parted"),
+        "* SEARCH 1"
+    );
+    let sorted = raw.command("s6", "SORT (SUBJECT) UTF-8 ALL");
+    assert!(
+        sorted.iter().any(|l| l.trim_end() == "* SORT 1"),
+        "{sorted:?}"
+    );
+    let after = server.reads();
+    assert_eq!(after.bodies, before.bodies, "no body read whole");
+    assert_eq!(after.rejected_digests, 0);
+    assert!(
+        after.digests > before.digests,
+        "the tree came from the digest"
+    );
+    // s1–s3 read the two text parts apart (the attachment lies between
+    // them), s4 the header with the first and the last alone; s5 and the
+    // SORT find the header in the shard's header cache.
+    assert_eq!(after.streams, before.streams + 8, "{before:?} {after:?}");
+}
+
 #[test]
 fn a_nul_goes_out_as_0x80_in_literals_and_as_it_is_in_binary() {
     let server = start();

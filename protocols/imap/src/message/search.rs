@@ -68,7 +68,7 @@ impl<'a> MessageText<'a> {
 
 /// What SEARCH reads of a message whose MIME tree is kept ([`Shape`]):
 /// the header's range and the text parts' ranges, as the keys need them;
-/// read side by side in one read when that reads little more.
+/// those lying close together are read together ([`TextReads::spans`]).
 pub struct TextReads {
     /// The ranges to read: the header's first if asked for, then the
     /// text parts' (starts ascending; the header and a single-part
@@ -98,24 +98,36 @@ impl TextReads {
         }
     }
 
-    /// The one range to read for all of them, when it is not much more
-    /// than they hold (at most twice, or `small` bytes); `None`: read
-    /// each.
-    pub fn span(&self, small: usize) -> Option<Range<usize>> {
-        let first = self.ranges.first()?;
-        let end = self.ranges.iter().map(|r| r.end).max()?;
-        let held: usize = self.ranges.iter().map(Range::len).sum();
-        let span = first.start..end.max(first.start);
-        (span.len() <= (2 * held).max(small)).then_some(span)
+    /// The ranges to read: the ranges grouped where less than `gap`
+    /// bytes lie between one and the next (an attachment between two text
+    /// parts keeps them apart), in order.
+    pub fn spans(&self, gap: usize) -> Vec<Range<usize>> {
+        let mut spans: Vec<Range<usize>> = Vec::new();
+        for range in &self.ranges {
+            match spans.last_mut() {
+                Some(last) if range.start <= last.end.saturating_add(gap) => {
+                    last.end = last.end.max(range.end);
+                }
+                _ => spans.push(range.clone()),
+            }
+        }
+        spans
     }
 
-    /// `span`'s bytes (see [`TextReads::span`]) cut into each range's.
-    pub fn cut(&self, span: &Range<usize>, bytes: &[u8]) -> Vec<Vec<u8>> {
+    /// Each range's bytes, cut from the bytes `read` of `spans` (see
+    /// [`TextReads::spans`]).
+    pub fn cut(&self, spans: &[Range<usize>], read: &[Vec<u8>]) -> Vec<Vec<u8>> {
         self.ranges
             .iter()
             .map(|r| {
-                let cut = r.start.saturating_sub(span.start)..r.end.saturating_sub(span.start);
-                bytes.get(cut).unwrap_or_default().to_vec()
+                let within = spans
+                    .iter()
+                    .zip(read)
+                    .find(|(span, _)| span.start <= r.start && r.end <= span.end);
+                within
+                    .and_then(|(span, bytes)| bytes.get(r.start - span.start..r.end - span.start))
+                    .unwrap_or_default()
+                    .to_vec()
             })
             .collect()
     }
@@ -376,8 +388,10 @@ mod tests {
             .iter()
             .map(|r| raw[r.clone()].to_vec())
             .collect();
-        let span = reads.span(0).unwrap_or_else(|| unreachable!());
-        let (header, text) = reads.text(reads.cut(&span, &raw[span.clone()]));
+        let spans = reads.spans(usize::MAX);
+        assert_eq!(spans.len(), 1);
+        let read: Vec<Vec<u8>> = spans.iter().map(|s| raw[s.clone()].to_vec()).collect();
+        let (header, text) = reads.text(reads.cut(&spans, &read));
         assert_eq!((header.clone(), text.clone()), reads.text(each));
         let header = raw
             .windows(header.len())
@@ -399,29 +413,34 @@ mod tests {
         let shape = Shape::of(&Parsed::parse(&raw)).unwrap_or_else(|| unreachable!());
         let both = TextReads::new(&shape, true, true);
         assert_eq!(both.ranges.len(), 3);
-        assert!(
-            both.span(64 * 1024).is_none(),
-            "the attachment lies between"
-        );
-        let each = both
+        // The header and the first text part are read together; the
+        // attachment lies between them and the last.
+        let spans = both.spans(64 * 1024);
+        assert_eq!(spans.len(), 2, "{spans:?}");
+        assert_eq!(spans[0], both.ranges[0].start..both.ranges[1].end);
+        assert_eq!(spans[1], both.ranges[2]);
+        let read: Vec<Vec<u8>> = spans.iter().map(|s| raw[s.clone()].to_vec()).collect();
+        let cut = both.cut(&spans, &read);
+        let each: Vec<Vec<u8>> = both
             .ranges
             .iter()
             .map(|r| raw[r.clone()].to_vec())
             .collect();
-        let (header, text) = both.text(each);
+        assert_eq!(cut, each);
+        let (header, text) = both.text(cut);
         assert!(header.starts_with(b"Subject: apart"));
         let text = text.unwrap_or_default();
         assert!(text.starts_with("first words\nlast words"), "{text:?}");
         assert!(!text.contains("QUJD"), "{text:?}");
         let header_only = TextReads::new(&shape, true, false);
-        assert_eq!(header_only.span(0), Some(shape.header()));
+        assert_eq!(header_only.spans(0), [shape.header()]);
         let (_, text) = header_only.text(vec![raw[shape.header()].to_vec()]);
         assert_eq!(text, None);
         // Asked for, a body without text parts has an empty text.
         let bare = crlf("Content-Type: image/png\n\nAAAA\n");
         let shape = Shape::of(&Parsed::parse(&bare)).unwrap_or_else(|| unreachable!());
         let reads = TextReads::new(&shape, false, true);
-        assert!(reads.ranges.is_empty() && reads.span(0).is_none());
+        assert!(reads.ranges.is_empty() && reads.spans(0).is_empty());
         assert_eq!(reads.text(Vec::new()), (Vec::new(), Some(String::new())));
     }
 

@@ -162,8 +162,8 @@ impl Session<'_> {
 
     /// Reads the header of the message `m` when `header` (else empty) and
     /// its body's text when `body` ([`message::part_text`] of each text
-    /// part): from the ranges its kept tree names ([`TextReads`]: one read
-    /// when they lie side by side), or else from the whole message (its
+    /// part): from the ranges its kept tree names ([`TextReads`]: those
+    /// close together read together), or else from the whole message (its
     /// header block cut out, or the message parsed for its text).
     async fn read_text(
         &self,
@@ -176,20 +176,12 @@ impl Session<'_> {
         }
         if let Some(tree) = self.kept_tree(m).await {
             let reads = TextReads::new(&tree, header, body);
-            let read = match reads.span(BODY_CHUNK) {
-                Some(span) => {
-                    let bytes = self.read_range(&m.blob, wide(span.clone())).await?;
-                    reads.cut(&span, &bytes)
-                }
-                None => {
-                    let mut read = Vec::with_capacity(reads.ranges.len());
-                    for range in &reads.ranges {
-                        read.push(self.read_range(&m.blob, wide(range.clone())).await?);
-                    }
-                    read
-                }
-            };
-            return Ok(reads.text(read));
+            let spans = reads.spans(BODY_CHUNK);
+            let mut read = Vec::with_capacity(spans.len());
+            for span in &spans {
+                read.push(self.read_range(&m.blob, wide(span.clone())).await?);
+            }
+            return Ok(reads.text(reads.cut(&spans, &read)));
         }
         let raw = self.inner.services.mailstore.body(&m.blob).await?;
         let header = match header {
