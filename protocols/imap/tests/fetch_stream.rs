@@ -94,8 +94,14 @@ async fn answer(services: Services, mut asks: UnboundedReceiver<Ask>) {
 }
 
 /// One shard whose log takes records of 32 MiB, an IMAP listener on it,
-/// and one account.
+/// and one account; the appliance's digests made at delivery.
 fn start() -> TestServer {
+    start_with(true)
+}
+
+/// [`start`], with digests made at delivery or none (then every FETCH of
+/// a message's bytes parses it: the parsing path, to compare with).
+fn start_with(digests: bool) -> TestServer {
     let metrics = Metrics::new(1, "test");
     let mesh = ImapMesh::new(1, 64);
     let (asks_tx, asks) = unbounded();
@@ -119,9 +125,11 @@ fn start() -> TestServer {
                 ..ImapOptions::default()
             };
             // As the appliance does: summaries come from digests.
-            services
-                .mailstore
-                .digest_with(cairn_imap::DIGESTER, ctx.blocking().clone());
+            if digests {
+                services
+                    .mailstore
+                    .digest_with(cairn_imap::DIGESTER, ctx.blocking().clone());
+            }
             let m = metrics.service("imap", ctx.id());
             let server = ImapServer::start(services.clone(), None, options, m, &mesh)
                 .await
@@ -241,13 +249,24 @@ fn streamed_responses_are_the_bytes_the_parsing_path_writes() {
     let middle = server.reads();
     assert_eq!(middle.streams, before.streams + 4);
     assert_eq!(middle.bodies, before.bodies);
-    // One more item that needs the message parsed: the parsing path.
-    let parsed = raw.command_bytes("a4", &format!("FETCH 1 ({items} BINARY.SIZE[1])"));
+    // BINARY.SIZE of a part: the part's range read and decoded.
+    let sized = raw.command_bytes("a4", &format!("FETCH 1 ({items} BINARY.SIZE[1])"));
     let after = server.reads();
-    assert_eq!(after.streams, middle.streams);
-    assert_eq!(after.bodies, middle.bodies + 1);
+    assert_eq!(after.streams, middle.streams + 5);
+    assert_eq!(after.bodies, middle.bodies);
+    // The same message where no digest is kept: the parsing path.
+    let plain = start_with(false);
+    let mut other = Raw::login(plain.port, &plain.user);
+    append(&mut other, msg.as_bytes(), false);
+    other.command_bytes("a2", "SELECT INBOX");
+    let parsed = other.command_bytes("a4", &format!("FETCH 1 ({items} BINARY.SIZE[1])"));
+    assert_eq!(plain.reads().bodies, 1, "parsed once");
     let streamed = untagged(&streamed, b"a3");
-    let parsed = untagged(&parsed, b"a4");
+    let (sized, parsed) = (untagged(&sized, b"a4"), untagged(&parsed, b"a4"));
+    assert_eq!(
+        String::from_utf8_lossy(&sized),
+        String::from_utf8_lossy(&parsed)
+    );
     let open = streamed.strip_suffix(b")\r\n").expect("a FETCH response");
     let text = " BINARY.SIZE[1] 16)\r\n";
     assert_eq!(
@@ -284,7 +303,8 @@ fn sections_stream_from_the_digest_tree_as_the_parsing_path_writes_them() {
     let items = "UID BODY.PEEK[1] BODY.PEEK[HEADER.FIELDS (SUBJECT)] BODY.PEEK[TEXT] \
                  BODY.PEEK[2.MIME] BODY.PEEK[2.HEADER.FIELDS.NOT (From)]<1.6> \
                  BODY.PEEK[2.TEXT] RFC822.HEADER BODY.PEEK[1]<2.3> BODY.PEEK[9] \
-                 BODY.PEEK[1.TEXT] BODY.PEEK[]<0.4>";
+                 BODY.PEEK[1.TEXT] BODY.PEEK[]<0.4> BINARY.PEEK[1]<1.6> BINARY.SIZE[2] \
+                 BINARY.SIZE[7]";
     // The digest made at delivery may not be there yet: then the message
     // is read and parsed once, and its summary (tree included) kept.
     let mut tries = 0;
@@ -304,16 +324,22 @@ fn sections_stream_from_the_digest_tree_as_the_parsing_path_writes_them() {
     }
     assert_eq!(after.rejected_digests, 0);
     // Eight ranges streamed and one header read for HEADER.FIELDS (the
-    // other header filter's header read, empty parts not opened).
-    assert!(after.streams >= before.streams + 8, "{before:?} {after:?}");
-    // One item more that needs the message parsed: the parsing path.
-    let parsed = raw.command_bytes("a4", &format!("FETCH 1 ({items} BINARY.SIZE[1])"));
-    let parsed = untagged(&parsed, b"a4");
-    let open = streamed.strip_suffix(b")\r\n").expect("a FETCH response");
+    // other header filter's header read, empty parts not opened), and
+    // the two parts BINARY decodes.
+    assert!(after.streams >= before.streams + 10, "{before:?} {after:?}");
+    // The same message where no digest is kept: the parsing path writes
+    // the same bytes.
+    let plain = start_with(false);
+    let mut other = Raw::login(plain.port, &plain.user);
+    append(&mut other, msg.as_bytes(), true);
+    other.command_bytes("a2", "SELECT INBOX");
+    let parsed = other.command_bytes("a3", &format!("FETCH 1 ({items})"));
+    assert_eq!(plain.reads().bodies, 1, "parsed once");
     assert_eq!(
-        String::from_utf8_lossy(&parsed),
-        format!("{} BINARY.SIZE[1] 10)\r\n", String::from_utf8_lossy(open))
+        String::from_utf8_lossy(&untagged(&parsed, b"a3")),
+        String::from_utf8_lossy(&streamed)
     );
+    assert_eq!(untagged(&parsed, b"a3"), streamed);
     let text = String::from_utf8_lossy(&streamed).into_owned();
     for part in [
         "BODY[1] {10}\r\nfirst\u{fffd}part ",
@@ -324,12 +350,19 @@ fn sections_stream_from_the_digest_tree_as_the_parsing_path_writes_them() {
         "BODY[1]<2> {3}\r\nrst ",
         "BODY[9] {0}\r\n ",
         "BODY[1.TEXT] {0}\r\n ",
-        "BODY[]<0> {4}\r\nFrom)",
+        "BODY[]<0> {4}\r\nFrom ",
+        "BINARY[1] ~{6}\r\nirst\0p ",
+        "BINARY.SIZE[2] 49 ",
+        "BINARY.SIZE[7] 0)",
     ] {
         assert!(text.contains(part), "{part:?} in {text}");
     }
     assert!(streamed.windows(10).any(|w| w == b"first\x80part"));
-    assert!(!streamed.contains(&0));
+    assert_eq!(
+        streamed.iter().filter(|&&b| b == 0).count(),
+        1,
+        "in BINARY only"
+    );
 }
 
 /// SEARCH on a large message whose summary is not in memory: the tree is

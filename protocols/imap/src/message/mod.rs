@@ -30,7 +30,7 @@ pub use search::{
     SearchContext, TextReads,
 };
 pub use section::BinaryError;
-pub(crate) use section::{filter_fields, Located};
+pub(crate) use section::{decode_part, filter_fields, Located};
 pub use shape::{cut_range, Framing, Shape};
 pub use sort::{sort, SortItem};
 pub use thread::{thread, thread_root};

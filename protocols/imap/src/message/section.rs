@@ -248,19 +248,24 @@ impl<'a> Parsed<'a> {
         let Some(node) = resolve(self, part) else {
             return Ok(Cow::Borrowed(&[]));
         };
-        let body = self.bytes(node.body.clone());
-        let cte = first_raw(
+        decode_part(
             self.bytes(node.header.clone()),
-            b"Content-Transfer-Encoding",
+            self.bytes(node.body.clone()),
         )
+    }
+}
+
+/// A part's body (`body`) with the transfer encoding its header (`header`)
+/// names undone: `BINARY[part]` content (see [`Parsed::binary`]).
+pub(crate) fn decode_part<'b>(header: &[u8], body: &'b [u8]) -> Result<Cow<'b, [u8]>, BinaryError> {
+    let cte = first_raw(header, b"Content-Transfer-Encoding")
         .map(|raw| String::from_utf8_lossy(&raw).to_ascii_lowercase())
         .unwrap_or_default();
-        let decoded = match cte.as_str() {
-            "" | "7bit" | "8bit" | "binary" => return Ok(Cow::Borrowed(body)),
-            "base64" => base64_decode(body),
-            "quoted-printable" => quoted_printable_decode(body),
-            _ => return Err(BinaryError::UnknownEncoding(cte)),
-        };
-        decoded.map(Cow::Owned).ok_or(BinaryError::Corrupt(cte))
-    }
+    let decoded = match cte.as_str() {
+        "" | "7bit" | "8bit" | "binary" => return Ok(Cow::Borrowed(body)),
+        "base64" => base64_decode(body),
+        "quoted-printable" => quoted_printable_decode(body),
+        _ => return Err(BinaryError::UnknownEncoding(cte)),
+    };
+    decoded.map(Cow::Owned).ok_or(BinaryError::Corrupt(cte))
 }

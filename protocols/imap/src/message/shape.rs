@@ -22,7 +22,7 @@ use std::num::NonZeroU32;
 use std::ops::Range;
 
 use super::parsed::{Content, Node, MAX_DEPTH};
-use super::section::{locate, Kind, Located, Tree};
+use super::section::{locate, resolve, Kind, Located, Tree};
 use super::Parsed;
 use imap_types::fetch::Section;
 
@@ -179,6 +179,14 @@ impl Shape {
             .iter()
             .filter(|node| node.text)
             .map(|node| (node.header.start..node.body.end, node.framing))
+    }
+
+    /// The header and body of the part `part` names (`None`: no such
+    /// part), for `BINARY[part]` ([`super::decode_part`] of them).
+    pub(crate) fn part(&self, part: &[NonZeroU32]) -> Option<(Range<usize>, Range<usize>)> {
+        let id = resolve(self, part)?;
+        let node = &self.nodes[id as usize];
+        Some((node.header.clone(), node.body.clone()))
     }
 
     /// Where `section`'s content lies (as [`Parsed::find_section`] finds

@@ -3,9 +3,11 @@
 //! when the body was stored (the message is read and parsed only when it
 //! has neither, then not again); the raw message (`BODY[]`, `RFC822`,
 //! `BINARY[]`, with or without a range) and the sections the digest's
-//! MIME tree locates streamed from storage when nothing else needs the
-//! message parsed (see [`super::fetch_stream`]); other sections and
-//! BINARY from the parsed message, read only when asked; `BODY[…]` without
+//! MIME tree locates streamed from storage, and `BINARY[part]` and
+//! `BINARY.SIZE[part]` decoded from a read of the part alone, when
+//! nothing else needs the message parsed (see [`super::fetch_stream`]);
+//! without a kept tree, every item of the message's bytes from the parsed
+//! message, read only when asked; `BODY[…]` without
 //! PEEK sets `\Seen` durably first; CHANGEDSINCE
 //! and VANISHED (RFC 7162); EMAILID from the index and THREADID from the
 //! summaries (RFC 8474, see [`crate::codec::objectid`]).
@@ -29,7 +31,9 @@ use imap_types::flag::{Flag, FlagFetch};
 use imap_types::sequence::SequenceSet;
 
 use super::conn::Conn;
-use super::fetch_stream::{fields_item, is_section, raw_item, unparsed, Failed, Unparsed};
+use super::fetch_stream::{
+    decoded_item, fields_item, is_section, raw_item, unparsed, Failed, Unparsed,
+};
 use super::summaries::Summary;
 use super::view::uid_set;
 use super::{Reply, Session};
@@ -276,6 +280,24 @@ impl Session<'_> {
                     }
                     Some(Unparsed::Ready(item)) => {
                         items.push(item);
+                        continue;
+                    }
+                    Some(Unparsed::Part {
+                        section,
+                        want,
+                        header,
+                        body,
+                    }) => {
+                        let part = match self.read_range(&m.blob, header.start..body.end).await {
+                            Ok(part) => part,
+                            Err(e) => return Reply::mail(&e),
+                        };
+                        let (head, rest) =
+                            part.split_at(((header.end - header.start) as usize).min(part.len()));
+                        match decoded_item(section, want, head, rest) {
+                            Ok(item) => items.push(item),
+                            Err(reply) => return reply,
+                        }
                         continue;
                     }
                     Some(Unparsed::Fields {

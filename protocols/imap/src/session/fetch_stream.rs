@@ -6,7 +6,9 @@
 //! ([`Shape`]: `BODY[section]<partial>` of part numbers, HEADER, TEXT,
 //! MIME, `RFC822.HEADER`, `RFC822.TEXT`, each a byte range of the body),
 //! and HEADER.FIELDS[.NOT] is filtered from a read of the header's range
-//! only (so these never read the whole body, nor parse it). The response is
+//! only, and `BINARY[part]`/`BINARY.SIZE[part]` decoded from a read of
+//! the part's header and body only (so these never read the whole body,
+//! nor parse it). The response is
 //! encoded with an empty literal in each such item
 //! ([`response::fetch_pieces`]), and each literal is announced with its
 //! length and copied from a [`BodyReader`] chunk by chunk, so the session
@@ -30,7 +32,7 @@ use imap_types::IntoStatic;
 use super::conn::Conn;
 use super::{Reply, Session};
 use crate::codec::response;
-use crate::message::{cut_range, filter_fields, partial, Located, Shape};
+use crate::message::{cut_range, decode_part, filter_fields, partial, Located, Shape};
 
 /// An empty literal: a hole (see the module), or an empty section.
 fn hole() -> NString<'static> {
@@ -82,15 +84,51 @@ pub(super) fn raw_item(
 /// Whether an item is a section of the message (not all of it) that a
 /// kept MIME tree locates ([`unparsed`]).
 pub(super) fn is_section(name: &MessageDataItemName<'_>) -> bool {
-    matches!(
-        name,
+    match name {
         MessageDataItemName::Rfc822Header
-            | MessageDataItemName::Rfc822Text
-            | MessageDataItemName::BodyExt {
-                section: Some(_),
-                ..
-            }
-    )
+        | MessageDataItemName::Rfc822Text
+        | MessageDataItemName::BinarySize { .. }
+        | MessageDataItemName::BodyExt {
+            section: Some(_), ..
+        } => true,
+        MessageDataItemName::Binary { section, .. } => !section.is_empty(),
+        _ => false,
+    }
+}
+
+/// What a BINARY item of a part wants of the part's decoded body.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Decoded {
+    /// BINARY[part]<partial>: its bytes.
+    Content(Option<(u32, std::num::NonZeroU32)>),
+    /// BINARY.SIZE[part]: its size.
+    Size,
+}
+
+/// The BINARY item of [`Unparsed::Part`] for `section`, given the part's
+/// header and body: the body decoded ([`decode_part`]), cut to the
+/// partial or measured; a transfer encoding that does not decode is a
+/// `NO [UNKNOWN-CTE]`, as when the message is parsed.
+pub(super) fn decoded_item(
+    section: &[NonZeroU32],
+    want: Decoded,
+    header: &[u8],
+    body: &[u8],
+) -> Result<MessageDataItem<'static>, Reply> {
+    let content = decode_part(header, body).map_err(|e| Reply::no("UNKNOWN-CTE", e.to_string()))?;
+    Ok(match want {
+        Decoded::Content(range) => MessageDataItem::Binary {
+            section: section.to_vec(),
+            value: NString8::Literal8(Literal8 {
+                data: partial(&content, range).to_vec().into(),
+                mode: LiteralMode::Sync,
+            }),
+        },
+        Decoded::Size => MessageDataItem::BinarySize {
+            section: section.to_vec(),
+            size: u32::try_from(content.len()).unwrap_or(u32::MAX),
+        },
+    })
 }
 
 /// How an item is sent without the message parsed.
@@ -105,6 +143,14 @@ pub(super) enum Unparsed<'n> {
     },
     /// The item as it is (an empty section).
     Ready(MessageDataItem<'static>),
+    /// BINARY[part] or BINARY.SIZE[part]: the part's header and body read
+    /// (`header` then `body`, side by side), then [`decoded_item`].
+    Part {
+        section: &'n [NonZeroU32],
+        want: Decoded,
+        header: Range<u64>,
+        body: Range<u64>,
+    },
     /// HEADER.FIELDS[.NOT]: the header's bytes `header` read, then
     /// [`fields_item`].
     Fields {
@@ -154,6 +200,34 @@ pub(super) fn unparsed<'n>(
         });
     }
     let tree = tree?;
+    let wide = |r: Range<usize>| r.start as u64..r.end as u64;
+    let binary = match name {
+        MessageDataItemName::Binary {
+            section, partial, ..
+        } => Some((section, Decoded::Content(*partial))),
+        MessageDataItemName::BinarySize { section } => Some((section, Decoded::Size)),
+        _ => None,
+    };
+    if let Some((section, want)) = binary {
+        return Some(match (section.is_empty(), tree.part(section)) {
+            // BINARY.SIZE[]: the message as it is.
+            (true, _) => Unparsed::Ready(MessageDataItem::BinarySize {
+                section: Vec::new(),
+                size: u32::try_from(tree.size()).unwrap_or(u32::MAX),
+            }),
+            (false, Some((header, body))) => Unparsed::Part {
+                section,
+                want,
+                header: wide(header),
+                body: wide(body),
+            },
+            // No such part: empty.
+            (false, None) => Unparsed::Ready(match decoded_item(section, want, &[], &[]) {
+                Ok(item) => item,
+                Err(_) => return None,
+            }),
+        });
+    }
     let (item, section, range) = match name {
         MessageDataItemName::Rfc822Header => (MessageDataItem::Rfc822Header(hole()), &HEADER, None),
         MessageDataItemName::Rfc822Text => (MessageDataItem::Rfc822Text(hole()), &TEXT, None),
@@ -172,7 +246,6 @@ pub(super) fn unparsed<'n>(
         ),
         _ => return None,
     };
-    let wide = |r: Range<usize>| r.start as u64..r.end as u64;
     Some(match tree.locate(section) {
         None => Unparsed::Ready(item),
         Some(Located::Bytes(bytes)) => {
