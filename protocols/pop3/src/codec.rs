@@ -9,7 +9,8 @@
 //!   with RFC 2449 response codes);
 //! - [`DotStuffer`] byte-stuffs a message body chunk by chunk for RETR and
 //!   TOP, and [`unstuff`] undoes it (the client's side, for tests);
-//! - [`top`] cuts a message to its header and the first lines of its body.
+//! - [`top`] cuts a message to its header and the first lines of its body
+//!   ([`Top`]: the same, fed in chunks as the message is read).
 
 use std::fmt;
 
@@ -293,28 +294,69 @@ pub fn unstuff(data: &[u8]) -> Option<Vec<u8>> {
 /// `lines` lines of its body (TOP). A message without a blank line is all
 /// header.
 pub fn top(message: &[u8], lines: u32) -> &[u8] {
-    let mut at = 0;
-    let mut in_header = true;
-    let mut left = lines;
-    while let Some(rest) = message.get(at..) {
-        if rest.is_empty() || (!in_header && left == 0) {
-            break;
+    Top::new(lines).take(message).0
+}
+
+/// [`top`] of a message given in chunks, as it is read: each chunk's part
+/// that belongs to the top, and whether the top is complete (nothing more
+/// need be read).
+#[derive(Debug, Clone)]
+pub struct Top {
+    in_header: bool,
+    /// Body lines still to take.
+    left: u32,
+    /// Bytes of the current line taken so far, and whether they are a lone
+    /// CR (a blank line so far either way when at most that).
+    line: usize,
+    line_cr: bool,
+}
+
+impl Top {
+    /// The top of a message with `lines` lines of body.
+    pub fn new(lines: u32) -> Self {
+        Self {
+            in_header: true,
+            left: lines,
+            line: 0,
+            line_cr: false,
         }
-        let len = rest
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(rest.len(), |i| i + 1);
-        let this = rest.get(..len).unwrap_or_default();
-        if in_header {
-            if trim_eol(this).is_empty() {
-                in_header = false;
-            }
-        } else {
-            left -= 1;
-        }
-        at += len;
     }
-    message.get(..at).unwrap_or(message)
+
+    /// Whether the top is complete.
+    pub fn done(&self) -> bool {
+        !self.in_header && self.left == 0 && self.line == 0
+    }
+
+    /// The part of `chunk` (the next bytes of the message) that belongs to
+    /// the top, and whether the top is complete.
+    pub fn take<'c>(&mut self, chunk: &'c [u8]) -> (&'c [u8], bool) {
+        let mut at = 0;
+        while at < chunk.len() && !self.done() {
+            let rest = chunk.get(at..).unwrap_or_default();
+            let Some(nl) = rest.iter().position(|&b| b == b'\n') else {
+                self.line_cr =
+                    (self.line == 0 && rest == b"\r") || (self.line_cr && rest.is_empty());
+                self.line += rest.len();
+                at = chunk.len();
+                break;
+            };
+            let before = rest.get(..nl).unwrap_or_default();
+            let blank = match self.line {
+                0 => before.is_empty() || before == b"\r",
+                1 => self.line_cr && before.is_empty(),
+                _ => false,
+            };
+            if self.in_header {
+                self.in_header = !blank;
+            } else {
+                self.left -= 1;
+            }
+            self.line = 0;
+            self.line_cr = false;
+            at += nl + 1;
+        }
+        (chunk.get(..at).unwrap_or(chunk), self.done())
+    }
 }
 
 #[cfg(test)]
@@ -443,6 +485,33 @@ mod tests {
         fn top_is_a_prefix(body in proptest::collection::vec(any::<u8>(), 0..200), n in 0u32..5) {
             let t = top(&body, n);
             prop_assert!(body.starts_with(t));
+        }
+
+        /// Fed in chunks as the message is read, the top is the same,
+        /// and it says it is complete once it is.
+        #[test]
+        fn top_in_chunks_is_the_top(
+            body in proptest::collection::vec(prop::sample::select(vec![b'a', b'\r', b'\n', b':']), 0..120),
+            n in 0u32..4,
+            cuts in proptest::collection::vec(1usize..9, 0..40),
+        ) {
+            let whole = top(&body, n);
+            let mut t = Top::new(n);
+            let (mut got, mut at, mut done) = (Vec::new(), 0, false);
+            for cut in cuts.iter().copied().chain(std::iter::once(usize::MAX)) {
+                if done || at >= body.len() {
+                    break;
+                }
+                let end = at.saturating_add(cut).min(body.len());
+                let (part, complete) = t.take(&body[at..end]);
+                got.extend_from_slice(part);
+                done = complete;
+                at = end;
+            }
+            prop_assert_eq!(&got[..], whole);
+            if done {
+                prop_assert!(whole.len() <= body.len());
+            }
         }
     }
 }

@@ -547,52 +547,46 @@ async fn retrieve(
         err(out, Some(RespCode::SysTemp), "Cannot read the message");
     };
     let mut stuffer = DotStuffer::new();
-    match lines {
-        Some(n) => {
-            let body = match store.body(&blob).await {
-                Ok(body) => body,
-                Err(e) => {
-                    refuse(out, e);
-                    return Ok(());
-                }
-            };
-            ok(out, "Top of message follows");
-            for chunk in codec::top(&body, n).chunks(WRITE_CHUNK) {
-                stuffer.feed(chunk, out);
-                if out.len() >= WRITE_CHUNK {
-                    conn.flush(out).await?;
-                }
-            }
+    // TOP reads the message as a range (no hash check: it stops at the
+    // top's end, most often within the first chunk); RETR reads it whole.
+    let mut top = lines.map(codec::Top::new);
+    let range = top.as_ref().map(|_| 0..size);
+    let mut reader = match store.body_reader(&blob, range).await {
+        Ok(reader) => reader,
+        Err(e) => {
+            refuse(out, e);
+            return Ok(());
         }
-        None => {
-            let mut reader = match store.body_reader(&blob, None).await {
-                Ok(reader) => reader,
-                Err(e) => {
-                    refuse(out, e);
-                    return Ok(());
-                }
-            };
-            ok(out, &format!("{size} octets"));
-            while let Some(chunk) = reader.next_chunk().await {
-                let chunk = match chunk {
-                    Ok(chunk) => chunk,
-                    Err(e) => {
-                        // Part of the message went out and cannot be taken
-                        // back: the reply is left unfinished (no final
-                        // `.`) and the connection ends, without UPDATE.
-                        tracing::error!(error = %e, "pop3: a message failed part-way");
-                        inner
-                            .metrics
-                            .request(Outcome::ServerError, started.elapsed());
-                        let e = io::Error::new(io::ErrorKind::InvalidData, e.to_string());
-                        return Err(End::Io(e));
-                    }
-                };
-                stuffer.feed(&chunk, out);
-                if out.len() >= WRITE_CHUNK {
-                    conn.flush(out).await?;
-                }
+    };
+    match top {
+        Some(_) => ok(out, "Top of message follows"),
+        None => ok(out, &format!("{size} octets")),
+    }
+    while let Some(chunk) = reader.next_chunk().await {
+        let chunk = match chunk {
+            Ok(chunk) => chunk,
+            Err(e) => {
+                // Part of the message went out and cannot be taken back:
+                // the reply is left unfinished (no final `.`) and the
+                // connection ends, without UPDATE.
+                tracing::error!(error = %e, "pop3: a message failed part-way");
+                inner
+                    .metrics
+                    .request(Outcome::ServerError, started.elapsed());
+                let e = io::Error::new(io::ErrorKind::InvalidData, e.to_string());
+                return Err(End::Io(e));
             }
+        };
+        let (part, done) = match &mut top {
+            Some(top) => top.take(&chunk),
+            None => (&chunk[..], false),
+        };
+        stuffer.feed(part, out);
+        if out.len() >= WRITE_CHUNK {
+            conn.flush(out).await?;
+        }
+        if done {
+            break;
         }
     }
     stuffer.finish(out);

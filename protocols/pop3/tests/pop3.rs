@@ -681,7 +681,7 @@ fn dotted_across_chunks() -> Vec<u8> {
 }
 
 #[test]
-fn retr_stuffs_dotted_lines_where_storage_chunks_meet() {
+fn retr_and_top_stuff_dotted_lines_where_storage_chunks_meet() {
     let server = start();
     let Ready { open, a, .. } = &server.ready;
     let message = dotted_across_chunks();
@@ -713,5 +713,16 @@ fn retr_stuffs_dotted_lines_where_storage_chunks_meet() {
     }
     let unstuffed = codec::unstuff(&wire).expect("terminated");
     assert!(unstuffed == message, "RETR differs after unstuffing");
+    // TOP whose last line lies in the third chunk, and TOP of the header
+    // alone: the message read up to there, cut where TOP cuts it whole.
+    let body_lines = message[..2 * BODY_CHUNK + 100]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count() as u32
+        - 3;
+    for n in [body_lines, 0] {
+        let (_, top) = c.multi(&format!("TOP 1 {n}"));
+        assert!(top == codec::top(&message, n), "TOP 1 {n}");
+    }
     assert!(c.cmd("QUIT").starts_with("+OK"));
 }
