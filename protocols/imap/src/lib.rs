@@ -103,6 +103,8 @@ pub(crate) struct Inner {
     pub(crate) summaries: session::summaries::Summaries,
     /// Message headers SEARCH read, by body (see [`session::search`]).
     pub(crate) headers: session::search::Headers,
+    /// MIME trees SEARCH decoded from digests, by body.
+    pub(crate) trees: session::search::Trees,
     /// The appliance's stop, which ends sessions waiting for a command.
     shutdown: std::cell::RefCell<Option<Shutdown>>,
     /// The shard's live connections, which sessions moved here join (so
@@ -143,6 +145,7 @@ impl ImapServer {
             recent: session::recent::Recent::default(),
             summaries: session::summaries::summaries(),
             headers: session::search::headers(),
+            trees: session::search::trees(),
             shutdown: Default::default(),
             tracker: Default::default(),
         });

@@ -16,6 +16,7 @@
 
 use std::fmt::Write as _;
 use std::ops::Range;
+use std::rc::Rc;
 
 use cairn_storage::mailbox::{MailError, Message, BODY_CHUNK};
 use futures_util::future::join_all;
@@ -65,6 +66,19 @@ pub(crate) fn headers() -> Headers {
     ShardCache::new(HEADER_CACHE_BYTES, |header| header.len() + 96)
 }
 
+/// MIME trees SEARCH decoded from digests (of messages whose summary is
+/// not in memory), by body, up to [`TREE_CACHE_ENTRIES`]: a search of the
+/// same messages again reads no digest.
+pub(crate) type Trees = ShardCache<Shape>;
+
+/// The trees a shard keeps for SEARCH.
+const TREE_CACHE_ENTRIES: usize = 20_000;
+
+/// The shard's tree cache (see [`Trees`]).
+pub(crate) fn trees() -> Trees {
+    ShardCache::new(TREE_CACHE_ENTRIES, |_| 1)
+}
+
 /// Most messages whose reads are in flight together in a search, and
 /// most bytes of them (a message larger is read alone).
 const READ_WINDOW: usize = 32;
@@ -103,16 +117,20 @@ fn sort_items<'p>(hits: &[Hit], parsed: &'p [Parsed<'p>], uid: bool) -> Vec<Sort
 
 impl Session<'_> {
     /// The MIME tree kept for the message `m`: its summary's if the
-    /// shard's cache has it, else, for a message larger than a chunk,
-    /// decoded alone from its digest (the rest of the digest is not
-    /// needed here). `None`: none is kept (or its digest does not read
-    /// back or decode: counted), or the message is small and its summary
-    /// not in memory: one read of it whole costs what the read of its
-    /// digest would, and parsing it less than a second read (see
-    /// `benches/RESULTS.md`, "parse cache").
-    async fn kept_tree(&self, m: &Message) -> Option<Shape> {
+    /// shard's cache has it, or one SEARCH decoded before ([`Trees`]),
+    /// else, for a message larger than a chunk, decoded alone from its
+    /// digest (the rest of the digest is not needed here) and kept.
+    /// `None`: none is kept (or its digest does not read back or decode:
+    /// counted), or the message is small and its summary not in memory:
+    /// one read of it whole costs what the read of its digest would, and
+    /// parsing it less than a second read (see `benches/RESULTS.md`,
+    /// "parse cache").
+    async fn kept_tree(&self, m: &Message) -> Option<Rc<Shape>> {
         if let Some(summary) = self.inner.summaries.get(&m.blob.hash) {
-            return summary.tree(m.size).cloned();
+            return summary.tree(m.size).cloned().map(Rc::new);
+        }
+        if let Some(tree) = self.inner.trees.get(&m.blob.hash) {
+            return Some(tree).filter(|tree| tree.size() == m.size);
         }
         if m.size <= BODY_CHUNK as u64 {
             return None;
@@ -126,7 +144,9 @@ impl Session<'_> {
             }
         };
         match Summary::tree_from_digest(&digest) {
-            Some(tree) => tree.filter(|tree| tree.size() == m.size),
+            Some(tree) => tree
+                .filter(|tree| tree.size() == m.size)
+                .map(|tree| self.inner.trees.insert(m.blob.hash, tree)),
             None => {
                 store.digest_rejected();
                 tracing::warn!("a message's digest did not decode; parsing the message");
